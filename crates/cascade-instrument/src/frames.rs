@@ -1,0 +1,1 @@
+//! Coordinate frames: camera, telescope, nominal, ground and tilted ground (ctapipe.coordinates).

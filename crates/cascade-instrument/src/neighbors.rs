@@ -1,0 +1,1 @@
+//! Pixel neighbours from pixel positions, the way ctapipe computes them.
