@@ -1,0 +1,2 @@
+//! Stereo reconstruction benchmark (placeholder until the kernels land).
+fn main() {}
