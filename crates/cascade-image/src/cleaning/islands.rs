@@ -1,0 +1,184 @@
+//! Islands: connected groups of selected pixels (ctapipe `ctapipe.image.morphology`).
+
+use cascade_instrument::Neighbors;
+
+use super::CleaningWorkspace;
+use crate::error::{ImageError, check_len};
+use crate::value::PixelValue;
+
+/// Island counts by size, with ctapipe's thresholds (`number_of_island_sizes`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct IslandSizes {
+    /// Islands of at most 2 pixels.
+    pub small: usize,
+    /// Islands of 3 to 50 pixels.
+    pub medium: usize,
+    /// Islands of more than 50 pixels.
+    pub large: usize,
+}
+
+/// Labels the connected islands of selected pixels (ctapipe `number_of_islands`).
+///
+/// `island_labels` receives 0 for pixels outside `mask` and `1..=n_islands` otherwise;
+/// islands are numbered in the order of their lowest pixel index, exactly like ctapipe.
+/// Returns the number of islands.
+pub fn number_of_islands(
+    neighbors: &Neighbors,
+    mask: &[bool],
+    island_labels: &mut [i32],
+    workspace: &mut CleaningWorkspace,
+) -> Result<usize, ImageError> {
+    let n_pixels = neighbors.n_pixels();
+    check_len("mask", n_pixels, mask.len())?;
+    check_len("island_labels", n_pixels, island_labels.len())?;
+    Ok(label_islands(
+        neighbors,
+        mask,
+        island_labels,
+        &mut workspace.stack,
+    ))
+}
+
+/// Counts small (<= 2 pixels), medium (3..=50) and large (> 50) islands from island
+/// labels (ctapipe `number_of_island_sizes`).
+pub fn number_of_island_sizes(
+    island_labels: &[i32],
+    workspace: &mut CleaningWorkspace,
+) -> IslandSizes {
+    let sizes = island_sizes(island_labels, &mut workspace.island_sizes);
+    let mut counts = IslandSizes::default();
+    for &size in sizes.iter().skip(1).filter(|&&size| size > 0) {
+        match size {
+            0..=2 => counts.small += 1,
+            3..=50 => counts.medium += 1,
+            _ => counts.large += 1,
+        }
+    }
+    counts
+}
+
+/// Selects the island with the most pixels (ctapipe `largest_island`; the first such
+/// island on ties). The mask is all `false` when no pixel is labelled.
+pub fn largest_island(
+    island_labels: &[i32],
+    workspace: &mut CleaningWorkspace,
+    mask: &mut [bool],
+) -> Result<(), ImageError> {
+    check_len("mask", island_labels.len(), mask.len())?;
+    let sizes = island_sizes(island_labels, &mut workspace.island_sizes);
+    // np.argmax(np.bincount(labels[labels > 0])): index 0 never wins unless all are 0
+    let mut largest = 0;
+    for (label, &size) in sizes.iter().enumerate().skip(1) {
+        if size > sizes[largest] {
+            largest = label;
+        }
+    }
+    for (out, &label) in mask.iter_mut().zip(island_labels) {
+        *out = largest > 0 && label == largest as i32;
+    }
+    Ok(())
+}
+
+/// Selects the island with the largest summed signal (ctapipe `brightest_island`; the
+/// first such island on ties). All `false` when `n_islands` is 0.
+pub fn brightest_island<T: PixelValue>(
+    n_islands: usize,
+    island_labels: &[i32],
+    image: &[T],
+    workspace: &mut CleaningWorkspace,
+    mask: &mut [bool],
+) -> Result<(), ImageError> {
+    check_len("image", island_labels.len(), image.len())?;
+    check_len("mask", island_labels.len(), mask.len())?;
+    if n_islands == 0 {
+        mask.fill(false);
+        return Ok(());
+    }
+    let brightest = brightest_island_into(
+        n_islands,
+        island_labels,
+        image,
+        &mut workspace.island_brightness,
+    );
+    for (out, &label) in mask.iter_mut().zip(island_labels) {
+        *out = label == brightest;
+    }
+    Ok(())
+}
+
+/// Connected-component labelling with an explicit stack (ctapipe
+/// `_n_islands_sparse_indices`); returns the number of islands.
+pub(crate) fn label_islands(
+    neighbors: &Neighbors,
+    mask: &[bool],
+    labels: &mut [i32],
+    stack: &mut Vec<u32>,
+) -> usize {
+    const UNVISITED: i32 = -1;
+    for (label, &selected) in labels.iter_mut().zip(mask) {
+        *label = if selected { UNVISITED } else { 0 };
+    }
+    let mut n_islands = 0;
+    stack.clear();
+    for start in 0..labels.len() {
+        if labels[start] != UNVISITED {
+            continue;
+        }
+        n_islands += 1;
+        let island = n_islands as i32;
+        labels[start] = island;
+        stack.push(start as u32);
+        while let Some(pixel) = stack.pop() {
+            for &neighbor in neighbors.of(pixel as usize) {
+                let label = &mut labels[neighbor as usize];
+                if *label == UNVISITED {
+                    *label = island;
+                    stack.push(neighbor);
+                }
+            }
+        }
+    }
+    n_islands
+}
+
+/// Label of the island with the largest summed signal (`np.argmax` of the per-island sums,
+/// index 0 being "no island" with sum 0).
+pub(crate) fn brightest_island_into<T: PixelValue>(
+    n_islands: usize,
+    labels: &[i32],
+    image: &[T],
+    brightness: &mut Vec<f64>,
+) -> i32 {
+    brightness.clear();
+    brightness.resize(n_islands + 1, 0.0);
+    for (&label, &value) in labels.iter().zip(image) {
+        if label > 0 {
+            brightness[label as usize] += value.to_f64();
+        }
+    }
+    let mut brightest = 0;
+    for (label, &sum) in brightness.iter().enumerate() {
+        if sum > brightness[brightest] {
+            brightest = label;
+        }
+    }
+    brightest as i32
+}
+
+/// Pixels per label (`np.bincount`), label 0 included.
+fn island_sizes<'a>(labels: &[i32], sizes: &'a mut Vec<u32>) -> &'a [u32] {
+    sizes.clear();
+    for &label in labels {
+        if label > 0 {
+            let label = label as usize;
+            if sizes.len() <= label {
+                sizes.resize(label + 1, 0);
+            }
+            sizes[label] += 1;
+        }
+    }
+    if sizes.is_empty() {
+        sizes.push(0);
+    }
+    sizes
+}

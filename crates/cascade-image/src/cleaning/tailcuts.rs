@@ -1,0 +1,156 @@
+//! Threshold cleanings: tail cuts, the MARS first pass, and mask dilation.
+
+use cascade_instrument::Neighbors;
+
+use super::{CleaningWorkspace, cleared};
+use crate::error::{ImageError, check_len};
+use crate::value::PixelValue;
+
+/// Parameters of [`tailcuts_clean`] and [`mars_cleaning_1st_pass`].
+///
+/// `Default` gives ctapipe's `TailcutsImageCleaner` defaults (10 p.e., 5 p.e., 2, false),
+/// which `ctapipe-process` uses; the bare ctapipe function defaults differ (7, 5, 0, false).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TailcutsParams {
+    /// Picture threshold (p.e.): pixels at or above it are picture (core) pixels.
+    pub picture_threshold_pe: f64,
+    /// Boundary threshold (p.e.): pixels at or above it are kept next to a picture pixel.
+    pub boundary_threshold_pe: f64,
+    /// A picture pixel survives only with at least this many picture neighbours
+    /// (no effect when `keep_isolated_pixels` is true).
+    pub min_number_picture_neighbors: usize,
+    /// Keep picture pixels even without any selected neighbour.
+    pub keep_isolated_pixels: bool,
+}
+
+impl Default for TailcutsParams {
+    fn default() -> Self {
+        Self {
+            picture_threshold_pe: 10.0,
+            boundary_threshold_pe: 5.0,
+            min_number_picture_neighbors: 2,
+            keep_isolated_pixels: false,
+        }
+    }
+}
+
+/// Two-threshold tail-cuts cleaning (ctapipe `tailcuts_clean`).
+///
+/// Picture pixels are those `>= picture_threshold_pe` with at least
+/// `min_number_picture_neighbors` picture neighbours (unless isolated pixels are kept).
+/// The mask is `(above boundary & has picture neighbour) | (picture & has neighbour above
+/// boundary)`, or `(above boundary & has picture neighbour) | picture` when
+/// `keep_isolated_pixels` is set. `image` is in p.e.; `mask` receives one entry per pixel.
+pub fn tailcuts_clean<T: PixelValue>(
+    neighbors: &Neighbors,
+    image: &[T],
+    params: &TailcutsParams,
+    workspace: &mut CleaningWorkspace,
+    mask: &mut [bool],
+) -> Result<(), ImageError> {
+    let n_pixels = neighbors.n_pixels();
+    check_len("image", n_pixels, image.len())?;
+    check_len("mask", n_pixels, mask.len())?;
+    let above_picture = cleared(&mut workspace.first, n_pixels);
+    let in_picture = cleared(&mut workspace.second, n_pixels);
+    tailcuts_into(neighbors, image, params, above_picture, in_picture, mask);
+    Ok(())
+}
+
+/// MARS-like three-level cleaning, first pass (ctapipe `mars_cleaning_1st_pass`): tail
+/// cuts, then additionally every pixel above the boundary threshold that neighbours a
+/// pixel selected by the tail cuts (neighbours of neighbours of picture pixels).
+pub fn mars_cleaning_1st_pass<T: PixelValue>(
+    neighbors: &Neighbors,
+    image: &[T],
+    params: &TailcutsParams,
+    workspace: &mut CleaningWorkspace,
+    mask: &mut [bool],
+) -> Result<(), ImageError> {
+    let n_pixels = neighbors.n_pixels();
+    check_len("image", n_pixels, image.len())?;
+    check_len("mask", n_pixels, mask.len())?;
+    let above_picture = cleared(&mut workspace.first, n_pixels);
+    let in_picture = cleared(&mut workspace.second, n_pixels);
+    let from_tailcuts = cleared(&mut workspace.third, n_pixels);
+    tailcuts_into(
+        neighbors,
+        image,
+        params,
+        above_picture,
+        in_picture,
+        from_tailcuts,
+    );
+    // ctapipe mars_cleaning_1st_pass: the last step of tailcuts_clean, started from the
+    // tail-cuts mask instead of the picture pixels.
+    let boundary = params.boundary_threshold_pe;
+    for (pixel, out) in mask.iter_mut().enumerate() {
+        let nbrs = neighbors.of(pixel);
+        let above_boundary = image[pixel].at_least(boundary);
+        let next_to_selected = above_boundary && nbrs.iter().any(|&j| from_tailcuts[j as usize]);
+        *out = next_to_selected
+            || (from_tailcuts[pixel]
+                && (params.keep_isolated_pixels
+                    || nbrs.iter().any(|&j| image[j as usize].at_least(boundary))));
+    }
+    Ok(())
+}
+
+/// Adds one row of neighbours to a mask (ctapipe `dilate`): `dilated = mask | any
+/// neighbour in mask`.
+pub fn dilate(
+    neighbors: &Neighbors,
+    mask: &[bool],
+    dilated: &mut [bool],
+) -> Result<(), ImageError> {
+    let n_pixels = neighbors.n_pixels();
+    check_len("mask", n_pixels, mask.len())?;
+    check_len("dilated mask", n_pixels, dilated.len())?;
+    dilate_into(neighbors, mask, dilated);
+    Ok(())
+}
+
+/// [`tailcuts_clean`] on buffers of the right length.
+pub(super) fn tailcuts_into<T: PixelValue>(
+    neighbors: &Neighbors,
+    image: &[T],
+    params: &TailcutsParams,
+    above_picture: &mut [bool],
+    in_picture: &mut [bool],
+    mask: &mut [bool],
+) {
+    let picture = params.picture_threshold_pe;
+    let boundary = params.boundary_threshold_pe;
+    for (above, &value) in above_picture.iter_mut().zip(image) {
+        *above = value.at_least(picture);
+    }
+    let need_neighbors = !params.keep_isolated_pixels && params.min_number_picture_neighbors > 0;
+    for (pixel, out) in in_picture.iter_mut().enumerate() {
+        *out = above_picture[pixel]
+            && (!need_neighbors
+                || count_selected(neighbors.of(pixel), above_picture)
+                    >= params.min_number_picture_neighbors);
+    }
+    for (pixel, out) in mask.iter_mut().enumerate() {
+        let nbrs = neighbors.of(pixel);
+        let above_boundary = image[pixel].at_least(boundary);
+        let next_to_picture = above_boundary && nbrs.iter().any(|&j| in_picture[j as usize]);
+        *out = next_to_picture
+            || (in_picture[pixel]
+                && (params.keep_isolated_pixels
+                    || nbrs.iter().any(|&j| image[j as usize].at_least(boundary))));
+    }
+}
+
+/// [`dilate`] on buffers of the right length.
+pub(super) fn dilate_into(neighbors: &Neighbors, mask: &[bool], dilated: &mut [bool]) {
+    for (pixel, out) in dilated.iter_mut().enumerate() {
+        *out = mask[pixel] || neighbors.of(pixel).iter().any(|&j| mask[j as usize]);
+    }
+}
+
+/// Number of pixels in `pixels` that are selected in `mask`.
+#[inline]
+pub(super) fn count_selected(pixels: &[u32], mask: &[bool]) -> usize {
+    pixels.iter().filter(|&&j| mask[j as usize]).count()
+}

@@ -1,0 +1,331 @@
+//! Cleanings that use pixel arrival times: time-delta and time-average cleaning, the FACT
+//! cleaning and MAGIC's time-constrained cleaning.
+
+use cascade_instrument::Neighbors;
+
+use super::islands::{brightest_island_into, label_islands};
+use super::tailcuts::{count_selected, dilate_into};
+use super::{CleaningWorkspace, cleared};
+use crate::error::{ImageError, check_len};
+use crate::value::PixelValue;
+
+/// Parameters of [`fact_image_cleaning`]; `Default` gives ctapipe's function defaults.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct FactParams {
+    /// Picture threshold (p.e.).
+    pub picture_threshold_pe: f64,
+    /// Boundary threshold (p.e.).
+    pub boundary_threshold_pe: f64,
+    /// Minimum number of selected (and, in the time steps, coincident) neighbours.
+    pub min_number_neighbors: usize,
+    /// Arrival time limit between neighbouring pixels (ns).
+    pub time_limit_ns: f64,
+}
+
+impl Default for FactParams {
+    fn default() -> Self {
+        Self {
+            picture_threshold_pe: 4.0,
+            boundary_threshold_pe: 2.0,
+            min_number_neighbors: 2,
+            time_limit_ns: 5.0,
+        }
+    }
+}
+
+/// Parameters of [`time_constrained_clean`]; `Default` gives ctapipe's function defaults.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TimeConstrainedParams {
+    /// Picture (core) threshold (p.e.).
+    pub picture_threshold_pe: f64,
+    /// Boundary threshold (p.e.).
+    pub boundary_threshold_pe: f64,
+    /// Time limit of core pixels with respect to the main island's average time (ns).
+    pub time_limit_core_ns: f64,
+    /// Time limit of boundary pixels with respect to neighbouring core pixels (ns).
+    pub time_limit_boundary_ns: f64,
+    /// Minimum number of picture neighbours of core pixels and of coincident core
+    /// neighbours of boundary pixels.
+    pub min_number_picture_neighbors: usize,
+}
+
+impl Default for TimeConstrainedParams {
+    fn default() -> Self {
+        Self {
+            picture_threshold_pe: 7.0,
+            boundary_threshold_pe: 5.0,
+            time_limit_core_ns: 4.5,
+            time_limit_boundary_ns: 1.5,
+            min_number_picture_neighbors: 1,
+        }
+    }
+}
+
+/// Parameters of [`apply_time_average_cleaning`].
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TimeAverageParams {
+    /// Pixels with `image >= 2 * picture_threshold_pe` (p.e.) get twice the time limit.
+    pub picture_threshold_pe: f64,
+    /// Time limit with respect to the average time of the brightest island (ns).
+    pub time_limit_ns: f64,
+}
+
+/// Keeps the selected pixels that have at least `min_number_neighbors` selected
+/// neighbours arriving within `time_limit_ns` of themselves (ctapipe
+/// `apply_time_delta_cleaning`). `arrival_times` in ns.
+pub fn apply_time_delta_cleaning<T: PixelValue>(
+    neighbors: &Neighbors,
+    mask: &[bool],
+    arrival_times: &[T],
+    min_number_neighbors: usize,
+    time_limit_ns: f64,
+    cleaned: &mut [bool],
+) -> Result<(), ImageError> {
+    let n_pixels = neighbors.n_pixels();
+    check_len("mask", n_pixels, mask.len())?;
+    check_len("arrival_times", n_pixels, arrival_times.len())?;
+    check_len("cleaned mask", n_pixels, cleaned.len())?;
+    time_delta_into(
+        neighbors,
+        mask,
+        arrival_times,
+        min_number_neighbors,
+        time_limit_ns,
+        cleaned,
+    );
+    Ok(())
+}
+
+/// Keeps the selected pixels that arrive within `time_limit_ns` of the average time of
+/// the brightest island (weights `image²`); pixels with `image >= 2 * picture_threshold_pe`
+/// get twice the limit (ctapipe `apply_time_average_cleaning`).
+///
+/// The average is computed in `f64`; ctapipe averages `float32` times in `float32`, so a
+/// pixel whose time difference lies within a `float32` rounding of the limit can differ.
+pub fn apply_time_average_cleaning<T: PixelValue, U: PixelValue>(
+    neighbors: &Neighbors,
+    mask: &[bool],
+    image: &[T],
+    arrival_times: &[U],
+    params: &TimeAverageParams,
+    workspace: &mut CleaningWorkspace,
+    cleaned: &mut [bool],
+) -> Result<(), ImageError> {
+    let n_pixels = neighbors.n_pixels();
+    check_len("mask", n_pixels, mask.len())?;
+    check_len("image", n_pixels, image.len())?;
+    check_len("arrival_times", n_pixels, arrival_times.len())?;
+    check_len("cleaned mask", n_pixels, cleaned.len())?;
+    time_average_into(
+        neighbors,
+        mask,
+        image,
+        arrival_times,
+        params,
+        workspace,
+        cleaned,
+    );
+    Ok(())
+}
+
+/// FACT image cleaning (ctapipe `fact_image_cleaning`): picture pixels with enough picture
+/// neighbours, dilated into pixels above the boundary threshold, then the time-delta
+/// cleaning, a neighbour-count cut and the time-delta cleaning again. `image` in p.e.,
+/// `arrival_times` in ns.
+pub fn fact_image_cleaning<T: PixelValue, U: PixelValue>(
+    neighbors: &Neighbors,
+    image: &[T],
+    arrival_times: &[U],
+    params: &FactParams,
+    workspace: &mut CleaningWorkspace,
+    mask: &mut [bool],
+) -> Result<(), ImageError> {
+    let n_pixels = neighbors.n_pixels();
+    check_len("image", n_pixels, image.len())?;
+    check_len("arrival_times", n_pixels, arrival_times.len())?;
+    check_len("mask", n_pixels, mask.len())?;
+    let min = params.min_number_neighbors;
+    let first = cleared(&mut workspace.first, n_pixels);
+    let second = cleared(&mut workspace.second, n_pixels);
+    // Step 1: pixels above the picture threshold.
+    for (keep, &value) in first.iter_mut().zip(image) {
+        *keep = value.at_least(params.picture_threshold_pe);
+    }
+    // Step 2: with at least `min` picture neighbours.
+    for (pixel, keep) in second.iter_mut().enumerate() {
+        *keep = first[pixel] && count_selected(neighbors.of(pixel), first) >= min;
+    }
+    // Step 3: dilate and require the boundary threshold.
+    dilate_into(neighbors, second, first);
+    for (keep, &value) in first.iter_mut().zip(image) {
+        *keep &= value.at_least(params.boundary_threshold_pe);
+    }
+    if min == 0 {
+        mask.copy_from_slice(first);
+        return Ok(());
+    }
+    // Step 4: time-delta cleaning.
+    time_delta_into(
+        neighbors,
+        first,
+        arrival_times,
+        min,
+        params.time_limit_ns,
+        second,
+    );
+    // Step 5: at least `min` selected neighbours.
+    for (pixel, keep) in first.iter_mut().enumerate() {
+        *keep = second[pixel] && count_selected(neighbors.of(pixel), second) >= min;
+    }
+    // Step 6: time-delta cleaning again.
+    time_delta_into(
+        neighbors,
+        first,
+        arrival_times,
+        min,
+        params.time_limit_ns,
+        mask,
+    );
+    Ok(())
+}
+
+/// MAGIC's time-constrained cleaning (ctapipe `time_constrained_clean`): core pixels above
+/// the picture threshold with enough picture neighbours and within `time_limit_core_ns`
+/// of the brightest island's average time (see [`apply_time_average_cleaning`]), plus
+/// boundary pixels next to the core with enough core neighbours arriving within
+/// `time_limit_boundary_ns`. `image` in p.e., `arrival_times` in ns.
+pub fn time_constrained_clean<T: PixelValue, U: PixelValue>(
+    neighbors: &Neighbors,
+    image: &[T],
+    arrival_times: &[U],
+    params: &TimeConstrainedParams,
+    workspace: &mut CleaningWorkspace,
+    mask: &mut [bool],
+) -> Result<(), ImageError> {
+    let n_pixels = neighbors.n_pixels();
+    check_len("image", n_pixels, image.len())?;
+    check_len("arrival_times", n_pixels, arrival_times.len())?;
+    check_len("mask", n_pixels, mask.len())?;
+    let min = params.min_number_picture_neighbors;
+    let mut above_picture = std::mem::take(&mut workspace.first);
+    let mut in_picture = std::mem::take(&mut workspace.second);
+    let mut core = std::mem::take(&mut workspace.third);
+    {
+        let above_picture = cleared(&mut above_picture, n_pixels);
+        let in_picture = cleared(&mut in_picture, n_pixels);
+        let core = cleared(&mut core, n_pixels);
+        for (above, &value) in above_picture.iter_mut().zip(image) {
+            *above = value.at_least(params.picture_threshold_pe);
+        }
+        for (pixel, keep) in in_picture.iter_mut().enumerate() {
+            *keep =
+                above_picture[pixel] && count_selected(neighbors.of(pixel), above_picture) >= min;
+        }
+        let core_params = TimeAverageParams {
+            picture_threshold_pe: params.picture_threshold_pe,
+            time_limit_ns: params.time_limit_core_ns,
+        };
+        time_average_into(
+            neighbors,
+            in_picture,
+            image,
+            arrival_times,
+            &core_params,
+            workspace,
+            core,
+        );
+        for (pixel, out) in mask.iter_mut().enumerate() {
+            if core[pixel] {
+                *out = true;
+                continue;
+            }
+            let nbrs = neighbors.of(pixel);
+            let boundary = image[pixel].at_least(params.boundary_threshold_pe)
+                && nbrs.iter().any(|&j| core[j as usize]);
+            *out = boundary
+                && nbrs
+                    .iter()
+                    .filter(|&&j| {
+                        let j = j as usize;
+                        core[j]
+                            && arrival_times[pixel]
+                                .within(arrival_times[j], params.time_limit_boundary_ns)
+                    })
+                    .count()
+                    >= min;
+        }
+    }
+    workspace.first = above_picture;
+    workspace.second = in_picture;
+    workspace.third = core;
+    Ok(())
+}
+
+/// [`apply_time_delta_cleaning`] on buffers of the right length.
+fn time_delta_into<U: PixelValue>(
+    neighbors: &Neighbors,
+    mask: &[bool],
+    arrival_times: &[U],
+    min_number_neighbors: usize,
+    time_limit_ns: f64,
+    cleaned: &mut [bool],
+) {
+    for (pixel, out) in cleaned.iter_mut().enumerate() {
+        *out = mask[pixel]
+            && neighbors
+                .of(pixel)
+                .iter()
+                .filter(|&&j| {
+                    let j = j as usize;
+                    mask[j] && arrival_times[pixel].within(arrival_times[j], time_limit_ns)
+                })
+                .count()
+                >= min_number_neighbors;
+    }
+}
+
+/// [`apply_time_average_cleaning`] on buffers of the right length.
+fn time_average_into<T: PixelValue, U: PixelValue>(
+    neighbors: &Neighbors,
+    mask: &[bool],
+    image: &[T],
+    arrival_times: &[U],
+    params: &TimeAverageParams,
+    workspace: &mut CleaningWorkspace,
+    cleaned: &mut [bool],
+) {
+    cleaned.copy_from_slice(mask);
+    if !mask.iter().any(|&m| m) {
+        return;
+    }
+    let n_pixels = mask.len();
+    workspace.labels.clear();
+    workspace.labels.resize(n_pixels, 0);
+    let n_islands = label_islands(neighbors, mask, &mut workspace.labels, &mut workspace.stack);
+    let brightest = brightest_island_into(
+        n_islands,
+        &workspace.labels,
+        image,
+        &mut workspace.island_brightness,
+    );
+    // np.average(arrival_times[main], weights=image[main] ** 2)
+    let (mut weighted_sum, mut weight_sum) = (0.0, 0.0);
+    for pixel in 0..n_pixels {
+        if workspace.labels[pixel] == brightest {
+            let weight = image[pixel].to_f64().powi(2);
+            weighted_sum += arrival_times[pixel].to_f64() * weight;
+            weight_sum += weight;
+        }
+    }
+    let time_average = weighted_sum / weight_sum;
+    for (pixel, keep) in cleaned.iter_mut().enumerate() {
+        if *keep {
+            let limit = if image[pixel].to_f64() < 2.0 * params.picture_threshold_pe {
+                params.time_limit_ns
+            } else {
+                2.0 * params.time_limit_ns
+            };
+            *keep = (arrival_times[pixel].to_f64() - time_average).abs() < limit;
+        }
+    }
+}

@@ -1,0 +1,232 @@
+//! All image parameters of one telescope event, as ctapipe's `ImageProcessor` computes them
+//! (`ImageProcessor._parameterize_image`).
+
+use cascade_instrument::border::get_border_pixel_mask;
+use cascade_instrument::{Neighbors, PixelShape};
+
+use super::columns::Column;
+use super::concentration::{ConcentrationParameters, concentration_parameters};
+use super::hillas::{HillasParameters, hillas_parameters};
+use super::leakage::{LeakageParameters, leakage_parameters};
+use super::morphology::{MorphologyParameters, morphology_parameters};
+use super::statistics::{ImageStatistics, descriptive_statistics};
+use super::timing::{TimingParameters, TimingWorkspace, timing_parameters};
+use super::{Frame, PixelCoordinates};
+use crate::cleaning::CleaningWorkspace;
+use crate::error::{ImageError, check_len};
+use crate::value::PixelValue;
+
+/// Everything per camera that parametrisation needs, prepared once per telescope type:
+/// pixel coordinates in one frame, neighbours and the border masks of width 1 and 2.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParametrizationGeometry {
+    frame: Frame,
+    x: Vec<f64>,
+    y: Vec<f64>,
+    area: Vec<f64>,
+    shape: PixelShape,
+    neighbors: Neighbors,
+    border_width_1: Vec<bool>,
+    border_width_2: Vec<bool>,
+}
+
+impl ParametrizationGeometry {
+    /// Builds the geometry from pixel coordinates in `frame` (x/y in m and areas in m² in
+    /// the camera frame; fov_lon/fov_lat in deg and areas in deg² in the telescope frame),
+    /// the pixel shape and the neighbour lists; computes the border masks.
+    pub fn new(
+        frame: Frame,
+        x: Vec<f64>,
+        y: Vec<f64>,
+        area: Vec<f64>,
+        shape: PixelShape,
+        neighbors: Neighbors,
+    ) -> Result<Self, ImageError> {
+        let n = x.len();
+        check_len("pixel y", n, y.len())?;
+        check_len("pixel area", n, area.len())?;
+        check_len("neighbors", n, neighbors.n_pixels())?;
+        let border_width_1 = get_border_pixel_mask(&neighbors, 1);
+        let border_width_2 = get_border_pixel_mask(&neighbors, 2);
+        Ok(Self {
+            frame,
+            x,
+            y,
+            area,
+            shape,
+            neighbors,
+            border_width_1,
+            border_width_2,
+        })
+    }
+
+    /// Number of pixels.
+    pub fn n_pixels(&self) -> usize {
+        self.x.len()
+    }
+
+    /// Frame of the coordinates.
+    pub fn frame(&self) -> Frame {
+        self.frame
+    }
+
+    /// Borrowed view of the pixel coordinates.
+    pub fn pixels(&self) -> PixelCoordinates<'_> {
+        PixelCoordinates {
+            frame: self.frame,
+            x: &self.x,
+            y: &self.y,
+            area: &self.area,
+            shape: self.shape,
+        }
+    }
+
+    /// Neighbour lists.
+    pub fn neighbors(&self) -> &Neighbors {
+        &self.neighbors
+    }
+
+    /// Border mask of width 1 (ctapipe `get_border_pixel_mask(1)`).
+    pub fn border_width_1(&self) -> &[bool] {
+        &self.border_width_1
+    }
+
+    /// Border mask of width 2 (ctapipe `get_border_pixel_mask(2)`).
+    pub fn border_width_2(&self) -> &[bool] {
+        &self.border_width_2
+    }
+}
+
+/// Reusable scratch memory of [`image_parameters`]; one per worker thread.
+#[derive(Debug, Default, Clone)]
+pub struct ParameterWorkspace {
+    /// Scratch of the island search (morphology).
+    pub cleaning: CleaningWorkspace,
+    /// Scratch of the timing fit.
+    pub timing: TimingWorkspace,
+}
+
+/// All DL1 image parameters of one telescope event (ctapipe `ImageParametersContainer`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ImageParameters {
+    /// Hillas parameters.
+    pub hillas: HillasParameters,
+    /// Timing parameters.
+    pub timing: TimingParameters,
+    /// Leakage.
+    pub leakage: LeakageParameters,
+    /// Concentration.
+    pub concentration: ConcentrationParameters,
+    /// Morphology.
+    pub morphology: MorphologyParameters,
+    /// Statistics of the selected image values (p.e.).
+    pub intensity_statistics: ImageStatistics,
+    /// Statistics of the selected peak times (ns).
+    pub peak_time_statistics: ImageStatistics,
+}
+
+impl ImageParameters {
+    /// ctapipe's default container: NaN everywhere, morphology counts -1. Used for images
+    /// that fail the image quality query.
+    pub fn missing(frame: Frame) -> Self {
+        Self {
+            hillas: HillasParameters::nan(frame),
+            timing: TimingParameters::nan(frame),
+            leakage: LeakageParameters::nan(),
+            concentration: ConcentrationParameters::nan(),
+            morphology: MorphologyParameters::missing(),
+            intensity_statistics: ImageStatistics::nan(),
+            peak_time_statistics: ImageStatistics::nan(),
+        }
+    }
+
+    /// All columns, family by family in ctapipe's order (hillas, timing, leakage,
+    /// concentration, morphology, intensity, peak_time); see [`Column::full_name`].
+    pub fn columns(&self) -> Vec<Column> {
+        let mut columns = self.hillas.columns();
+        columns.extend(self.timing.columns());
+        columns.extend(self.leakage.columns());
+        columns.extend(self.concentration.columns());
+        columns.extend(self.morphology.columns());
+        columns.extend(
+            self.intensity_statistics
+                .columns(ImageStatistics::INTENSITY_PREFIX),
+        );
+        columns.extend(
+            self.peak_time_statistics
+                .columns(ImageStatistics::PEAK_TIME_PREFIX),
+        );
+        columns
+    }
+}
+
+/// ctapipe's default `ImageQualityQuery`: the selected image has positive total intensity
+/// (`size_greater_0`) and more than one pixel (`at_least_2_pixels`).
+pub fn passes_image_quality<T: PixelValue>(image: &[T], mask: &[bool]) -> bool {
+    let (mut n, mut sum) = (0usize, 0.0);
+    for (&value, &selected) in image.iter().zip(mask) {
+        if selected {
+            n += 1;
+            sum += value.to_f64();
+        }
+    }
+    sum > 0.0 && n > 1
+}
+
+/// All image parameters of the pixels selected by `mask`, as ctapipe's `ImageProcessor`
+/// computes them: if [`passes_image_quality`] holds, Hillas, leakage, concentration,
+/// morphology and intensity statistics, plus timing and peak-time statistics when
+/// `peak_time` (ns) is given (NaN otherwise); else [`ImageParameters::missing`].
+/// `image` in p.e.
+pub fn image_parameters<T: PixelValue, U: PixelValue>(
+    geometry: &ParametrizationGeometry,
+    image: &[T],
+    peak_time: Option<&[U]>,
+    mask: &[bool],
+    workspace: &mut ParameterWorkspace,
+) -> Result<ImageParameters, ImageError> {
+    let n = geometry.n_pixels();
+    check_len("image", n, image.len())?;
+    check_len("mask", n, mask.len())?;
+    if let Some(peak_time) = peak_time {
+        check_len("peak_time", n, peak_time.len())?;
+    }
+    let frame = geometry.frame;
+    if !passes_image_quality(image, mask) {
+        return Ok(ImageParameters::missing(frame));
+    }
+    let pixels = geometry.pixels();
+    let hillas = hillas_parameters(&pixels, image, mask)?;
+    let leakage = leakage_parameters(
+        &geometry.border_width_1,
+        &geometry.border_width_2,
+        image,
+        mask,
+    )?;
+    let concentration = concentration_parameters(&pixels, image, mask, &hillas)?;
+    let morphology = morphology_parameters(&geometry.neighbors, mask, &mut workspace.cleaning)?;
+    let intensity_statistics = descriptive_statistics(image, mask)?;
+    let (timing, peak_time_statistics) = match peak_time {
+        Some(peak_time) => (
+            timing_parameters(
+                &pixels,
+                image,
+                peak_time,
+                mask,
+                &hillas,
+                &mut workspace.timing,
+            )?,
+            descriptive_statistics(peak_time, mask)?,
+        ),
+        None => (TimingParameters::nan(frame), ImageStatistics::nan()),
+    };
+    Ok(ImageParameters {
+        hillas,
+        timing,
+        leakage,
+        concentration,
+        morphology,
+        intensity_statistics,
+        peak_time_statistics,
+    })
+}

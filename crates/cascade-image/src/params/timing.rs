@@ -1,0 +1,287 @@
+//! Timing parameters: a robust straight-line fit of pixel arrival times along the shower
+//! axis (ctapipe `timing_parameters`, `ctapipe.fitting.lts_linear_regression`).
+//!
+//! # Why and how the fit is deterministic
+//!
+//! ctapipe fits with a least-trimmed-squares (LTS) regression: from 5 random pairs of
+//! points it iterates "C-steps" (refit on the 85 % of points with the smallest residuals)
+//! and keeps the solution with the smallest residual sum of squares. The pairs are drawn
+//! from a process-global random generator, so ctapipe's result depends on how many fits
+//! ran before in the same process; about a third of real images get a different answer
+//! with a different seed. A parallel pipeline cannot reproduce that stream, and should not.
+//!
+//! cascade runs the same C-steps (same trimming fraction, iteration limit, convergence
+//! test and singularity check) from a fixed set of starts instead of random ones: the
+//! ordinary least-squares fit of all points, and the pairs of points at fixed rank
+//! quantiles of the longitudinal coordinate (outer pair, quartiles, and the two halves).
+//! The best of these, by ctapipe's criterion, is returned. Every start is a function of
+//! the data alone, so the result is identical on every run, thread and batch split. Where
+//! ctapipe's answer does not depend on its seed (the LTS optimum is found from any
+//! start) the two agree; the reference tests check this on every such image.
+
+use super::columns::Column;
+use super::hillas::HillasParameters;
+use super::{Frame, PixelCoordinates};
+use crate::error::ImageError;
+use crate::value::PixelValue;
+
+/// ctapipe `fitting.EPS`: a design matrix with `det(XᵀX)` below this is singular.
+const SINGULAR_DET: f64 = 2.0 * f64::EPSILON;
+/// ctapipe `timing_parameters` calls `lts_linear_regression` with these settings.
+const RELATIVE_SAMPLE_SIZE: f64 = 0.85;
+const MAX_ITERATIONS: usize = 20;
+const CONVERGENCE_EPS: f64 = 1e-12;
+/// Rank quantiles (of the points sorted by x) of the start pairs.
+const START_PAIRS: [(f64, f64); 5] = [(0.0, 1.0), (0.25, 0.75), (0.1, 0.9), (0.0, 0.5), (0.5, 1.0)];
+
+/// Timing parameters of one image.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TimingParameters {
+    /// Frame of the coordinates (unit of the slope).
+    pub frame: Frame,
+    /// Slope of arrival time along the major axis (ns/m or ns/deg; ctapipe unit
+    /// `1 / m` or `1 / deg`).
+    pub slope: f64,
+    /// Arrival time at the centroid (ns; unitless in ctapipe).
+    pub intercept: f64,
+    /// Root-mean-square deviation of the arrival times from the fitted line over all
+    /// selected pixels (ns; unitless in ctapipe).
+    pub deviation: f64,
+}
+
+impl TimingParameters {
+    /// All-NaN parameters (ctapipe's default container).
+    pub fn nan(frame: Frame) -> Self {
+        Self {
+            frame,
+            slope: f64::NAN,
+            intercept: f64::NAN,
+            deviation: f64::NAN,
+        }
+    }
+
+    /// ctapipe's container prefix: `"timing"` or `"camera_frame_timing"`.
+    pub fn prefix(&self) -> &'static str {
+        match self.frame {
+            Frame::Camera => "camera_frame_timing",
+            Frame::Telescope => "timing",
+        }
+    }
+
+    /// Columns in ctapipe's order: intercept, deviation, slope.
+    pub fn columns(&self) -> Vec<Column> {
+        let p = self.prefix();
+        let slope_unit = match self.frame {
+            Frame::Camera => "1 / m",
+            Frame::Telescope => "1 / deg",
+        };
+        vec![
+            Column::float(p, "intercept", "", self.intercept),
+            Column::float(p, "deviation", "", self.deviation),
+            Column::float(p, "slope", slope_unit, self.slope),
+        ]
+    }
+}
+
+/// Reusable scratch memory of the timing fit.
+#[derive(Debug, Default, Clone)]
+pub struct TimingWorkspace {
+    x: Vec<f64>,
+    y: Vec<f64>,
+    squared_residuals: Vec<f64>,
+    order: Vec<u32>,
+}
+
+/// Timing parameters of the pixels selected by `mask` (ctapipe `timing_parameters`):
+/// arrival times `peak_time` (ns) against the longitudinal coordinate along the Hillas
+/// axis, fitted with a deterministic least-trimmed-squares regression (see the module
+/// docs). `hillas` must be computed in the same frame as `pixels`.
+///
+/// Fails like ctapipe if a selected pixel has negative signal.
+pub fn timing_parameters<T: PixelValue, U: PixelValue>(
+    pixels: &PixelCoordinates<'_>,
+    image: &[T],
+    peak_time: &[U],
+    mask: &[bool],
+    hillas: &HillasParameters,
+    workspace: &mut TimingWorkspace,
+) -> Result<TimingParameters, ImageError> {
+    pixels.check(&[
+        ("image", image.len()),
+        ("peak_time", peak_time.len()),
+        ("mask", mask.len()),
+    ])?;
+    if let Some(pixel) = (0..mask.len()).find(|&i| mask[i] && image[i].to_f64() < 0.0) {
+        return Err(ImageError::NegativeSignal {
+            pixel,
+            value: image[pixel].to_f64(),
+        });
+    }
+    // camera_to_shower_coordinates(pix_x, pix_y, cog_x, cog_y, psi)
+    let (sin_psi, cos_psi) = hillas.psi_rad.sin_cos();
+    workspace.x.clear();
+    workspace.y.clear();
+    for i in (0..mask.len()).filter(|&i| mask[i]) {
+        let longi = (pixels.x[i] - hillas.x) * cos_psi + (pixels.y[i] - hillas.y) * sin_psi;
+        workspace.x.push(longi);
+        workspace.y.push(peak_time[i].to_f64());
+    }
+    let TimingWorkspace {
+        x,
+        y,
+        squared_residuals,
+        order,
+    } = workspace;
+    let (beta, _) = lts_fit(x, y, squared_residuals, order);
+    // rmse(longi * beta[0] + beta[1], peak_time) over all selected pixels
+    let n = x.len();
+    let sum_squares: f64 = x
+        .iter()
+        .zip(y.iter())
+        .map(|(&xi, &yi)| (xi * beta[0] + beta[1] - yi).powi(2))
+        .sum();
+    let deviation = (sum_squares / n as f64).sqrt();
+    Ok(TimingParameters {
+        frame: hillas.frame,
+        slope: beta[0],
+        intercept: beta[1],
+        deviation,
+    })
+}
+
+/// Least-trimmed-squares line fit `y = beta[0] * x + beta[1]` with ctapipe's settings
+/// (85 % of the points, at most 20 C-steps, convergence at 1e-12), from the deterministic
+/// starts described in the module docs. Non-finite points are dropped first. Returns
+/// `(beta, residual sum of squares of the trimmed subset)`; NaN when fewer than 2 points or
+/// no start gives a regular fit (ctapipe `lts_linear_regression`).
+pub fn lts_linear_regression(
+    x: &[f64],
+    y: &[f64],
+    workspace: &mut TimingWorkspace,
+) -> ([f64; 2], f64) {
+    let TimingWorkspace {
+        x: xs,
+        y: ys,
+        squared_residuals,
+        order,
+    } = workspace;
+    xs.clear();
+    ys.clear();
+    xs.extend_from_slice(x);
+    ys.extend_from_slice(y);
+    lts_fit(xs, ys, squared_residuals, order)
+}
+
+/// [`lts_linear_regression`] on owned buffers (filtered in place).
+fn lts_fit(
+    x: &mut Vec<f64>,
+    y: &mut Vec<f64>,
+    squared_residuals: &mut Vec<f64>,
+    order: &mut Vec<u32>,
+) -> ([f64; 2], f64) {
+    // mask = np.isfinite(x) & np.isfinite(y)
+    let mut kept = 0;
+    for i in 0..x.len() {
+        if x[i].is_finite() && y[i].is_finite() {
+            x[kept] = x[i];
+            y[kept] = y[i];
+            kept += 1;
+        }
+    }
+    x.truncate(kept);
+    y.truncate(kept);
+    let n = x.len();
+    if n < 2 {
+        return ([f64::NAN, f64::NAN], f64::NAN);
+    }
+    let sample_size = (RELATIVE_SAMPLE_SIZE * n as f64) as usize;
+
+    // starts: all points, then pairs at rank quantiles of x
+    order.clear();
+    order.extend(0..n as u32);
+    order.sort_unstable_by(|&a, &b| x[a as usize].total_cmp(&x[b as usize]));
+    let rank = |q: f64| ((q * (n - 1) as f64).round() as usize).min(n - 1);
+    let mut start_pairs = [(0, 0); START_PAIRS.len()];
+    for (pair, (low, high)) in start_pairs.iter_mut().zip(START_PAIRS) {
+        *pair = (order[rank(low)] as usize, order[rank(high)] as usize);
+    }
+    let starts = std::iter::once(regression(x, y, 0..n)).chain(
+        start_pairs
+            .into_iter()
+            .filter(|(a, b)| a != b)
+            .map(|(a, b)| regression(x, y, [a, b].into_iter())),
+    );
+
+    let (mut best_beta, mut best_error) = ([f64::NAN, f64::NAN], f64::INFINITY);
+    for start in starts.filter(|beta| !beta[0].is_nan()) {
+        let (beta, error) = c_steps(x, y, start, sample_size, squared_residuals, order);
+        if error < best_error {
+            best_beta = beta;
+            best_error = error;
+        }
+    }
+    (best_beta, best_error)
+}
+
+/// ctapipe `_lts_single_sample` after the initial fit: repeatedly refit on the
+/// `sample_size` points with the smallest squared residuals until the trimmed residual sum
+/// of squares changes by less than 1e-12.
+fn c_steps(
+    x: &[f64],
+    y: &[f64],
+    start: [f64; 2],
+    sample_size: usize,
+    squared_residuals: &mut Vec<f64>,
+    order: &mut Vec<u32>,
+) -> ([f64; 2], f64) {
+    let mut beta = start;
+    // ctapipe starts from the residuals of the two-point start, i.e. 0
+    let mut error = 0.0;
+    for _ in 0..MAX_ITERATIONS {
+        squared_residuals.clear();
+        squared_residuals.extend(
+            x.iter()
+                .zip(y)
+                .map(|(&xi, &yi)| (yi - (xi * beta[0] + beta[1])).powi(2)),
+        );
+        order.clear();
+        order.extend(0..x.len() as u32);
+        if sample_size < order.len() && sample_size > 0 {
+            order.select_nth_unstable_by(sample_size - 1, |&a, &b| {
+                squared_residuals[a as usize].total_cmp(&squared_residuals[b as usize])
+            });
+        }
+        order.truncate(sample_size);
+        beta = regression(x, y, order.iter().map(|&i| i as usize));
+        let last_error = error;
+        error = order
+            .iter()
+            .map(|&i| {
+                let i = i as usize;
+                (y[i] - (x[i] * beta[0] + beta[1])).powi(2)
+            })
+            .sum();
+        if (last_error - error).abs() < CONVERGENCE_EPS {
+            break;
+        }
+    }
+    (beta, error)
+}
+
+/// Ordinary least squares on the given points (ctapipe `linear_regression`): NaN when
+/// `det(XᵀX) < 2 ε`.
+fn regression(x: &[f64], y: &[f64], points: impl Iterator<Item = usize>) -> [f64; 2] {
+    let (mut n, mut sx, mut sy, mut sxx, mut sxy) = (0.0, 0.0, 0.0, 0.0, 0.0);
+    for i in points {
+        n += 1.0;
+        sx += x[i];
+        sy += y[i];
+        sxx += x[i] * x[i];
+        sxy += x[i] * y[i];
+    }
+    let det = sxx * n - sx * sx;
+    if det < SINGULAR_DET || det.is_nan() {
+        return [f64::NAN, f64::NAN];
+    }
+    [(n * sxy - sx * sy) / det, (sxx * sy - sx * sxy) / det]
+}
