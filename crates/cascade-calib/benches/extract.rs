@@ -1,0 +1,131 @@
+//! R0 -> DL1 image throughput on LST-like data: 1855 pixels, 40 samples, 2 gains, 1 GHz,
+//! default chain (threshold gain selection, NeighborPeakWindowSum, integration correction,
+//! time shift, NeighborAverage). Throughput is telescope events per second; the
+//! `one_thread` group is the per-core figure to compare with ctapipe's `CameraCalibrator`
+//! in `../shared/data/reference/ctapipe_throughput.json`.
+
+use std::hint::black_box;
+
+use cascade_calib::{
+    CalibrationConfig, CameraCalibrator, CameraReadout, ImageExtractorConfig, TelescopeCalibration,
+    extractor::LocalPeakWindowSum,
+};
+use cascade_instrument::Neighbors;
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use ndarray::{Array2, Array4};
+
+const N_PIXELS: usize = 1855;
+const N_SAMPLES: usize = 40;
+const N_CHANNELS: usize = 2;
+const N_EVENTS: usize = 64;
+
+/// Hexagonal lattice in axial coordinates, filled row by row: up to 6 neighbours each.
+fn hex_neighbors(n_pixels: usize) -> Neighbors {
+    let side = (n_pixels as f64).sqrt().ceil() as i64;
+    let index = |q: i64, r: i64| -> Option<u32> {
+        let i = r * side + q;
+        (q >= 0 && q < side && r >= 0 && i < n_pixels as i64).then_some(i as u32)
+    };
+    let lists: Vec<Vec<u32>> = (0..n_pixels as i64)
+        .map(|i| {
+            let (q, r) = (i % side, i / side);
+            [(1, 0), (-1, 0), (0, 1), (0, -1), (1, -1), (-1, 1)]
+                .iter()
+                .filter_map(|(dq, dr)| index(q + dq, r + dr))
+                .collect()
+        })
+        .collect();
+    Neighbors::from_lists(&lists)
+}
+
+/// Deterministic pseudo-random numbers in [0, 1) (64-bit LCG).
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self) -> f64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (self.0 >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+fn lst_like_batch() -> (Array4<u16>, TelescopeCalibration, CameraReadout) {
+    let mut random = Lcg(42);
+    let mut r0 = Array4::<u16>::zeros((N_EVENTS, N_CHANNELS, N_PIXELS, N_SAMPLES));
+    for ((_, channel, _, sample), adc) in r0.indexed_iter_mut() {
+        let pulse = (-((sample as f64 - 20.0) / 2.0).powi(2)).exp();
+        let amplitude = if channel == 0 { 200.0 } else { 10.0 };
+        *adc = (400.0 + 5.0 * random.next() + amplitude * random.next() * pulse) as u16;
+    }
+    let calibration =
+        TelescopeCalibration {
+            pedestal_per_sample: Array2::from_elem((N_CHANNELS, N_PIXELS), 400.0),
+            dc_to_pe: Array2::from_shape_fn((N_CHANNELS, N_PIXELS), |(c, _)| {
+                if c == 0 { 0.0125 } else { 0.25 }
+            }),
+            time_shift_ns: Some(Array2::from_elem((N_CHANNELS, N_PIXELS), 0.1)),
+            broken_pixels: (0..N_PIXELS).map(|p| p % 500 == 7).collect(),
+        };
+    let readout = CameraReadout {
+        sampling_rate_ghz: 1.0,
+        reference_pulse_shape: Array2::from_shape_fn((N_CHANNELS, 400), |(_, i)| {
+            (-((i as f64 * 0.1 - 10.0) / 1.5).powi(2)).exp()
+        }),
+        reference_pulse_sample_width_ns: 0.1,
+    };
+    (r0, calibration, readout)
+}
+
+fn bench_r0_to_dl1(c: &mut Criterion) {
+    let (r0, calibration, readout) = lst_like_batch();
+    let neighbors = hex_neighbors(N_PIXELS);
+    let configs = [
+        ("NeighborPeakWindowSum", CalibrationConfig::default()),
+        (
+            "LocalPeakWindowSum",
+            CalibrationConfig {
+                image_extractor: ImageExtractorConfig::LocalPeakWindowSum(
+                    LocalPeakWindowSum::default(),
+                ),
+                ..Default::default()
+            },
+        ),
+    ];
+    let mut gains = Array2::<i8>::zeros((N_EVENTS, N_PIXELS));
+    let mut image = Array2::<f32>::zeros((N_EVENTS, N_PIXELS));
+    let mut peak_time = Array2::<f32>::zeros((N_EVENTS, N_PIXELS));
+    let one_thread = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .expect("thread pool");
+    for (threads, pool) in [("one_thread", Some(&one_thread)), ("all_threads", None)] {
+        let mut group = c.benchmark_group(format!("r0_to_dl1_lst_like/{threads}"));
+        group.throughput(Throughput::Elements(N_EVENTS as u64));
+        group.sample_size(20);
+        for (name, config) in &configs {
+            let calibrator =
+                CameraCalibrator::new(config, &readout, &neighbors).expect("calibrator");
+            let mut run = || {
+                calibrator
+                    .r0_to_dl1(
+                        black_box(r0.view()),
+                        &calibration,
+                        gains.view_mut(),
+                        image.view_mut(),
+                        peak_time.view_mut(),
+                    )
+                    .expect("r0_to_dl1");
+            };
+            group.bench_function(*name, |b| match pool {
+                Some(pool) => b.iter(|| pool.install(&mut run)),
+                None => b.iter(&mut run),
+            });
+        }
+        group.finish();
+    }
+}
+
+criterion_group!(benches, bench_r0_to_dl1);
+criterion_main!(benches);

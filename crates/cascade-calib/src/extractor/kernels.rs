@@ -1,0 +1,235 @@
+//! Per-waveform kernels of the image extractors: window sums, peak times and peak finders.
+//!
+//! Each function reproduces one numba kernel of `ctapipe.image.extractor` (ctapipe 0.28)
+//! including its floating-point types, so results agree with ctapipe to the last bit or
+//! nearly so: waveforms are `f32`, sums are accumulated in `f64` and rounded to `f32`.
+
+/// Charge (sum of samples, waveform units) and peak time (ns) in the window
+/// `[peak_index - window_shift, peak_index - window_shift + window_width)`, clipped to the
+/// waveform.
+///
+/// ctapipe `extract_around_peak`: the peak time is the mean sample index weighted by the
+/// positive samples inside the window, or `peak_index` when no sample is positive, divided
+/// by the sampling rate (GHz).
+#[inline]
+pub fn extract_around_peak(
+    waveform: &[f32],
+    peak_index: i64,
+    window_width: i64,
+    window_shift: i64,
+    sampling_rate_ghz: f64,
+) -> (f32, f32) {
+    let n_samples = waveform.len() as i64;
+    let start = (peak_index - window_shift).max(0);
+    let end = (peak_index - window_shift + window_width).min(n_samples);
+    let mut sum = 0.0_f64;
+    let mut time_num = 0.0_f64;
+    let mut time_den = 0.0_f64;
+    if start < end {
+        for (offset, &sample) in waveform[start as usize..end as usize].iter().enumerate() {
+            let value = f64::from(sample);
+            sum += value;
+            if value > 0.0 {
+                time_num += value * (start as usize + offset) as f64;
+                time_den += value;
+            }
+        }
+    }
+    let peak_time_samples = if time_den > 0.0 {
+        time_num / time_den
+    } else {
+        peak_index as f64
+    };
+    (
+        sum as f32,
+        peak_time_ns(peak_time_samples, sampling_rate_ghz),
+    )
+}
+
+/// Charge (waveform units) and peak time (ns) of the `window_width` consecutive samples
+/// with the largest sum.
+///
+/// ctapipe `extract_sliding_window`: window sums are differences of the `f32` cumulative
+/// sum (`np.cumsum`) taken in `f64`; the first maximal window wins; the peak time is the
+/// mean sample index weighted by the positive samples of that window, or the window
+/// centre `start + width / 2` when none is positive. `window_width` must be in
+/// `1..=waveform.len()`.
+#[inline]
+pub fn extract_sliding_window(
+    waveform: &[f32],
+    window_width: usize,
+    sampling_rate_ghz: f64,
+) -> (f32, f32) {
+    debug_assert!(window_width >= 1 && window_width <= waveform.len());
+    // Running f32 prefix sums at the window's end (`cumsum_end`) and start (`cumsum_start`).
+    let mut cumsum_end = 0.0_f32;
+    for &sample in &waveform[..window_width] {
+        cumsum_end += sample;
+    }
+    let mut cumsum_start = 0.0_f32;
+    let mut best_sum = f64::from(cumsum_end);
+    let mut best_start = 0;
+    for start in 1..=waveform.len() - window_width {
+        cumsum_end += waveform[start + window_width - 1];
+        cumsum_start += waveform[start - 1];
+        let window_sum = f64::from(cumsum_end) - f64::from(cumsum_start);
+        if window_sum > best_sum {
+            best_sum = window_sum;
+            best_start = start;
+        }
+    }
+    let mut time_num = 0.0_f64;
+    let mut time_den = 0.0_f64;
+    for (offset, &sample) in waveform[best_start..best_start + window_width]
+        .iter()
+        .enumerate()
+    {
+        if sample > 0.0 {
+            let value = f64::from(sample);
+            time_num += value * (best_start + offset) as f64;
+            time_den += value;
+        }
+    }
+    let peak_time_samples = if time_den > 0.0 {
+        time_num / time_den
+    } else {
+        best_start as f64 + 0.5 * window_width as f64
+    };
+    (
+        best_sum as f32,
+        peak_time_ns(peak_time_samples, sampling_rate_ghz),
+    )
+}
+
+/// Index of the first maximum of a waveform (`np.argmax`); 0 for an empty waveform.
+#[inline]
+pub fn argmax_f32(waveform: &[f32]) -> usize {
+    let mut best = 0;
+    for (index, &value) in waveform.iter().enumerate() {
+        if value > waveform[best] {
+            best = index;
+        }
+    }
+    best
+}
+
+/// Index of the first maximum of a slice of `f64` (`np.argmax`); 0 for an empty slice.
+#[inline]
+pub fn argmax_f64(values: &[f64]) -> usize {
+    let mut best = 0;
+    for (index, &value) in values.iter().enumerate() {
+        if value > values[best] {
+            best = index;
+        }
+    }
+    best
+}
+
+/// Peak index of one pixel from the sum of its neighbours' waveforms.
+///
+/// ctapipe `neighbor_average_maximum`: `local_weight * own waveform + sum of the waveforms
+/// of the neighbours that are not broken`, accumulated in `f64`, then the first maximum.
+/// `waveforms` holds all pixels of one camera image, `[pixel][sample]`; `average` is
+/// scratch space of `n_samples` values.
+#[inline]
+pub fn neighbor_peak_index(
+    waveforms: &[f32],
+    n_samples: usize,
+    pixel: usize,
+    neighbors: &[u32],
+    local_weight: i64,
+    broken_pixels: &[bool],
+    average: &mut [f64],
+) -> usize {
+    let weight = local_weight as f64;
+    let own = &waveforms[pixel * n_samples..(pixel + 1) * n_samples];
+    for (acc, &sample) in average.iter_mut().zip(own) {
+        *acc = f64::from(sample) * weight;
+    }
+    for &neighbor in neighbors {
+        let neighbor = neighbor as usize;
+        if broken_pixels[neighbor] {
+            continue;
+        }
+        let samples = &waveforms[neighbor * n_samples..(neighbor + 1) * n_samples];
+        for (acc, &sample) in average.iter_mut().zip(samples) {
+            *acc += f64::from(sample);
+        }
+    }
+    argmax_f64(average)
+}
+
+/// Converts a peak time in samples to ns with ctapipe's rounding: the time is stored as
+/// `f32` in samples, then divided by the sampling rate (GHz) and stored as `f32` again.
+#[inline]
+fn peak_time_ns(peak_time_samples: f64, sampling_rate_ghz: f64) -> f32 {
+    (f64::from(peak_time_samples as f32) / sampling_rate_ghz) as f32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn window_is_clipped_at_both_ends() {
+        let waveform = [1.0_f32, 2.0, 3.0, 4.0];
+        assert_eq!(extract_around_peak(&waveform, 0, 7, 3, 1.0).0, 10.0);
+        assert_eq!(extract_around_peak(&waveform, 3, 2, 0, 1.0).0, 4.0);
+    }
+
+    #[test]
+    fn window_outside_waveform_gives_zero_and_peak_index_time() {
+        let waveform = [1.0_f32, 2.0, 3.0];
+        let (charge, time) = extract_around_peak(&waveform, 10, 3, 0, 2.0);
+        assert_eq!(charge, 0.0);
+        assert_eq!(time, 5.0);
+    }
+
+    #[test]
+    fn negative_samples_count_in_charge_not_in_time() {
+        let waveform = [-5.0_f32, 2.0, 2.0, -1.0];
+        let (charge, time) = extract_around_peak(&waveform, 0, 4, 0, 1.0);
+        assert_eq!(charge, -2.0);
+        assert_eq!(time, 1.5);
+    }
+
+    #[test]
+    fn sliding_window_finds_first_largest_window() {
+        let waveform = [0.0_f32, 1.0, 5.0, 1.0, 0.0, 5.0, 1.0, 1.0];
+        let (charge, time) = extract_sliding_window(&waveform, 3, 1.0);
+        assert_eq!(charge, 7.0);
+        assert!((time - 2.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn sliding_window_without_positive_samples_uses_window_centre() {
+        let waveform = [-1.0_f32; 10];
+        let (_, time) = extract_sliding_window(&waveform, 4, 0.5);
+        assert_eq!(time, 4.0);
+    }
+
+    #[test]
+    fn argmax_returns_first_maximum() {
+        assert_eq!(argmax_f32(&[1.0, 3.0, 3.0, 2.0]), 1);
+        assert_eq!(argmax_f64(&[0.0, 0.0]), 0);
+    }
+
+    #[test]
+    fn neighbor_peak_ignores_broken_neighbors_and_own_pixel_by_default() {
+        // 3 pixels x 4 samples: pixel 0 peaks at 0, pixel 1 at 1, pixel 2 at 3.
+        let waveforms = [
+            9.0_f32, 0.0, 0.0, 0.0, //
+            0.0, 5.0, 0.0, 0.0, //
+            0.0, 0.0, 0.0, 7.0,
+        ];
+        let mut average = [0.0; 4];
+        let broken = [false, false, false];
+        let peak = neighbor_peak_index(&waveforms, 4, 0, &[1, 2], 0, &broken, &mut average);
+        assert_eq!(peak, 3);
+        let broken = [false, false, true];
+        let peak = neighbor_peak_index(&waveforms, 4, 0, &[1, 2], 0, &broken, &mut average);
+        assert_eq!(peak, 1);
+        let peak = neighbor_peak_index(&waveforms, 4, 0, &[1, 2], 1, &broken, &mut average);
+        assert_eq!(peak, 0);
+    }
+}

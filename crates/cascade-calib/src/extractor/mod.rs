@@ -1,0 +1,291 @@
+//! Charge and peak-time extraction (R1 -> DL1 image), following `ctapipe.image.extractor`.
+//!
+//! [`ImageExtractor`] is an [`ImageExtractorConfig`] prepared for one camera: options
+//! checked and the integration correction computed once from the camera's reference pulse
+//! shape. [`ImageExtractor::extract`] turns one gain-selected telescope event
+//! `[pixel][sample]` into `image` (waveform units times the correction, p.e. for R1 input)
+//! and `peak_time` (ns), allocating nothing (scratch space in [`ExtractorScratch`]).
+
+mod config;
+mod correction;
+pub mod kernels;
+
+pub use config::{
+    FixedWindowSum, FullWaveformSum, GlobalPeakWindowSum, ImageExtractorConfig, LocalPeakWindowSum,
+    NeighborPeakWindowSum, SlidingWindowMaxSum,
+};
+pub use correction::{integration_correction, sliding_window_correction};
+
+use cascade_instrument::Neighbors;
+
+use crate::{CalibError, CameraReadout};
+use kernels::{argmax_f32, extract_around_peak, extract_sliding_window, neighbor_peak_index};
+
+/// An image extractor prepared for one camera type.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageExtractor {
+    config: ImageExtractorConfig,
+    sampling_rate_ghz: f64,
+    /// Integration correction per gain channel (empty when not applied).
+    correction: Vec<f64>,
+}
+
+/// Reusable scratch space of [`ImageExtractor::extract`]; one per thread.
+#[derive(Debug, Clone, Default)]
+pub struct ExtractorScratch {
+    average: Vec<f64>,
+    global_sum: Vec<f32>,
+    brightest: Vec<(f32, usize)>,
+}
+
+impl ImageExtractor {
+    /// Prepares `config` for a camera with this readout: checks the options and computes
+    /// the integration correction the way the ctapipe extractor's `_calculate_correction`
+    /// does.
+    pub fn new(config: &ImageExtractorConfig, readout: &CameraReadout) -> Result<Self, CalibError> {
+        config.validate()?;
+        readout.validate()?;
+        let pulse = readout.reference_pulse_shape.view();
+        let window_correction = |width: i64, shift: i64| {
+            integration_correction(
+                pulse,
+                readout.reference_pulse_sample_width_ns,
+                readout.sample_width_ns(),
+                width,
+                shift,
+            )
+        };
+        let correction = match config {
+            ImageExtractorConfig::FullWaveformSum(_) => Vec::new(),
+            ImageExtractorConfig::FixedWindowSum(c) if c.apply_integration_correction => {
+                window_correction(c.window_width, c.window_shift)
+            }
+            ImageExtractorConfig::GlobalPeakWindowSum(c) if c.apply_integration_correction => {
+                window_correction(c.window_width, c.window_shift)
+            }
+            ImageExtractorConfig::LocalPeakWindowSum(c) if c.apply_integration_correction => {
+                window_correction(c.window_width, c.window_shift)
+            }
+            ImageExtractorConfig::NeighborPeakWindowSum(c) if c.apply_integration_correction => {
+                window_correction(c.window_width, c.window_shift)
+            }
+            ImageExtractorConfig::SlidingWindowMaxSum(c) if c.apply_integration_correction => {
+                sliding_window_correction(
+                    pulse,
+                    readout.reference_pulse_sample_width_ns,
+                    readout.sampling_rate_ghz,
+                    c.window_width,
+                )?
+            }
+            _ => Vec::new(),
+        };
+        Ok(Self {
+            config: config.clone(),
+            sampling_rate_ghz: readout.sampling_rate_ghz,
+            correction,
+        })
+    }
+
+    /// The configuration this extractor was built from.
+    pub fn config(&self) -> &ImageExtractorConfig {
+        &self.config
+    }
+
+    /// Integration correction per gain channel (dimensionless); empty when none is applied.
+    pub fn integration_correction(&self) -> &[f64] {
+        &self.correction
+    }
+
+    /// Sampling rate (GHz) used to convert peak times to ns.
+    pub fn sampling_rate_ghz(&self) -> f64 {
+        self.sampling_rate_ghz
+    }
+
+    /// Checks that waveforms of `n_samples` samples and the given gain channels can be
+    /// extracted (window fits for `SlidingWindowMaxSum`, a correction for every channel).
+    pub fn check(&self, n_samples: usize, n_channels: usize) -> Result<(), CalibError> {
+        if let ImageExtractorConfig::SlidingWindowMaxSum(c) = &self.config
+            && n_samples > 1
+            && c.window_width as usize > n_samples
+        {
+            return Err(CalibError::InvalidConfig(format!(
+                "SlidingWindowMaxSum: window_width {} exceeds the {n_samples} samples",
+                c.window_width
+            )));
+        }
+        if !self.correction.is_empty() && self.correction.len() < n_channels {
+            return Err(CalibError::InvalidConfig(format!(
+                "reference pulse shape has {} channel(s), the data {n_channels}",
+                self.correction.len()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Extracts one gain-selected telescope event.
+    ///
+    /// `waveforms` is `[pixel][sample]` (R1, p.e.); `selected_gain_channel` selects the
+    /// integration correction of each pixel; `broken_pixels` are left out of the neighbour
+    /// sum (`NeighborPeakWindowSum`) and the camera average (`GlobalPeakWindowSum`).
+    /// Writes `image` (p.e.) and `peak_time` (ns), one value per pixel. Call
+    /// [`ImageExtractor::check`] once for the shapes first; bad shapes panic here.
+    #[allow(clippy::too_many_arguments)]
+    pub fn extract(
+        &self,
+        waveforms: &[f32],
+        n_samples: usize,
+        selected_gain_channel: &[i8],
+        broken_pixels: &[bool],
+        neighbors: &Neighbors,
+        scratch: &mut ExtractorScratch,
+        image: &mut [f32],
+        peak_time: &mut [f32],
+    ) {
+        let rate = self.sampling_rate_ghz;
+        let pixels = waveforms.chunks_exact(n_samples);
+        let outputs = image.iter_mut().zip(peak_time.iter_mut());
+        match &self.config {
+            ImageExtractorConfig::FullWaveformSum(_) => {
+                for (waveform, (charge, time)) in pixels.zip(outputs) {
+                    (*charge, *time) = extract_around_peak(waveform, 0, n_samples as i64, 0, rate);
+                }
+            }
+            ImageExtractorConfig::FixedWindowSum(c) => {
+                for (waveform, (charge, time)) in pixels.zip(outputs) {
+                    (*charge, *time) = extract_around_peak(
+                        waveform,
+                        c.peak_index,
+                        c.window_width,
+                        c.window_shift,
+                        rate,
+                    );
+                }
+            }
+            ImageExtractorConfig::GlobalPeakWindowSum(c) => {
+                let peak = global_peak_index(waveforms, n_samples, broken_pixels, c, scratch);
+                for (waveform, (charge, time)) in pixels.zip(outputs) {
+                    (*charge, *time) = extract_around_peak(
+                        waveform,
+                        peak as i64,
+                        c.window_width,
+                        c.window_shift,
+                        rate,
+                    );
+                }
+            }
+            ImageExtractorConfig::LocalPeakWindowSum(c) => {
+                for (waveform, (charge, time)) in pixels.zip(outputs) {
+                    let peak = argmax_f32(waveform) as i64;
+                    (*charge, *time) =
+                        extract_around_peak(waveform, peak, c.window_width, c.window_shift, rate);
+                }
+            }
+            ImageExtractorConfig::NeighborPeakWindowSum(c) => {
+                scratch.average.resize(n_samples, 0.0);
+                for (pixel, (waveform, (charge, time))) in pixels.zip(outputs).enumerate() {
+                    let peak = neighbor_peak_index(
+                        waveforms,
+                        n_samples,
+                        pixel,
+                        neighbors.of(pixel),
+                        c.local_weight,
+                        broken_pixels,
+                        &mut scratch.average,
+                    ) as i64;
+                    (*charge, *time) =
+                        extract_around_peak(waveform, peak, c.window_width, c.window_shift, rate);
+                }
+            }
+            ImageExtractorConfig::SlidingWindowMaxSum(c) => {
+                let width = c.window_width as usize;
+                for (waveform, (charge, time)) in pixels.zip(outputs) {
+                    (*charge, *time) = extract_sliding_window(waveform, width, rate);
+                }
+            }
+        }
+        if !self.correction.is_empty() {
+            // ctapipe `ImageExtractor._apply_correction`: f32 charge times f64 correction of
+            // the selected channel, stored as f32.
+            for (charge, &channel) in image.iter_mut().zip(selected_gain_channel) {
+                *charge = (f64::from(*charge) * self.correction[channel as usize]) as f32;
+            }
+        }
+    }
+}
+
+/// Peak index of the camera-average waveform (ctapipe `GlobalPeakWindowSum.__call__`).
+///
+/// With `pixel_fraction == 1`: mean over the pixels that are not broken, accumulated in
+/// `f32` pixel by pixel as numpy does for `waveforms.mean(axis=-2, where=...)`. Otherwise
+/// the `int(pixel_fraction * n_pixels)` pixels with the largest maximum sample (broken
+/// pixels count as `-inf`; ties go to the higher pixel index, as `heapq.nlargest`) are
+/// averaged. The first maximum of the average is the peak.
+fn global_peak_index(
+    waveforms: &[f32],
+    n_samples: usize,
+    broken_pixels: &[bool],
+    options: &GlobalPeakWindowSum,
+    scratch: &mut ExtractorScratch,
+) -> usize {
+    let n_pixels = waveforms.len() / n_samples;
+    let sum = &mut scratch.global_sum;
+    sum.clear();
+    sum.resize(n_samples, 0.0);
+    let mut add = |pixel: usize| {
+        let waveform = &waveforms[pixel * n_samples..(pixel + 1) * n_samples];
+        for (acc, &sample) in sum.iter_mut().zip(waveform) {
+            *acc += sample;
+        }
+    };
+    let count = if options.pixel_fraction == 1.0 {
+        let mut count = 0;
+        for pixel in (0..n_pixels).filter(|&pixel| !broken_pixels[pixel]) {
+            add(pixel);
+            count += 1;
+        }
+        count
+    } else {
+        let n_brightest = (options.pixel_fraction * n_pixels as f64) as usize;
+        let ranking = &mut scratch.brightest;
+        ranking.clear();
+        ranking.extend(
+            waveforms
+                .chunks_exact(n_samples)
+                .enumerate()
+                .map(|(pixel, wf)| {
+                    let max = if broken_pixels[pixel] {
+                        f32::NEG_INFINITY
+                    } else {
+                        wf.iter().copied().fold(f32::NEG_INFINITY, f32::max)
+                    };
+                    (max, pixel)
+                }),
+        );
+        ranking.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(b.1.cmp(&a.1)));
+        for &(_, pixel) in ranking.iter().take(n_brightest) {
+            add(pixel);
+        }
+        n_brightest
+    };
+    if count == 0 {
+        return 0;
+    }
+    // numpy divides by the `where` count in f64 and by a plain count in f32.
+    let mean = |total: f32| {
+        if options.pixel_fraction == 1.0 {
+            (f64::from(total) / count as f64) as f32
+        } else {
+            total / count as f32
+        }
+    };
+    let mut best = 0;
+    let mut best_value = f32::NEG_INFINITY;
+    for (index, &total) in sum.iter().enumerate() {
+        let mean = mean(total);
+        if mean > best_value {
+            best_value = mean;
+            best = index;
+        }
+    }
+    best
+}

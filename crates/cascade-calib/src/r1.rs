@@ -1,0 +1,310 @@
+//! R0 -> R1 for sim_telarray data: gain selection, pedestal subtraction and conversion to
+//! photo-electrons with the calibration stored in the file, as ctapipe's
+//! `SimTelEventSource` does it (`ctapipe.io.simteleventsource.apply_simtel_r1_calibration`):
+//!
+//! ```text
+//! pedestal_per_sample = pedestal / n_ped_slices                 (camera monitoring, f32)
+//! r1[pixel][sample]   = (r0[g][pixel][sample] - pedestal_per_sample[g][pixel])
+//!                       * (dc_to_pe[g][pixel] * calib_scale) + calib_shift   (f32 arithmetic)
+//! g                   = selected_gain_channel[pixel]            (gain selector on raw R0)
+//! ```
+
+use ndarray::{Array2, ArrayView2, ArrayView4, ArrayViewMut2, ArrayViewMut3};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::{CalibError, GainSelector};
+
+/// Options of the R0 -> R1 step (ctapipe `SimTelEventSource` traits).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct R1Config {
+    /// Gain selector applied to the raw waveforms. Default `ThresholdGainSelector`
+    /// (threshold 4000 ADC counts).
+    pub gain_selector: GainSelector,
+    /// Extra global factor on top of dc_to_pe (dimensionless). Default 1.0.
+    pub calib_scale: f64,
+    /// Shift added to every R1 sample (p.e.), to simulate miscalibration. Default 0.0.
+    pub calib_shift: f64,
+}
+
+impl Default for R1Config {
+    fn default() -> Self {
+        Self {
+            gain_selector: GainSelector::default(),
+            calib_scale: 1.0,
+            calib_shift: 0.0,
+        }
+    }
+}
+
+/// Calibration of one telescope as stored in a sim_telarray file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TelescopeCalibration {
+    /// Pedestal per sample, `[channel][pixel]` (ADC counts): the camera monitoring's
+    /// pedestal divided by `n_ped_slices` (see [`pedestal_per_sample`]).
+    pub pedestal_per_sample: Array2<f32>,
+    /// Conversion factor from pedestal-subtracted ADC counts to p.e., `[channel][pixel]`
+    /// (p.e. per ADC count): the laser calibration's `calib`.
+    pub dc_to_pe: Array2<f32>,
+    /// Per-pixel time offsets, `[channel][pixel]` (ns): the laser calibration's `tm_calib`,
+    /// subtracted from the peak time (ctapipe's `apply_peak_time_shift`). `None`: no shift.
+    pub time_shift_ns: Option<Array2<f32>>,
+    /// Pixels to treat as broken, one flag per pixel: the HV-disabled pixels of the
+    /// telescope description (ctapipe's `outlier_mask`, identical for all channels).
+    pub broken_pixels: Vec<bool>,
+}
+
+impl TelescopeCalibration {
+    /// Number of gain channels.
+    pub fn n_channels(&self) -> usize {
+        self.dc_to_pe.nrows()
+    }
+
+    /// Number of pixels.
+    pub fn n_pixels(&self) -> usize {
+        self.dc_to_pe.ncols()
+    }
+
+    /// Checks that all arrays agree on the number of channels and pixels.
+    pub fn validate(&self) -> Result<(), CalibError> {
+        let expected = vec![self.n_channels(), self.n_pixels()];
+        check_shape(
+            "pedestal_per_sample",
+            self.pedestal_per_sample.shape(),
+            &expected,
+        )?;
+        if let Some(time_shift) = &self.time_shift_ns {
+            check_shape("time_shift_ns", time_shift.shape(), &expected)?;
+        }
+        check_shape(
+            "broken_pixels",
+            &[self.broken_pixels.len()],
+            &[self.n_pixels()],
+        )
+    }
+}
+
+/// Pedestal per sample from the summed pedestal of the camera monitoring, in `f32` as
+/// ctapipe computes `cam_mon["pedestal"] / cam_mon["n_ped_slices"]` (ADC counts).
+pub fn pedestal_per_sample(pedestal_sum: ArrayView2<'_, f32>, n_ped_slices: u32) -> Array2<f32> {
+    let slices = n_ped_slices as f32;
+    pedestal_sum.mapv(|sum| sum / slices)
+}
+
+/// Broken-pixel flags from a list of pixel ids (e.g. the HV-disabled pixels).
+/// Ids outside `0..n_pixels` are ignored.
+pub fn broken_pixels_from_ids(n_pixels: usize, ids: &[u32]) -> Vec<bool> {
+    let mut broken = vec![false; n_pixels];
+    for &id in ids {
+        if let Some(flag) = broken.get_mut(id as usize) {
+            *flag = true;
+        }
+    }
+    broken
+}
+
+/// R0 -> R1 for one telescope event.
+///
+/// `r0` is `[channel][pixel][sample]` (ADC counts), `r1` is `[pixel][sample]` (p.e.),
+/// `selected_gain_channel` one entry per pixel. Shapes must agree with `calibration`
+/// (checked by [`r0_to_r1`]; here a mismatch panics).
+pub fn r0_to_r1_event(
+    r0: &[u16],
+    n_samples: usize,
+    calibration: &TelescopeCalibration,
+    config: &R1Config,
+    r1: &mut [f32],
+    selected_gain_channel: &mut [i8],
+) {
+    let n_channels = calibration.n_channels();
+    let n_pixels = calibration.n_pixels();
+    let scale = config.calib_scale as f32;
+    let shift = config.calib_shift as f32;
+    for (pixel, (r1_pixel, selected)) in r1
+        .chunks_exact_mut(n_samples)
+        .zip(selected_gain_channel.iter_mut())
+        .enumerate()
+    {
+        let waveform = |channel: usize| {
+            let start = (channel * n_pixels + pixel) * n_samples;
+            &r0[start..start + n_samples]
+        };
+        let channel = config.gain_selector.select_pixel(waveform(0), n_channels);
+        *selected = channel;
+        let channel = channel as usize;
+        let pedestal = calibration.pedestal_per_sample[[channel, pixel]];
+        let gain = calibration.dc_to_pe[[channel, pixel]] * scale;
+        for (out, &adc) in r1_pixel.iter_mut().zip(waveform(channel)) {
+            *out = (f32::from(adc) - pedestal) * gain + shift;
+        }
+    }
+}
+
+/// R0 -> R1 for a batch of events of one telescope, in parallel over events.
+///
+/// Shapes: `r0` `[event][channel][pixel][sample]` (ADC counts), `r1`
+/// `[event][pixel][sample]` (p.e.), `selected_gain_channel` `[event][pixel]`; all
+/// contiguous in standard layout.
+pub fn r0_to_r1(
+    r0: ArrayView4<'_, u16>,
+    calibration: &TelescopeCalibration,
+    config: &R1Config,
+    mut r1: ArrayViewMut3<'_, f32>,
+    mut selected_gain_channel: ArrayViewMut2<'_, i8>,
+) -> Result<(), CalibError> {
+    calibration.validate()?;
+    let (n_events, _, _, n_samples) = r0.dim();
+    let n_pixels = calibration.n_pixels();
+    check_shape(
+        "r0",
+        r0.shape(),
+        &[n_events, calibration.n_channels(), n_pixels, n_samples],
+    )?;
+    check_shape("r1", r1.shape(), &[n_events, n_pixels, n_samples])?;
+    check_shape(
+        "selected_gain_channel",
+        selected_gain_channel.shape(),
+        &[n_events, n_pixels],
+    )?;
+    let r0 = r0
+        .as_slice()
+        .ok_or(CalibError::NotContiguous { what: "r0" })?;
+    let r1 = r1
+        .as_slice_mut()
+        .ok_or(CalibError::NotContiguous { what: "r1" })?;
+    let gains = selected_gain_channel
+        .as_slice_mut()
+        .ok_or(CalibError::NotContiguous {
+            what: "selected_gain_channel",
+        })?;
+    if n_events == 0 || n_pixels == 0 || n_samples == 0 {
+        return Ok(());
+    }
+    let r0_event_len = r0.len() / n_events;
+    r0.par_chunks_exact(r0_event_len)
+        .zip(r1.par_chunks_exact_mut(n_pixels * n_samples))
+        .zip(gains.par_chunks_exact_mut(n_pixels))
+        .for_each(|((r0_event, r1_event), gain_event)| {
+            r0_to_r1_event(
+                r0_event,
+                n_samples,
+                calibration,
+                config,
+                r1_event,
+                gain_event,
+            );
+        });
+    Ok(())
+}
+
+pub(crate) fn check_shape(
+    what: &'static str,
+    actual: &[usize],
+    expected: &[usize],
+) -> Result<(), CalibError> {
+    if actual == expected {
+        Ok(())
+    } else {
+        Err(CalibError::ShapeMismatch {
+            what,
+            expected: expected.to_vec(),
+            actual: actual.to_vec(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ndarray::{Array3, Array4, array};
+
+    use super::*;
+    use crate::{GainChannel, ManualGainSelector};
+
+    fn two_gain_calibration() -> TelescopeCalibration {
+        TelescopeCalibration {
+            pedestal_per_sample: array![[100.0, 200.0], [10.0, 20.0]],
+            dc_to_pe: array![[0.5, 0.25], [5.0, 2.5]],
+            time_shift_ns: None,
+            broken_pixels: vec![false; 2],
+        }
+    }
+
+    #[test]
+    fn pedestal_and_dc_to_pe_of_the_selected_gain() {
+        // 1 event, 2 channels, 2 pixels, 3 samples; pixel 1 saturates the high gain.
+        let mut r0 = Array4::<u16>::zeros((1, 2, 2, 3));
+        r0.slice_mut(ndarray::s![0, 0, 0, ..])
+            .assign(&array![100, 102, 104]);
+        r0.slice_mut(ndarray::s![0, 0, 1, ..])
+            .assign(&array![200, 4001, 200]);
+        r0.slice_mut(ndarray::s![0, 1, 1, ..])
+            .assign(&array![20, 30, 20]);
+        let mut r1 = Array3::<f32>::zeros((1, 2, 3));
+        let mut gains = Array2::<i8>::zeros((1, 2));
+        let result = r0_to_r1(
+            r0.view(),
+            &two_gain_calibration(),
+            &R1Config::default(),
+            r1.view_mut(),
+            gains.view_mut(),
+        );
+        assert_eq!(result, Ok(()));
+        assert_eq!(gains, array![[0, 1]]);
+        assert_eq!(r1, array![[[0.0, 1.0, 2.0], [0.0, 25.0, 0.0]]]);
+    }
+
+    #[test]
+    fn manual_low_gain_and_scale_and_shift() {
+        let mut r0 = Array4::<u16>::zeros((1, 2, 2, 1));
+        r0[[0, 1, 0, 0]] = 12;
+        r0[[0, 1, 1, 0]] = 22;
+        let config = R1Config {
+            gain_selector: GainSelector::ManualGainSelector(ManualGainSelector {
+                channel: GainChannel::Low,
+            }),
+            calib_scale: 2.0,
+            calib_shift: 1.0,
+        };
+        let mut r1 = Array3::<f32>::zeros((1, 2, 1));
+        let mut gains = Array2::<i8>::zeros((1, 2));
+        r0_to_r1(
+            r0.view(),
+            &two_gain_calibration(),
+            &config,
+            r1.view_mut(),
+            gains.view_mut(),
+        )
+        .expect("valid shapes");
+        assert_eq!(gains, array![[1, 1]]);
+        assert_eq!(r1, array![[[21.0], [11.0]]]);
+    }
+
+    #[test]
+    fn shape_mismatch_is_an_error() {
+        let r0 = Array4::<u16>::zeros((1, 1, 2, 3));
+        let mut r1 = Array3::<f32>::zeros((1, 2, 3));
+        let mut gains = Array2::<i8>::zeros((1, 2));
+        let result = r0_to_r1(
+            r0.view(),
+            &two_gain_calibration(),
+            &R1Config::default(),
+            r1.view_mut(),
+            gains.view_mut(),
+        );
+        assert!(matches!(
+            result,
+            Err(CalibError::ShapeMismatch { what: "r0", .. })
+        ));
+    }
+
+    #[test]
+    fn pedestal_per_sample_divides_in_f32() {
+        let sums = array![[4000.0_f32, 4001.0]];
+        assert_eq!(
+            pedestal_per_sample(sums.view(), 10),
+            array![[400.0, 400.1_f32]]
+        );
+        assert_eq!(broken_pixels_from_ids(3, &[2, 7]), vec![false, false, true]);
+    }
+}
