@@ -137,6 +137,22 @@ impl Default for ShowerProcessorConfig {
     }
 }
 
+impl ShowerProcessorConfig {
+    /// Runs every configured reconstructor on one array event, in configuration order.
+    ///
+    /// # Errors
+    /// The first [`RecoError`] of a reconstructor.
+    pub fn process(
+        &self,
+        event: &ArrayEvent<'_>,
+    ) -> Result<Vec<(ReconstructorType, ReconstructedGeometry)>, RecoError> {
+        self.reconstructor_types
+            .iter()
+            .map(|kind| Ok((*kind, kind.reconstruct(event, &self.stereo_quality_query)?)))
+            .collect()
+    }
+}
+
 fn default_reconstructor_types() -> Vec<ReconstructorType> {
     vec![ReconstructorType::HillasReconstructor]
 }
