@@ -7,6 +7,9 @@
 /// differences of `float32` times in `float32`; the `f32` implementation does the same so
 /// that masks equal ctapipe's bit for bit. Everything else is computed in `f64`.
 pub trait PixelValue: Copy + Send + Sync + 'static {
+    /// True for `f32`: statistics then follow numpy's `float32` arithmetic (see
+    /// [`crate::params::descriptive_statistics`]).
+    const SINGLE_PRECISION: bool = false;
     /// The value as `f64`.
     fn to_f64(self) -> f64;
     /// `self >= threshold`, compared like numpy compares an array of this type with a
@@ -17,6 +20,7 @@ pub trait PixelValue: Copy + Send + Sync + 'static {
 }
 
 impl PixelValue for f32 {
+    const SINGLE_PRECISION: bool = true;
     #[inline]
     fn to_f64(self) -> f64 {
         f64::from(self)

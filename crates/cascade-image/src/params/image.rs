@@ -9,7 +9,7 @@ use super::concentration::{ConcentrationParameters, concentration_parameters};
 use super::hillas::{HillasParameters, hillas_parameters};
 use super::leakage::{LeakageParameters, leakage_parameters};
 use super::morphology::{MorphologyParameters, morphology_parameters};
-use super::statistics::{ImageStatistics, descriptive_statistics};
+use super::statistics::{ImageStatistics, StatisticsWorkspace, descriptive_statistics};
 use super::timing::{TimingParameters, TimingWorkspace, timing_parameters};
 use super::{Frame, PixelCoordinates};
 use crate::cleaning::CleaningWorkspace;
@@ -104,6 +104,8 @@ pub struct ParameterWorkspace {
     pub cleaning: CleaningWorkspace,
     /// Scratch of the timing fit.
     pub timing: TimingWorkspace,
+    /// Scratch of the statistics.
+    pub statistics: StatisticsWorkspace,
 }
 
 /// All DL1 image parameters of one telescope event (ctapipe `ImageParametersContainer`).
@@ -205,7 +207,7 @@ pub fn image_parameters<T: PixelValue, U: PixelValue>(
     )?;
     let concentration = concentration_parameters(&pixels, image, mask, &hillas)?;
     let morphology = morphology_parameters(&geometry.neighbors, mask, &mut workspace.cleaning)?;
-    let intensity_statistics = descriptive_statistics(image, mask)?;
+    let intensity_statistics = descriptive_statistics(image, mask, &mut workspace.statistics)?;
     let (timing, peak_time_statistics) = match peak_time {
         Some(peak_time) => (
             timing_parameters(
@@ -216,7 +218,7 @@ pub fn image_parameters<T: PixelValue, U: PixelValue>(
                 &hillas,
                 &mut workspace.timing,
             )?,
-            descriptive_statistics(peak_time, mask)?,
+            descriptive_statistics(peak_time, mask, &mut workspace.statistics)?,
         ),
         None => (TimingParameters::nan(frame), ImageStatistics::nan()),
     };

@@ -25,7 +25,7 @@ pub use image::{
 };
 pub use leakage::{LeakageParameters, leakage_parameters};
 pub use morphology::{MorphologyParameters, morphology_parameters};
-pub use statistics::{ImageStatistics, descriptive_statistics};
+pub use statistics::{ImageStatistics, StatisticsWorkspace, descriptive_statistics};
 pub use timing::{TimingParameters, TimingWorkspace, lts_linear_regression, timing_parameters};
 
 use cascade_instrument::PixelShape;

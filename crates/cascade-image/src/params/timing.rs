@@ -11,13 +11,16 @@
 //! with a different seed. A parallel pipeline cannot reproduce that stream, and should not.
 //!
 //! cascade runs the same C-steps (same trimming fraction, iteration limit, convergence
-//! test and singularity check) from a fixed set of starts instead of random ones: the
-//! ordinary least-squares fit of all points, and the pairs of points at fixed rank
-//! quantiles of the longitudinal coordinate (outer pair, quartiles, and the two halves).
-//! The best of these, by ctapipe's criterion, is returned. Every start is a function of
-//! the data alone, so the result is identical on every run, thread and batch split. Where
-//! ctapipe's answer does not depend on its seed (the LTS optimum is found from any
-//! start) the two agree; the reference tests check this on every such image.
+//! test and singularity check) from starts that depend on nothing but the data: the
+//! ordinary least-squares fit of all points, and [`N_PAIR_STARTS`] pairs of points drawn
+//! by a SplitMix64 generator that is re-seeded with a fixed constant for every fit. The
+//! best result by ctapipe's criterion (smallest trimmed residual sum of squares) is
+//! returned. The result is therefore identical on every run, thread and batch split.
+//! Using 20 pair starts instead of ctapipe's 5 finds the LTS optimum far more reliably:
+//! on a real LST muon image whose optimum is reached from about a third of all pairs, 5
+//! starts miss it 12 % of the time, 20 starts 0.02 % of the time. Where ctapipe's answer
+//! does not depend on its seed, it is that optimum and the two agree; the reference tests
+//! check this on every such image.
 
 use super::columns::Column;
 use super::hillas::HillasParameters;
@@ -31,8 +34,10 @@ const SINGULAR_DET: f64 = 2.0 * f64::EPSILON;
 const RELATIVE_SAMPLE_SIZE: f64 = 0.85;
 const MAX_ITERATIONS: usize = 20;
 const CONVERGENCE_EPS: f64 = 1e-12;
-/// Rank quantiles (of the points sorted by x) of the start pairs.
-const START_PAIRS: [(f64, f64); 5] = [(0.0, 1.0), (0.25, 0.75), (0.1, 0.9), (0.0, 0.5), (0.5, 1.0)];
+/// Number of two-point starts of the LTS fit (ctapipe draws 5 from its global generator).
+pub const N_PAIR_STARTS: usize = 20;
+/// Seed of the per-fit generator of start pairs.
+const START_SEED: u64 = 0x0ca5_cade_5eed;
 
 /// Timing parameters of one image.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -196,21 +201,18 @@ fn lts_fit(
     }
     let sample_size = (RELATIVE_SAMPLE_SIZE * n as f64) as usize;
 
-    // starts: all points, then pairs at rank quantiles of x
-    order.clear();
-    order.extend(0..n as u32);
-    order.sort_unstable_by(|&a, &b| x[a as usize].total_cmp(&x[b as usize]));
-    let rank = |q: f64| ((q * (n - 1) as f64).round() as usize).min(n - 1);
-    let mut start_pairs = [(0, 0); START_PAIRS.len()];
-    for (pair, (low, high)) in start_pairs.iter_mut().zip(START_PAIRS) {
-        *pair = (order[rank(low)] as usize, order[rank(high)] as usize);
-    }
-    let starts = std::iter::once(regression(x, y, 0..n)).chain(
-        start_pairs
-            .into_iter()
-            .filter(|(a, b)| a != b)
-            .map(|(a, b)| regression(x, y, [a, b].into_iter())),
-    );
+    // starts: all points, then pairs drawn like ctapipe's choose_two_without_replacement
+    let mut generator = SplitMix64(START_SEED);
+    let pairs = (0..N_PAIR_STARTS).map(move |_| {
+        let first = generator.below(n);
+        let mut second = generator.below(n - 1);
+        if second >= first {
+            second += 1;
+        }
+        [first, second]
+    });
+    let starts = std::iter::once(regression(x, y, 0..n))
+        .chain(pairs.map(|pair| regression(x, y, pair.into_iter())));
 
     let (mut best_beta, mut best_error) = ([f64::NAN, f64::NAN], f64::INFINITY);
     for start in starts.filter(|beta| !beta[0].is_nan()) {
@@ -284,4 +286,22 @@ fn regression(x: &[f64], y: &[f64], points: impl Iterator<Item = usize>) -> [f64
         return [f64::NAN, f64::NAN];
     }
     [(n * sxy - sx * sy) / det, (sxx * sy - sx * sxy) / det]
+}
+
+/// SplitMix64 (Steele, Lea & Flood 2014): a tiny deterministic generator for start pairs.
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform integer in `0..n` (Lemire's multiply-shift; `n > 0`).
+    fn below(&mut self, n: usize) -> usize {
+        ((u128::from(self.next()) * n as u128) >> 64) as usize
+    }
 }
