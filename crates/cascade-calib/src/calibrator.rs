@@ -24,7 +24,7 @@ use crate::{CalibError, CameraReadout};
 
 /// Options of the calibration chain (ctapipe `SimTelEventSource` R1 options plus
 /// `CameraCalibrator`). Every field has ctapipe's default.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CalibrationConfig {
     /// R0 -> R1 options (gain selector, calib_scale, calib_shift).
@@ -35,12 +35,18 @@ pub struct CalibrationConfig {
     pub invalid_pixel_handler: InvalidPixelHandler,
     /// Subtract the per-pixel time shift of the selected channel from the peak time.
     /// Default true.
-    #[serde(default = "default_true")]
     pub apply_peak_time_shift: bool,
 }
 
-fn default_true() -> bool {
-    true
+impl Default for CalibrationConfig {
+    fn default() -> Self {
+        Self {
+            r1: R1Config::default(),
+            image_extractor: ImageExtractorConfig::default(),
+            invalid_pixel_handler: InvalidPixelHandler::default(),
+            apply_peak_time_shift: true,
+        }
+    }
 }
 
 /// The calibration chain prepared for one camera type.
@@ -264,4 +270,44 @@ fn as_event_slice<'a, T>(
     array
         .as_slice_mut()
         .ok_or(CalibError::NotContiguous { what })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_ctapipe_defaults() {
+        let config = CalibrationConfig::default();
+        assert!(config.apply_peak_time_shift);
+        assert_eq!(
+            config.invalid_pixel_handler,
+            InvalidPixelHandler::NeighborAverage
+        );
+        assert_eq!(config.image_extractor.name(), "NeighborPeakWindowSum");
+        let parsed: Result<CalibrationConfig, _> = toml::from_str("");
+        assert_eq!(parsed.ok(), Some(config));
+    }
+
+    #[test]
+    fn nested_tables_select_extractor_and_gain_selector() {
+        let text = r#"
+            apply_peak_time_shift = false
+            invalid_pixel_handler = "None"
+            [r1]
+            calib_scale = 1.0
+            [r1.gain_selector]
+            type = "ThresholdGainSelector"
+            threshold = 3000.0
+            [image_extractor]
+            extractor = "LocalPeakWindowSum"
+            window_width = 5
+        "#;
+        let config: Result<CalibrationConfig, _> = toml::from_str(text);
+        let config = config.expect("valid config");
+        assert!(!config.apply_peak_time_shift);
+        assert_eq!(config.invalid_pixel_handler, InvalidPixelHandler::Off);
+        assert_eq!(config.image_extractor.name(), "LocalPeakWindowSum");
+        assert!(toml::from_str::<CalibrationConfig>("typo = 1").is_err());
+    }
 }

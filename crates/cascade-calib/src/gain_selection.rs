@@ -25,10 +25,14 @@ impl GainChannel {
     }
 }
 
-/// The gain selector, tagged by ctapipe's class name in the field `gain_selector`.
+/// The gain selector, tagged by ctapipe's class name in the field `type`:
+/// ```toml
+/// type = "ThresholdGainSelector"
+/// threshold = 4000.0
+/// ```
 /// Default: `ThresholdGainSelector` with threshold 4000, as ctapipe's `SimTelEventSource`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "gain_selector")]
+#[serde(tag = "type")]
 pub enum GainSelector {
     /// Low gain for every pixel whose raw high-gain waveform has a sample above the
     /// threshold, high gain otherwise (ctapipe `ThresholdGainSelector`).
@@ -109,7 +113,7 @@ mod tests {
     #[test]
     fn parses_by_ctapipe_name() {
         let selector: Result<GainSelector, _> =
-            toml::from_str("gain_selector = \"ThresholdGainSelector\"\nthreshold = 3500.0\n");
+            toml::from_str("type = \"ThresholdGainSelector\"\nthreshold = 3500.0\n");
         assert_eq!(
             selector.ok(),
             Some(GainSelector::ThresholdGainSelector(ThresholdGainSelector {
@@ -117,7 +121,7 @@ mod tests {
             }))
         );
         let manual: Result<GainSelector, _> =
-            toml::from_str("gain_selector = \"ManualGainSelector\"\nchannel = \"LOW\"\n");
+            toml::from_str("type = \"ManualGainSelector\"\nchannel = \"LOW\"\n");
         assert!(matches!(
             manual,
             Ok(GainSelector::ManualGainSelector(ManualGainSelector {
