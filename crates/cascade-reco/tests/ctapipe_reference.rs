@@ -355,8 +355,9 @@ fn quality_queries_match_ctapipe_flags() {
         let dl2 = &reference.dl2;
         let passing = dl2.list_i64("tels_passing_stereo_quality");
         let events = reference.telescope_events();
-        for row in 0..dl2.n_rows() {
-            let key = (dl2.i64("obs_id")[row], dl2.i64("event_id")[row]);
+        let (obs_ids, event_ids) = (dl2.i64("obs_id"), dl2.i64("event_id"));
+        for (row, expected) in passing.iter().enumerate() {
+            let key = (obs_ids[row], event_ids[row]);
             let ours: Vec<i64> = events
                 .get(&key)
                 .map(|tels| {
@@ -367,7 +368,7 @@ fn quality_queries_match_ctapipe_flags() {
                 })
                 .unwrap_or_default();
             assert_eq!(
-                ours, passing[row],
+                &ours, expected,
                 "{stem} row {row}: tels_passing_stereo_quality"
             );
         }
