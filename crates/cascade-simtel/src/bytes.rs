@@ -1,0 +1,381 @@
+//! Bounds-checked reading of EventIO payload fields: fixed-size integers and floats in the
+//! file's byte order, and the variable-length integer encodings sim_telarray uses.
+//!
+//! The variable-length integers follow eventio's `get_count`/`get_scount` (pyeventio
+//! `var_int.pyx`): the number of leading one bits of the first byte gives the number of
+//! extra bytes (0..=8); the remaining bits of the first byte and the extra bytes form a
+//! big-endian unsigned value. Signed values ("scount") are zig-zag coded: an odd value `v`
+//! means `-(v >> 1) - 1`, an even one `v >> 1`. Arrays of ADC samples and sums are stored as
+//! differences of consecutive values, each a signed varint
+//! (`get_adcsample_differential` / `get_vector_of_uint32_scount_differential`).
+//!
+//! Every array read first checks that the payload holds at least one byte per element, so a
+//! corrupt count can never make us allocate more than the object's own length.
+
+use crate::error::{DecodeError, DecodeErrorKind};
+
+/// Reads fields from one object's payload.
+#[derive(Debug, Clone)]
+pub struct ByteReader<'a> {
+    data: &'a [u8],
+    pos: usize,
+    big_endian: bool,
+    object_type: u16,
+}
+
+/// Result type of the field readers.
+pub type DecodeResult<T> = Result<T, DecodeError>;
+
+impl<'a> ByteReader<'a> {
+    /// A reader over `data`, the payload of an object of type `object_type`.
+    pub fn new(data: &'a [u8], big_endian: bool, object_type: u16) -> Self {
+        Self {
+            data,
+            pos: 0,
+            big_endian,
+            object_type,
+        }
+    }
+
+    /// Current position (bytes from the start of the payload).
+    pub fn position(&self) -> usize {
+        self.pos
+    }
+
+    /// Bytes not yet read.
+    pub fn remaining(&self) -> usize {
+        self.data.len() - self.pos
+    }
+
+    /// The unread part of the payload.
+    pub fn rest(&self) -> &'a [u8] {
+        &self.data[self.pos..]
+    }
+
+    /// An error of kind `kind` at the current position.
+    pub fn error(&self, kind: DecodeErrorKind) -> DecodeError {
+        DecodeError {
+            offset: self.pos,
+            object_type: self.object_type,
+            kind,
+        }
+    }
+
+    /// An "invalid value" error at the current position.
+    pub fn invalid(&self, what: impl Into<String>) -> DecodeError {
+        self.error(DecodeErrorKind::Invalid(what.into()))
+    }
+
+    /// An "unsupported" error at the current position.
+    pub fn unsupported(&self, what: impl Into<String>) -> DecodeError {
+        self.error(DecodeErrorKind::Unsupported(what.into()))
+    }
+
+    /// Takes the next `n` bytes.
+    pub fn bytes(&mut self, n: usize, what: &'static str) -> DecodeResult<&'a [u8]> {
+        if n > self.remaining() {
+            return Err(self.error(DecodeErrorKind::Truncated(what)));
+        }
+        let out = &self.data[self.pos..self.pos + n];
+        self.pos += n;
+        Ok(out)
+    }
+
+    /// Skips `n` bytes.
+    pub fn skip(&mut self, n: usize, what: &'static str) -> DecodeResult<()> {
+        self.bytes(n, what).map(|_| ())
+    }
+
+    fn array<const N: usize>(&mut self, what: &'static str) -> DecodeResult<[u8; N]> {
+        let bytes = self.bytes(N, what)?;
+        let mut out = [0u8; N];
+        out.copy_from_slice(bytes);
+        if self.big_endian {
+            out.reverse();
+        }
+        Ok(out)
+    }
+
+    /// One byte.
+    pub fn u8(&mut self, what: &'static str) -> DecodeResult<u8> {
+        Ok(self.bytes(1, what)?[0])
+    }
+
+    /// A 16-bit signed integer ("short").
+    pub fn i16(&mut self, what: &'static str) -> DecodeResult<i16> {
+        Ok(i16::from_le_bytes(self.array(what)?))
+    }
+
+    /// A 16-bit unsigned integer.
+    pub fn u16(&mut self, what: &'static str) -> DecodeResult<u16> {
+        Ok(u16::from_le_bytes(self.array(what)?))
+    }
+
+    /// A 32-bit signed integer ("int"/"long").
+    pub fn i32(&mut self, what: &'static str) -> DecodeResult<i32> {
+        Ok(i32::from_le_bytes(self.array(what)?))
+    }
+
+    /// A 32-bit unsigned integer.
+    pub fn u32(&mut self, what: &'static str) -> DecodeResult<u32> {
+        Ok(u32::from_le_bytes(self.array(what)?))
+    }
+
+    /// A 32-bit float ("real").
+    pub fn f32(&mut self, what: &'static str) -> DecodeResult<f32> {
+        Ok(f32::from_le_bytes(self.array(what)?))
+    }
+
+    /// An IEEE 754 half-precision float ("sfloat"), widened to f32.
+    pub fn f16(&mut self, what: &'static str) -> DecodeResult<f32> {
+        Ok(half_to_f32(self.u16(what)?))
+    }
+
+    /// A count that must be non-negative and fit `elem_size`-byte elements in the rest of
+    /// the payload; protects allocations against corrupt counts.
+    pub fn check_count(
+        &self,
+        count: i64,
+        elem_size: usize,
+        what: &'static str,
+    ) -> DecodeResult<usize> {
+        let count = usize::try_from(count)
+            .map_err(|_| self.invalid(format!("negative count {count} for {what}")))?;
+        if count.saturating_mul(elem_size.max(1)) > self.remaining() {
+            return Err(self.error(DecodeErrorKind::Truncated(what)));
+        }
+        Ok(count)
+    }
+
+    /// A dimension (number of gains, pixels, samples...) that must lie in `0..=max`; the
+    /// limits stop corrupt headers from sizing huge output arrays that the payload need
+    /// not back byte for byte (zero-suppressed data).
+    pub fn dimension(&self, value: i64, max: usize, what: &'static str) -> DecodeResult<usize> {
+        usize::try_from(value)
+            .ok()
+            .filter(|&v| v <= max)
+            .ok_or_else(|| self.invalid(format!("{what} = {value} outside 0..={max}")))
+    }
+
+    /// `n` 16-bit signed integers.
+    pub fn i16_vec(&mut self, n: usize, what: &'static str) -> DecodeResult<Vec<i16>> {
+        let bytes = self.bytes(n.saturating_mul(2), what)?;
+        Ok(bytes
+            .chunks_exact(2)
+            .map(|c| {
+                let b = [c[0], c[1]];
+                if self.big_endian {
+                    i16::from_be_bytes(b)
+                } else {
+                    i16::from_le_bytes(b)
+                }
+            })
+            .collect())
+    }
+
+    /// `n` 32-bit signed integers.
+    pub fn i32_vec(&mut self, n: usize, what: &'static str) -> DecodeResult<Vec<i32>> {
+        let bytes = self.bytes(n.saturating_mul(4), what)?;
+        Ok(bytes
+            .chunks_exact(4)
+            .map(|c| {
+                let b = [c[0], c[1], c[2], c[3]];
+                if self.big_endian {
+                    i32::from_be_bytes(b)
+                } else {
+                    i32::from_le_bytes(b)
+                }
+            })
+            .collect())
+    }
+
+    /// `n` 32-bit floats.
+    pub fn f32_vec(&mut self, n: usize, what: &'static str) -> DecodeResult<Vec<f32>> {
+        let bytes = self.bytes(n.saturating_mul(4), what)?;
+        Ok(bytes
+            .chunks_exact(4)
+            .map(|c| {
+                let b = [c[0], c[1], c[2], c[3]];
+                if self.big_endian {
+                    f32::from_be_bytes(b)
+                } else {
+                    f32::from_le_bytes(b)
+                }
+            })
+            .collect())
+    }
+
+    /// An unsigned variable-length integer (`get_count`).
+    pub fn uvarint(&mut self, what: &'static str) -> DecodeResult<u64> {
+        match decode_uvarint(&self.data[self.pos..]) {
+            Some((value, len)) => {
+                self.pos += len;
+                Ok(value)
+            }
+            None => Err(self.error(DecodeErrorKind::Truncated(what))),
+        }
+    }
+
+    /// A signed variable-length integer (`get_scount`).
+    pub fn varint(&mut self, what: &'static str) -> DecodeResult<i64> {
+        Ok(unzigzag(self.uvarint(what)?))
+    }
+
+    /// `n` signed variable-length integers.
+    pub fn varint_vec(&mut self, n: usize, what: &'static str) -> DecodeResult<Vec<i64>> {
+        self.check_count(n as i64, 1, what)?;
+        (0..n).map(|_| self.varint(what)).collect()
+    }
+
+    /// `n` unsigned variable-length integers.
+    pub fn uvarint_vec(&mut self, n: usize, what: &'static str) -> DecodeResult<Vec<u64>> {
+        self.check_count(n as i64, 1, what)?;
+        (0..n).map(|_| self.uvarint(what)).collect()
+    }
+
+    /// A string with an unsigned-varint length prefix (`get_var_string`).
+    pub fn var_string(&mut self, what: &'static str) -> DecodeResult<String> {
+        let len = self.uvarint(what)?;
+        let len = self.check_count(i64::try_from(len).unwrap_or(i64::MAX), 1, what)?;
+        let bytes = self.bytes(len, what)?;
+        Ok(String::from_utf8_lossy(bytes).into_owned())
+    }
+
+    /// Decodes `out.len()` differentially coded values (signed varint differences, starting
+    /// from 0) into `out`, truncating each running value to 16 bits as ctapipe's `uint16`
+    /// waveforms do.
+    pub fn differential_u16(&mut self, out: &mut [u16], what: &'static str) -> DecodeResult<()> {
+        match decode_differential_u16(&self.data[self.pos..], out) {
+            Some(len) => {
+                self.pos += len;
+                Ok(())
+            }
+            None => Err(self.error(DecodeErrorKind::Truncated(what))),
+        }
+    }
+
+    /// Decodes `out.len()` differentially coded 32-bit values (starting from 0) into `out`.
+    pub fn differential_u32(&mut self, out: &mut [u32], what: &'static str) -> DecodeResult<()> {
+        let mut value: i64 = 0;
+        for slot in out.iter_mut() {
+            value = value.wrapping_add(self.varint(what)?);
+            *slot = value as u32;
+        }
+        Ok(())
+    }
+}
+
+/// Zig-zag decoding of a signed varint.
+#[inline]
+pub fn unzigzag(v: u64) -> i64 {
+    if v & 1 == 1 {
+        -((v >> 1) as i64) - 1
+    } else {
+        (v >> 1) as i64
+    }
+}
+
+/// Decodes one unsigned varint from the start of `data`: (value, bytes used), or `None`
+/// when `data` is too short.
+#[inline]
+pub fn decode_uvarint(data: &[u8]) -> Option<(u64, usize)> {
+    let first = *data.first()?;
+    let extra = first.leading_ones() as usize;
+    if extra == 0 {
+        return Some((u64::from(first), 1));
+    }
+    let len = extra + 1;
+    let tail = data.get(1..len)?;
+    // Bits of the first byte below the length marker (none for 8 and 9 byte codes).
+    let mut value = if extra >= 7 {
+        0
+    } else {
+        u64::from(first) & (0x7f >> extra)
+    };
+    for &b in tail {
+        value = (value << 8) | u64::from(b);
+    }
+    Some((value, len))
+}
+
+/// Decodes `out.len()` differential values from `data` (the hot loop of ADC sample
+/// decoding); returns the bytes used or `None` if `data` ends early.
+#[inline]
+fn decode_differential_u16(data: &[u8], out: &mut [u16]) -> Option<usize> {
+    let mut pos = 0usize;
+    let mut value: i32 = 0;
+    for slot in out.iter_mut() {
+        let b0 = *data.get(pos)?;
+        if b0 & 0x80 == 0 {
+            // One byte: the common case for small sample-to-sample differences.
+            let v = i32::from(b0);
+            value = value.wrapping_add(if v & 1 == 0 { v >> 1 } else { -(v >> 1) - 1 });
+            pos += 1;
+        } else {
+            let (raw, len) = decode_uvarint(&data[pos..])?;
+            value = value.wrapping_add(unzigzag(raw) as i32);
+            pos += len;
+        }
+        *slot = value as u16;
+    }
+    Some(pos)
+}
+
+/// Converts an IEEE 754 binary16 value to f32.
+pub fn half_to_f32(h: u16) -> f32 {
+    let sign = u32::from(h >> 15) << 31;
+    let exponent = u32::from((h >> 10) & 0x1f);
+    let mantissa = u32::from(h & 0x3ff);
+    let bits = match (exponent, mantissa) {
+        (0, 0) => sign,
+        (0, m) => {
+            // Subnormal: value = m * 2^-24.
+            let value = m as f32 * f32::from_bits(0x3380_0000);
+            return if sign != 0 { -value } else { value };
+        }
+        (0x1f, 0) => sign | 0x7f80_0000,
+        (0x1f, m) => sign | 0x7fc0_0000 | (m << 13),
+        (e, m) => sign | ((e + 112) << 23) | (m << 13),
+    };
+    f32::from_bits(bits)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn varint_lengths_match_eventio() {
+        assert_eq!(decode_uvarint(&[0x05]), Some((5, 1)));
+        assert_eq!(decode_uvarint(&[0x81, 0x02]), Some((0x102, 2)));
+        assert_eq!(decode_uvarint(&[0xc1, 0x02, 0x03]), Some((0x10203, 3)));
+        assert_eq!(
+            decode_uvarint(&[0xfe, 1, 2, 3, 4, 5, 6, 7]),
+            Some((0x01020304050607, 8))
+        );
+        assert_eq!(
+            decode_uvarint(&[0xff, 0, 0, 0, 0, 0, 0, 0, 9]),
+            Some((9, 9))
+        );
+        assert_eq!(decode_uvarint(&[0x81]), None);
+        assert_eq!(unzigzag(3), -2);
+        assert_eq!(unzigzag(4), 2);
+    }
+
+    #[test]
+    fn differential_decoding_accumulates() {
+        // +3, -1, +200 (two-byte code), 0
+        let data = [6u8, 1, 0x81, 0x90, 0];
+        let mut out = [0u16; 4];
+        assert_eq!(decode_differential_u16(&data, &mut out), Some(5));
+        assert_eq!(out, [3, 2, 202, 202]);
+    }
+
+    #[test]
+    fn half_floats() {
+        assert_eq!(half_to_f32(0x3c00), 1.0);
+        assert_eq!(half_to_f32(0xc000), -2.0);
+        assert_eq!(half_to_f32(0x3555), 0.333_251_95);
+        assert_eq!(half_to_f32(0x0001), 5.960_464_5e-8);
+    }
+}
