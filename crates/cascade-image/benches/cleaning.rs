@@ -1,8 +1,81 @@
-//! Benchmark placeholder (filled in below).
-#![allow(missing_docs)]
-use criterion::{Criterion, criterion_group, criterion_main};
+//! Cleaning kernels on the 30 LSTCam (1855 pixels) events of `lst_muons`; throughput in
+//! telescope events per second on one core.
+#![allow(missing_docs, clippy::unwrap_used)]
 
-fn bench(_c: &mut Criterion) {}
+#[path = "../tests/common/mod.rs"]
+mod common;
 
-criterion_group!(benches, bench);
+use std::time::Duration;
+
+use cascade_image::cleaning::{
+    CleaningWorkspace, FactParams, TailcutsParams, fact_image_cleaning, mars_cleaning_1st_pass,
+    number_of_islands, tailcuts_clean,
+};
+use cascade_testdata::Table;
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+
+const STEM: &str = "lst_muons";
+
+fn cleaning(c: &mut Criterion) {
+    let cameras = common::cameras(STEM);
+    let table = Table::reference(STEM, "cleaning");
+    let tel_id = table.i64("tel_id")[0];
+    let camera = &cameras[&tel_id];
+    let neighbors = &camera.neighbors;
+    let images = common::f32_lists(&table, "image");
+    let peak_times = common::f32_lists(&table, "peak_time");
+    let n = camera.n_pixels();
+    let mut workspace = CleaningWorkspace::default();
+    let mut mask = vec![false; n];
+    let mut labels = vec![0i32; n];
+    let params = TailcutsParams::default();
+
+    let mut group = c.benchmark_group(format!("cleaning/{STEM}_{n}px"));
+    group.throughput(Throughput::Elements(images.len() as u64));
+    group.bench_function("tailcuts_clean_10_5_2", |b| {
+        b.iter(|| {
+            for image in &images {
+                tailcuts_clean(neighbors, image, &params, &mut workspace, &mut mask).unwrap();
+            }
+        })
+    });
+    group.bench_function("mars_cleaning_1st_pass_10_5", |b| {
+        b.iter(|| {
+            for image in &images {
+                mars_cleaning_1st_pass(neighbors, image, &params, &mut workspace, &mut mask)
+                    .unwrap();
+            }
+        })
+    });
+    group.bench_function("fact_image_cleaning", |b| {
+        b.iter(|| {
+            for (image, peak_time) in images.iter().zip(&peak_times) {
+                fact_image_cleaning(
+                    neighbors,
+                    image,
+                    peak_time,
+                    &FactParams::default(),
+                    &mut workspace,
+                    &mut mask,
+                )
+                .unwrap();
+            }
+        })
+    });
+    group.bench_function("tailcuts_clean_and_number_of_islands", |b| {
+        b.iter(|| {
+            for image in &images {
+                tailcuts_clean(neighbors, image, &params, &mut workspace, &mut mask).unwrap();
+                number_of_islands(neighbors, &mask, &mut labels, &mut workspace).unwrap();
+            }
+        })
+    });
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
+    targets = cleaning
+}
 criterion_main!(benches);

@@ -1,8 +1,112 @@
-//! Benchmark placeholder (filled in below).
-#![allow(missing_docs)]
-use criterion::{Criterion, criterion_group, criterion_main};
+//! Image parameters on the 30 LSTCam (1855 pixels) events of `lst_muons` with ctapipe's
+//! default mask, in the telescope frame like ctapipe's `ImageProcessor`; throughput in
+//! telescope events per second on one core.
+#![allow(missing_docs, clippy::unwrap_used)]
 
-fn bench(_c: &mut Criterion) {}
+#[path = "../tests/common/mod.rs"]
+mod common;
 
-criterion_group!(benches, bench);
+use std::time::Duration;
+
+use cascade_image::cleaning::{CleaningWorkspace, TailcutsParams, tailcuts_clean};
+use cascade_image::params::{
+    Frame, ParameterWorkspace, TimingWorkspace, hillas_parameters, image_parameters,
+    timing_parameters,
+};
+use cascade_testdata::Table;
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+
+const STEM: &str = "lst_muons";
+
+fn parameters(c: &mut Criterion) {
+    let cameras = common::cameras(STEM);
+    let table = Table::reference(STEM, "dl1");
+    let tel_id = table.i64("tel_id")[0];
+    let camera = &cameras[&tel_id];
+    let geometry = camera.geometry(Frame::Telescope);
+    let pixels = geometry.pixels();
+    let images = common::f32_lists(&table, "image");
+    let peak_times = common::f32_lists(&table, "peak_time");
+    let masks = table.list_bool("image_mask");
+    let n = camera.n_pixels();
+    let mut workspace = ParameterWorkspace::default();
+    let mut timing_workspace = TimingWorkspace::default();
+    let mut cleaning_workspace = CleaningWorkspace::default();
+    let mut mask = vec![false; n];
+
+    let mut group = c.benchmark_group(format!("parameters/{STEM}_{n}px"));
+    group.throughput(Throughput::Elements(images.len() as u64));
+    group.bench_function("hillas_parameters", |b| {
+        b.iter(|| {
+            for (image, mask) in images.iter().zip(&masks) {
+                hillas_parameters(&pixels, image, mask).unwrap();
+            }
+        })
+    });
+    group.bench_function("timing_parameters", |b| {
+        let hillas: Vec<_> = images
+            .iter()
+            .zip(&masks)
+            .map(|(image, mask)| hillas_parameters(&pixels, image, mask).unwrap())
+            .collect();
+        b.iter(|| {
+            for (((image, peak_time), mask), hillas) in
+                images.iter().zip(&peak_times).zip(&masks).zip(&hillas)
+            {
+                timing_parameters(
+                    &pixels,
+                    image,
+                    peak_time,
+                    mask,
+                    hillas,
+                    &mut timing_workspace,
+                )
+                .unwrap();
+            }
+        })
+    });
+    group.bench_function("image_parameters_all", |b| {
+        b.iter(|| {
+            for ((image, peak_time), mask) in images.iter().zip(&peak_times).zip(&masks) {
+                image_parameters(
+                    &geometry,
+                    image,
+                    Some(peak_time.as_slice()),
+                    mask,
+                    &mut workspace,
+                )
+                .unwrap();
+            }
+        })
+    });
+    group.bench_function("tailcuts_clean_and_image_parameters", |b| {
+        b.iter(|| {
+            for (image, peak_time) in images.iter().zip(&peak_times) {
+                tailcuts_clean(
+                    geometry.neighbors(),
+                    image,
+                    &TailcutsParams::default(),
+                    &mut cleaning_workspace,
+                    &mut mask,
+                )
+                .unwrap();
+                image_parameters(
+                    &geometry,
+                    image,
+                    Some(peak_time.as_slice()),
+                    &mask,
+                    &mut workspace,
+                )
+                .unwrap();
+            }
+        })
+    });
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
+    targets = parameters
+}
 criterion_main!(benches);

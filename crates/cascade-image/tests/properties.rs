@@ -1,0 +1,254 @@
+//! Property tests: invariances of the Hillas parameters, monotonicity of the cleanings,
+//! and differential tests against naive implementations, on random images and on square
+//! and hexagonal grids with random gaps.
+#![allow(clippy::unwrap_used)]
+
+use std::f64::consts::{FRAC_PI_2, PI};
+
+use cascade_image::cleaning::{
+    CleaningWorkspace, TailcutsParams, dilate, mars_cleaning_1st_pass, number_of_islands,
+    tailcuts_clean,
+};
+use cascade_image::params::{
+    Frame, PixelCoordinates, TimingWorkspace, hillas_parameters, lts_linear_regression,
+};
+use cascade_instrument::{Neighbors, PixelShape};
+use proptest::prelude::*;
+
+/// A grid camera: `hex` uses the 6-neighbourhood of an offset hexagonal grid, otherwise
+/// the 4-neighbourhood of a square grid; pixels where `present` is false are gaps.
+fn grid(width: usize, height: usize, hex: bool, present: &[bool]) -> Neighbors {
+    let index = |r: usize, c: usize| r * width + c;
+    let mut new_index = vec![u32::MAX; width * height];
+    let mut n = 0;
+    for (i, slot) in new_index.iter_mut().enumerate() {
+        if present[i % present.len()] {
+            *slot = n;
+            n += 1;
+        }
+    }
+    let mut lists = vec![Vec::new(); n as usize];
+    for r in 0..height {
+        for c in 0..width {
+            let me = new_index[index(r, c)];
+            if me == u32::MAX {
+                continue;
+            }
+            let mut offsets: Vec<(i64, i64)> = vec![(0, -1), (0, 1), (-1, 0), (1, 0)];
+            if hex {
+                let shift = if r % 2 == 0 { -1 } else { 1 };
+                offsets.extend([(-1, shift), (1, shift)]);
+            }
+            for (dr, dc) in offsets {
+                let (rr, cc) = (r as i64 + dr, c as i64 + dc);
+                if rr < 0 || cc < 0 || rr >= height as i64 || cc >= width as i64 {
+                    continue;
+                }
+                let other = new_index[index(rr as usize, cc as usize)];
+                if other != u32::MAX {
+                    lists[me as usize].push(other);
+                }
+            }
+        }
+    }
+    Neighbors::from_lists(&lists)
+}
+
+/// Naive tail cuts written directly from ctapipe's formula with dense boolean vectors.
+fn naive_tailcuts(neighbors: &Neighbors, image: &[f32], p: &TailcutsParams) -> Vec<bool> {
+    let n = image.len();
+    let above_pic: Vec<bool> = image
+        .iter()
+        .map(|&v| v >= p.picture_threshold_pe as f32)
+        .collect();
+    let above_bnd: Vec<bool> = image
+        .iter()
+        .map(|&v| v >= p.boundary_threshold_pe as f32)
+        .collect();
+    let in_pic: Vec<bool> = (0..n)
+        .map(|i| {
+            if p.keep_isolated_pixels || p.min_number_picture_neighbors == 0 {
+                above_pic[i]
+            } else {
+                above_pic[i]
+                    && neighbors
+                        .of(i)
+                        .iter()
+                        .filter(|&&j| above_pic[j as usize])
+                        .count()
+                        >= p.min_number_picture_neighbors
+            }
+        })
+        .collect();
+    (0..n)
+        .map(|i| {
+            let pic_nbr = neighbors.of(i).iter().any(|&j| in_pic[j as usize]);
+            let bnd_nbr = neighbors.of(i).iter().any(|&j| above_bnd[j as usize]);
+            if p.keep_isolated_pixels {
+                (above_bnd[i] && pic_nbr) || in_pic[i]
+            } else {
+                (above_bnd[i] && pic_nbr) || (in_pic[i] && bnd_nbr)
+            }
+        })
+        .collect()
+}
+
+fn camera_and_image() -> impl Strategy<Value = (Neighbors, Vec<f32>)> {
+    (
+        2usize..14,
+        2usize..14,
+        any::<bool>(),
+        prop::collection::vec(prop::bool::weighted(0.9), 1..20),
+    )
+        .prop_flat_map(|(w, h, hex, present)| {
+            let neighbors = grid(w, h, hex, &present);
+            let n = neighbors.n_pixels();
+            (Just(neighbors), prop::collection::vec(-2.0f32..20.0, n))
+        })
+}
+
+fn is_subset(small: &[bool], large: &[bool]) -> bool {
+    small.iter().zip(large).all(|(&s, &l)| !s || l)
+}
+
+fn camera_frame<'a>(x: &'a [f64], y: &'a [f64], area: &'a [f64]) -> PixelCoordinates<'a> {
+    PixelCoordinates {
+        frame: Frame::Camera,
+        x,
+        y,
+        area,
+        shape: PixelShape::Square,
+    }
+}
+
+/// Smallest difference of two axis angles modulo π.
+fn axis_difference(a: f64, b: f64) -> f64 {
+    let d = (a - b).rem_euclid(PI);
+    d.min(PI - d)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+
+    #[test]
+    fn tailcuts_equals_the_naive_formula((neighbors, image) in camera_and_image(),
+        picture in 0.0f64..15.0, boundary in 0.0f64..10.0, min in 0usize..4, keep in any::<bool>()) {
+        let params = TailcutsParams { picture_threshold_pe: picture, boundary_threshold_pe: boundary,
+            min_number_picture_neighbors: min, keep_isolated_pixels: keep };
+        let mut mask = vec![false; image.len()];
+        tailcuts_clean(&neighbors, &image, &params, &mut CleaningWorkspace::default(), &mut mask).unwrap();
+        prop_assert_eq!(mask, naive_tailcuts(&neighbors, &image, &params));
+    }
+
+    #[test]
+    fn cleaning_masks_grow_when_thresholds_drop((neighbors, image) in camera_and_image(),
+        picture in 0.0f64..15.0, boundary in 0.0f64..10.0, drop_picture in 0.0f64..5.0,
+        drop_boundary in 0.0f64..5.0, min in 0usize..4, keep in any::<bool>()) {
+        let strict = TailcutsParams { picture_threshold_pe: picture, boundary_threshold_pe: boundary,
+            min_number_picture_neighbors: min, keep_isolated_pixels: keep };
+        let loose = TailcutsParams { picture_threshold_pe: picture - drop_picture,
+            boundary_threshold_pe: boundary - drop_boundary,
+            min_number_picture_neighbors: min.saturating_sub(1), ..strict };
+        let mut workspace = CleaningWorkspace::default();
+        let (mut a, mut b) = (vec![false; image.len()], vec![false; image.len()]);
+        tailcuts_clean(&neighbors, &image, &strict, &mut workspace, &mut a).unwrap();
+        tailcuts_clean(&neighbors, &image, &loose, &mut workspace, &mut b).unwrap();
+        prop_assert!(is_subset(&a, &b));
+        // MARS adds to tail cuts; dilation adds to any mask
+        mars_cleaning_1st_pass(&neighbors, &image, &strict, &mut workspace, &mut b).unwrap();
+        prop_assert!(is_subset(&a, &b));
+        dilate(&neighbors, &a, &mut b).unwrap();
+        prop_assert!(is_subset(&a, &b));
+    }
+
+    #[test]
+    fn islands_are_the_connected_components((neighbors, image) in camera_and_image(), threshold in 0.0f32..15.0) {
+        let mask: Vec<bool> = image.iter().map(|&v| v >= threshold).collect();
+        let mut labels = vec![0; mask.len()];
+        let n_islands = number_of_islands(&neighbors, &mask, &mut labels, &mut CleaningWorkspace::default()).unwrap();
+        for (i, &label) in labels.iter().enumerate() {
+            prop_assert_eq!(label == 0, !mask[i]);
+            prop_assert!(label as usize <= n_islands);
+            for &j in neighbors.of(i) {
+                if mask[i] && mask[j as usize] {
+                    prop_assert_eq!(label, labels[j as usize]);
+                }
+            }
+        }
+        // islands are numbered by their first pixel
+        let mut next = 1;
+        for &label in &labels {
+            if label == next {
+                next += 1;
+            }
+            prop_assert!(label < next);
+        }
+        prop_assert_eq!(next as usize - 1, n_islands);
+    }
+
+    #[test]
+    fn hillas_of_a_rotated_image_rotates_psi_and_phi(
+        points in prop::collection::vec((-1.0f64..1.0, -1.0f64..1.0, 0.5f64..100.0), 3..60),
+        angle in -PI..PI) {
+        let (x, y, weights): (Vec<f64>, Vec<f64>, Vec<f64>) = points.iter().fold(
+            (vec![], vec![], vec![]), |mut acc, &(a, b, w)| { acc.0.push(a); acc.1.push(b); acc.2.push(w); acc });
+        let (s, c) = angle.sin_cos();
+        let xr: Vec<f64> = x.iter().zip(&y).map(|(&a, &b)| c * a - s * b).collect();
+        let yr: Vec<f64> = x.iter().zip(&y).map(|(&a, &b)| s * a + c * b).collect();
+        let area = vec![1.0; x.len()];
+        let mask = vec![true; x.len()];
+        let h = hillas_parameters(&camera_frame(&x, &y, &area), &weights, &mask).unwrap();
+        let hr = hillas_parameters(&camera_frame(&xr, &yr, &area), &weights, &mask).unwrap();
+        let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * (1.0 + a.abs());
+        prop_assert!(close(h.intensity, hr.intensity));
+        prop_assert!(close(h.length, hr.length));
+        prop_assert!(close(h.width, hr.width));
+        prop_assert!(close(h.r, hr.r));
+        if h.r > 1e-6 {
+            let d = (hr.phi_rad - h.phi_rad - angle).rem_euclid(2.0 * PI);
+            prop_assert!(d.min(2.0 * PI - d) < 1e-6);
+        }
+        if h.length - h.width > 1e-3 * h.length {
+            prop_assert!(axis_difference(hr.psi_rad, h.psi_rad + angle) < 1e-6);
+            prop_assert!(hr.psi_rad > -FRAC_PI_2 && hr.psi_rad <= FRAC_PI_2);
+            // skewness flips sign when psi wraps by pi
+            prop_assert!(close(h.skewness.abs(), hr.skewness.abs()));
+            prop_assert!(close(h.kurtosis, hr.kurtosis));
+        }
+    }
+
+    #[test]
+    fn scaling_the_image_scales_only_the_intensity(
+        points in prop::collection::vec((-1.0f64..1.0, -1.0f64..1.0, 0.5f64..100.0), 3..60),
+        scale in 0.01f64..100.0) {
+        let x: Vec<f64> = points.iter().map(|p| p.0).collect();
+        let y: Vec<f64> = points.iter().map(|p| p.1).collect();
+        let image: Vec<f64> = points.iter().map(|p| p.2).collect();
+        let scaled: Vec<f64> = image.iter().map(|v| v * scale).collect();
+        let area = vec![1.0; x.len()];
+        let mask = vec![true; x.len()];
+        let pixels = PixelCoordinates { frame: Frame::Telescope, x: &x, y: &y, area: &area, shape: PixelShape::Hexagon };
+        let h = hillas_parameters(&pixels, &image, &mask).unwrap();
+        let hs = hillas_parameters(&pixels, &scaled, &mask).unwrap();
+        let close = |a: f64, b: f64| (a - b).abs() <= 1e-8 * (1.0 + a.abs());
+        prop_assert!(close(h.intensity * scale, hs.intensity));
+        for (a, b) in [(h.x, hs.x), (h.y, hs.y), (h.length, hs.length), (h.width, hs.width),
+                       (h.psi_rad, hs.psi_rad), (h.skewness, hs.skewness), (h.kurtosis, hs.kurtosis)] {
+            prop_assert!(close(a, b) || (a.is_nan() && b.is_nan()), "{a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn lts_recovers_a_line_with_few_outliers(
+        slope in -10.0f64..10.0, intercept in -50.0f64..50.0,
+        xs in prop::collection::vec(-1.0f64..1.0, 20..80), outliers in prop::collection::vec(50.0f64..100.0, 0..3)) {
+        let mut x = xs.clone();
+        let mut y: Vec<f64> = xs.iter().map(|&v| slope * v + intercept).collect();
+        for (k, &o) in outliers.iter().enumerate() {
+            x.push(k as f64 * 0.1);
+            y.push(o);
+        }
+        let (beta, error) = lts_linear_regression(&x, &y, &mut TimingWorkspace::default());
+        prop_assert!((beta[0] - slope).abs() < 1e-6 && (beta[1] - intercept).abs() < 1e-6, "{beta:?} {error}");
+    }
+}
