@@ -300,23 +300,45 @@ pub fn decode_uvarint(data: &[u8]) -> Option<(u64, usize)> {
 
 /// Decodes `out.len()` differential values from `data` (the hot loop of ADC sample
 /// decoding); returns the bytes used or `None` if `data` ends early.
+///
+/// Sample-to-sample differences are mostly small, so eight one-byte codes are decoded at a
+/// time when the next eight bytes all have their top bit clear.
 #[inline]
 fn decode_differential_u16(data: &[u8], out: &mut [u16]) -> Option<usize> {
+    const TOP_BITS: u64 = 0x8080_8080_8080_8080;
     let mut pos = 0usize;
     let mut value: i32 = 0;
-    for slot in out.iter_mut() {
+    let mut i = 0usize;
+    while i < out.len() {
+        if i + 8 <= out.len()
+            && let Some(chunk) = data.get(pos..pos + 8)
+        {
+            let word = u64::from_le_bytes([
+                chunk[0], chunk[1], chunk[2], chunk[3], chunk[4], chunk[5], chunk[6], chunk[7],
+            ]);
+            if word & TOP_BITS == 0 {
+                for (k, slot) in out[i..i + 8].iter_mut().enumerate() {
+                    let v = ((word >> (8 * k)) & 0x7f) as i32;
+                    value = value.wrapping_add((v >> 1) ^ -(v & 1));
+                    *slot = value as u16;
+                }
+                i += 8;
+                pos += 8;
+                continue;
+            }
+        }
         let b0 = *data.get(pos)?;
         if b0 & 0x80 == 0 {
-            // One byte: the common case for small sample-to-sample differences.
             let v = i32::from(b0);
-            value = value.wrapping_add(if v & 1 == 0 { v >> 1 } else { -(v >> 1) - 1 });
+            value = value.wrapping_add((v >> 1) ^ -(v & 1));
             pos += 1;
         } else {
             let (raw, len) = decode_uvarint(&data[pos..])?;
             value = value.wrapping_add(unzigzag(raw) as i32);
             pos += len;
         }
-        *slot = value as u16;
+        out[i] = value as u16;
+        i += 1;
     }
     Some(pos)
 }
@@ -369,6 +391,11 @@ mod tests {
         let mut out = [0u16; 4];
         assert_eq!(decode_differential_u16(&data, &mut out), Some(5));
         assert_eq!(out, [3, 2, 202, 202]);
+        // Ten one-byte codes (fast path for the first eight) then a two-byte code.
+        let data = [2u8, 2, 2, 2, 1, 1, 1, 1, 0, 4, 0x81, 0x90];
+        let mut out = [0u16; 11];
+        assert_eq!(decode_differential_u16(&data, &mut out), Some(12));
+        assert_eq!(out, [1, 2, 3, 4, 3, 2, 1, 0, 0, 2, 202]);
     }
 
     #[test]

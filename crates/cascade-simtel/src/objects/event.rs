@@ -667,3 +667,112 @@ pub fn decode_pixel_timing(object: &Object<'_>) -> DecodeResult<PixelTiming> {
         pulse_sum_global,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eventio::ObjectHeader;
+
+    /// eventio's unsigned varint (1-3 byte codes suffice here).
+    fn put_uvarint(out: &mut Vec<u8>, v: u64) {
+        if v < 0x80 {
+            out.push(v as u8);
+        } else if v < 0x4000 {
+            out.extend([0x80 | (v >> 8) as u8, v as u8]);
+        } else {
+            out.extend([0xc0 | (v >> 16) as u8, (v >> 8) as u8, v as u8]);
+        }
+    }
+
+    fn put_varint(out: &mut Vec<u8>, v: i64) {
+        put_uvarint(
+            out,
+            if v < 0 {
+                ((-v - 1) as u64) << 1 | 1
+            } else {
+                (v as u64) << 1
+            },
+        );
+    }
+
+    fn object(object_type: u16, version: u16, id: i32, payload: &[u8]) -> Object<'_> {
+        let header = ObjectHeader {
+            object_type,
+            version,
+            user_flag: false,
+            id,
+            length: payload.len() as u64,
+            only_sub_objects: false,
+            extended: false,
+            big_endian: false,
+        };
+        Object {
+            header,
+            payload,
+            payload_offset: 0,
+        }
+    }
+
+    #[test]
+    fn zero_suppressed_samples_fill_listed_pixels_only() {
+        let (n_pixels, n_gains, n_samples) = (6i32, 2i16, 3i16);
+        let mut payload = Vec::new();
+        payload.extend(n_pixels.to_le_bytes());
+        payload.extend(n_gains.to_le_bytes());
+        payload.extend(n_samples.to_le_bytes());
+        // Ranges: single pixel 1 (coded -2), then pixels 3..=4.
+        put_varint(&mut payload, 2);
+        put_varint(&mut payload, -2);
+        put_varint(&mut payload, 3);
+        put_varint(&mut payload, 4);
+        let waveform = |base: i64| [base, base + 5, base - 2];
+        for gain in 0..2 {
+            for pixel in [1i64, 3, 4] {
+                let mut previous = 0;
+                for sample in waveform(100 * (gain + 1) + pixel) {
+                    put_varint(&mut payload, sample - previous);
+                    previous = sample;
+                }
+            }
+        }
+        let flags = 1 | (7 << 12); // zero suppression mode 1, telescope 7
+        let mut out = AdcSamples::default();
+        decode_adc_samples(&object(2013, 3, flags, &payload), &mut out).expect("decodes");
+        assert_eq!((out.n_gains, out.n_pixels, out.n_samples), (2, 6, 3));
+        let at = |g: usize, p: usize| &out.samples[(g * 6 + p) * 3..(g * 6 + p + 1) * 3];
+        assert_eq!(at(0, 0), &[0, 0, 0]);
+        assert_eq!(at(0, 1), &[101, 106, 99]);
+        assert_eq!(at(0, 3), &[103, 108, 101]);
+        assert_eq!(at(1, 4), &[204, 209, 202]);
+        assert_eq!(at(1, 5), &[0, 0, 0]);
+    }
+
+    #[test]
+    fn corrupt_dimensions_are_errors_not_allocations() {
+        let mut payload = Vec::new();
+        payload.extend(i32::MAX.to_le_bytes());
+        payload.extend(2i16.to_le_bytes());
+        payload.extend(i16::MAX.to_le_bytes());
+        let mut out = AdcSamples::default();
+        assert!(decode_adc_samples(&object(2013, 3, 1, &payload), &mut out).is_err());
+        assert!(decode_adc_samples(&object(2013, 3, 0, &payload), &mut out).is_err());
+    }
+
+    #[test]
+    fn adc_sums_with_pixel_list() {
+        let mut payload = Vec::new();
+        payload.extend(4i32.to_le_bytes());
+        payload.extend(2i16.to_le_bytes());
+        // List: pixel 0 (both gains), pixel 2 without low gain, pixel 3 reduced width.
+        payload.extend(3i16.to_le_bytes());
+        for entry in [0u16, 2 | 0x2000, 3 | 0x4000] {
+            payload.extend(entry.to_le_bytes());
+        }
+        put_varint(&mut payload, 50); // low gain of pixel 0
+        put_varint(&mut payload, 1000); // high gain of pixel 0
+        put_varint(&mut payload, -10); // high gain of pixel 2 = 990
+        payload.push(77); // 8-bit high gain of pixel 3
+        let sums = decode_adc_sums(&object(2012, 3, 2, &payload)).expect("decodes");
+        assert_eq!(sums.sums, vec![1000, 0, 990, 77, 50, 0, 0, 0]);
+    }
+}
