@@ -15,7 +15,8 @@
 //! ```
 //!
 //! Everything here is a plain function of its inputs: no I/O, no async, no Arrow. The
-//! coordinate transformations come from [`cascade_instrument::frames`].
+//! coordinate transformations come from [`cascade_instrument::frames`]; the per-telescope
+//! constants (positions, camera radii, observation level) from [`StereoSubarray`].
 //!
 //! ```
 //! use cascade_instrument::frames::AltAz;
@@ -52,12 +53,14 @@ mod geometry;
 mod hillas_intersection;
 mod hillas_reconstructor;
 mod quality;
+mod subarray;
 
 pub use geometry::{
     ArrayEvent, GEOMETRY_COLUMNS, GeometryColumn, HillasParameters, ReconstructedGeometry,
     TelescopeEvent, camera_radius_deg,
 };
 pub use quality::{ImageQualityQuery, StereoQualityQuery};
+pub use subarray::{StereoSubarray, StereoTelescope};
 
 use serde::{Deserialize, Serialize};
 
