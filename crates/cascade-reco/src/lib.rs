@@ -85,6 +85,12 @@ impl ReconstructorType {
         }
     }
 
+    /// ctapipe's prefixed column name of a [`GEOMETRY_COLUMNS`] field, e.g.
+    /// `HillasReconstructor_alt` (ctapipe's HDF5 name; the unit is not part of it).
+    pub fn column_name(self, column: &str) -> String {
+        format!("{}_{column}", self.name())
+    }
+
     /// Reconstructs the shower geometry of one array event from the telescopes that pass
     /// `quality_query`, like the reconstructor's `__call__` in ctapipe: an invalid result
     /// (all NaN, no telescopes) when fewer than two telescopes pass or a kept width is NaN

@@ -272,4 +272,8 @@ fn reconstructor_is_chosen_by_ctapipe_name() {
     );
     assert_eq!(config.stereo_quality_query, StereoQualityQuery::default());
     assert!(serde_json::from_str::<ReconstructorType>(r#""ImPACT""#).is_err());
+    assert_eq!(
+        ReconstructorType::HillasIntersection.column_name("core_x"),
+        "HillasIntersection_core_x"
+    );
 }
