@@ -2,7 +2,7 @@
 //! (`ImageProcessor._parameterize_image`).
 
 use cascade_instrument::border::get_border_pixel_mask;
-use cascade_instrument::{Neighbors, PixelShape};
+use cascade_instrument::{CameraGeometry, Neighbors, PixelShape};
 
 use super::columns::Column;
 use super::concentration::{ConcentrationParameters, concentration_parameters};
@@ -58,6 +58,20 @@ impl ParametrizationGeometry {
             border_width_1,
             border_width_2,
         })
+    }
+
+    /// The camera-frame geometry (x/y in m, areas in m²) of a camera. ctapipe's
+    /// `ImageProcessor` parametrises in the telescope frame by default: build that with
+    /// [`ParametrizationGeometry::new`] from the transformed coordinates.
+    pub fn camera_frame(camera: &CameraGeometry) -> Result<Self, ImageError> {
+        Self::new(
+            Frame::Camera,
+            camera.pix_x_m.clone(),
+            camera.pix_y_m.clone(),
+            camera.pix_area_m2.clone(),
+            camera.pix_type,
+            camera.neighbors.clone(),
+        )
     }
 
     /// Number of pixels.

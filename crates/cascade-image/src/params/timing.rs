@@ -22,6 +22,8 @@
 //! does not depend on its seed, it is that optimum and the two agree; the reference tests
 //! check this on every such image.
 
+use std::collections::HashMap;
+
 use super::columns::Column;
 use super::hillas::HillasParameters;
 use super::{Frame, PixelCoordinates};
@@ -93,8 +95,18 @@ impl TimingParameters {
 pub struct TimingWorkspace {
     x: Vec<f64>,
     y: Vec<f64>,
+    scratch: LtsScratch,
+}
+
+/// Scratch of the C-steps.
+#[derive(Debug, Default, Clone)]
+struct LtsScratch {
     squared_residuals: Vec<f64>,
     order: Vec<u32>,
+    /// Every fit visited in this regression (bit patterns of beta) and the start that
+    /// reached it first: a start that reaches a visited fit follows that start's path from
+    /// there on, so it is stopped.
+    visited: HashMap<[u64; 2], usize>,
 }
 
 /// Timing parameters of the pixels selected by `mask` (ctapipe `timing_parameters`):
@@ -131,13 +143,8 @@ pub fn timing_parameters<T: PixelValue, U: PixelValue>(
         workspace.x.push(longi);
         workspace.y.push(peak_time[i].to_f64());
     }
-    let TimingWorkspace {
-        x,
-        y,
-        squared_residuals,
-        order,
-    } = workspace;
-    let (beta, _) = lts_fit(x, y, squared_residuals, order);
+    let TimingWorkspace { x, y, scratch } = workspace;
+    let (beta, _) = lts_fit(x, y, scratch);
     // rmse(longi * beta[0] + beta[1], peak_time) over all selected pixels
     let n = x.len();
     let sum_squares: f64 = x
@@ -167,23 +174,17 @@ pub fn lts_linear_regression(
     let TimingWorkspace {
         x: xs,
         y: ys,
-        squared_residuals,
-        order,
+        scratch,
     } = workspace;
     xs.clear();
     ys.clear();
     xs.extend_from_slice(x);
     ys.extend_from_slice(y);
-    lts_fit(xs, ys, squared_residuals, order)
+    lts_fit(xs, ys, scratch)
 }
 
 /// [`lts_linear_regression`] on owned buffers (filtered in place).
-fn lts_fit(
-    x: &mut Vec<f64>,
-    y: &mut Vec<f64>,
-    squared_residuals: &mut Vec<f64>,
-    order: &mut Vec<u32>,
-) -> ([f64; 2], f64) {
+fn lts_fit(x: &mut Vec<f64>, y: &mut Vec<f64>, scratch: &mut LtsScratch) -> ([f64; 2], f64) {
     // mask = np.isfinite(x) & np.isfinite(y)
     let mut kept = 0;
     for i in 0..x.len() {
@@ -215,8 +216,9 @@ fn lts_fit(
         .chain(pairs.map(|pair| regression(x, y, pair.into_iter())));
 
     let (mut best_beta, mut best_error) = ([f64::NAN, f64::NAN], f64::INFINITY);
-    for start in starts.filter(|beta| !beta[0].is_nan()) {
-        let (beta, error) = c_steps(x, y, start, sample_size, squared_residuals, order);
+    scratch.visited.clear();
+    for (index, start) in starts.enumerate().filter(|(_, beta)| !beta[0].is_nan()) {
+        let (beta, error) = c_steps(x, y, start, index, sample_size, scratch);
         if error < best_error {
             best_beta = beta;
             best_error = error;
@@ -227,15 +229,21 @@ fn lts_fit(
 
 /// ctapipe `_lts_single_sample` after the initial fit: repeatedly refit on the
 /// `sample_size` points with the smallest squared residuals until the trimmed residual sum
-/// of squares changes by less than 1e-12.
+/// of squares changes by less than 1e-12. A start that reaches a fit an earlier start
+/// visited would repeat that start's path; it returns an infinite error instead.
 fn c_steps(
     x: &[f64],
     y: &[f64],
     start: [f64; 2],
+    start_index: usize,
     sample_size: usize,
-    squared_residuals: &mut Vec<f64>,
-    order: &mut Vec<u32>,
+    scratch: &mut LtsScratch,
 ) -> ([f64; 2], f64) {
+    let LtsScratch {
+        squared_residuals,
+        order,
+        visited,
+    } = scratch;
     let mut beta = start;
     // ctapipe starts from the residuals of the two-point start, i.e. 0
     let mut error = 0.0;
@@ -265,6 +273,12 @@ fn c_steps(
             .sum();
         if (last_error - error).abs() < CONVERGENCE_EPS {
             break;
+        }
+        let first_visitor = *visited
+            .entry([beta[0].to_bits(), beta[1].to_bits()])
+            .or_insert(start_index);
+        if first_visitor != start_index {
+            return (beta, f64::INFINITY);
         }
     }
     (beta, error)
