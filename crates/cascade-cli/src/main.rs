@@ -1,1 +1,136 @@
-fn main() {}
+//! `cascade`: the command line of the cascade IACT event-processing framework.
+//!
+//! ```text
+//! cascade run PIPELINE [--input PATH...] [--output DIR] [--set key=value]... [--metrics FILE]
+//! cascade validate PIPELINE [--set key=value]...
+//! cascade graph PIPELINE
+//! cascade schema [LEVEL]
+//! cascade stages [KIND]
+//! cascade info FILE [--json]
+//! ```
+
+mod commands;
+mod info;
+mod progress;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// cascade: streaming event processing for arrays of Cherenkov telescopes.
+#[derive(Debug, Parser)]
+#[command(name = "cascade", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Options that edit a pipeline file from the command line.
+#[derive(Debug, clap::Args)]
+struct EditArgs {
+    /// Set any option: `--set stages.clean.picture_threshold_pe=8` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    sets: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a pipeline file.
+    Run {
+        /// The pipeline file (TOML).
+        pipeline: String,
+        /// Input files for the first source (replace its `paths`).
+        #[arg(long = "input", num_args = 1.., value_name = "PATH")]
+        inputs: Vec<String>,
+        /// Output directory for every sink (replaces their `output_dir`).
+        #[arg(long, value_name = "DIR")]
+        output: Option<String>,
+        #[command(flatten)]
+        edits: EditArgs,
+        /// Write per-stage metrics as JSON to this file.
+        #[arg(long, value_name = "FILE")]
+        metrics: Option<String>,
+        /// No progress bar and no metrics table.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Check a pipeline file and report every problem with its line.
+    Validate {
+        /// The pipeline file (TOML).
+        pipeline: String,
+        /// Input files for the first source.
+        #[arg(long = "input", num_args = 1.., value_name = "PATH")]
+        inputs: Vec<String>,
+        #[command(flatten)]
+        edits: EditArgs,
+    },
+    /// Print the stage graph of a pipeline file as Graphviz DOT.
+    Graph {
+        /// The pipeline file (TOML).
+        pipeline: String,
+        #[command(flatten)]
+        edits: EditArgs,
+    },
+    /// Print the Arrow schema of a data level (all levels without an argument).
+    Schema {
+        /// Level name: subarray, camera_geometry, r0, r1, dl1_images, dl1_parameters,
+        /// dl2_shower, simulation_shower.
+        level: Option<String>,
+        /// Print the reference of every level as Markdown (docs/schemas.md).
+        #[arg(long)]
+        markdown: bool,
+    },
+    /// List the stage kinds and their options with defaults.
+    Stages {
+        /// Show only this kind.
+        kind: Option<String>,
+        /// Print the reference as Markdown (docs/stages.md is generated this way).
+        #[arg(long)]
+        markdown: bool,
+    },
+    /// Describe what a file holds (sim_telarray file or Parquet dataset).
+    Info {
+        /// The file or dataset directory.
+        file: String,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run {
+            pipeline,
+            inputs,
+            output,
+            edits,
+            metrics,
+            quiet,
+        } => commands::run(
+            &pipeline,
+            inputs,
+            output,
+            edits.sets,
+            metrics.as_deref(),
+            quiet,
+        ),
+        Command::Validate {
+            pipeline,
+            inputs,
+            edits,
+        } => commands::validate(&pipeline, inputs, edits.sets),
+        Command::Graph { pipeline, edits } => commands::graph(&pipeline, edits.sets),
+        Command::Schema { level, markdown } => commands::schema(level.as_deref(), markdown),
+        Command::Stages { kind, markdown } => commands::stages(kind.as_deref(), markdown),
+        Command::Info { file, json } => commands::info(&file, json),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

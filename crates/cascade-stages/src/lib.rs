@@ -1,1 +1,22 @@
-//! cascade-stages
+//! The stages of cascade: one module per stage kind, each a configuration struct, a
+//! `Stage` implementation that calls the physics kernels, and a registry entry.
+//!
+//! [`stages()`] is the explicit registry the CLI hands to the pipeline loader.
+
+pub mod columns;
+pub mod parquet_sink;
+pub mod select;
+pub mod toy;
+
+use std::sync::Arc;
+
+use cascade_pipeline::StageFactory;
+
+/// Every stage kind this crate provides.
+pub fn stages() -> Vec<Arc<dyn StageFactory>> {
+    vec![
+        Arc::new(toy::factory()),
+        Arc::new(select::factory()),
+        Arc::new(parquet_sink::factory()),
+    ]
+}

@@ -1,0 +1,262 @@
+//! The subcommands: each loads what it needs, does one thing, and reports errors with context.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use cascade_pipeline::{Edits, LoadedPipeline, Registry, StageFactory, load_pipeline};
+use cascade_runtime::MetricsReport;
+use cascade_schema::Level;
+
+use crate::progress::Progress;
+
+/// The registry of every stage kind cascade ships.
+pub fn registry() -> Registry {
+    Registry::new(cascade_stages::stages())
+}
+
+/// Reads and checks a pipeline file; prints every problem and fails if there is one.
+fn load(path: &str, edits: &Edits) -> anyhow::Result<LoadedPipeline> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read pipeline file {path}"))?;
+    load_pipeline(path, &text, &registry(), edits).map_err(|diagnostics| {
+        eprintln!("{diagnostics}");
+        anyhow::anyhow!(
+            "{path} is not a valid pipeline ({} error{})",
+            diagnostics.len(),
+            if diagnostics.len() == 1 { "" } else { "s" }
+        )
+    })
+}
+
+/// `cascade run`.
+pub fn run(
+    path: &str,
+    inputs: Vec<String>,
+    output: Option<String>,
+    sets: Vec<String>,
+    metrics_file: Option<&str>,
+    quiet: bool,
+) -> anyhow::Result<()> {
+    let pipeline = load(
+        path,
+        &Edits {
+            inputs,
+            output,
+            sets,
+        },
+    )?;
+    let compiled = pipeline
+        .graph
+        .compile(pipeline.run_options())
+        .map_err(|errors| {
+            anyhow::anyhow!(
+                "{}",
+                errors
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            )
+        })?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let report = runtime.block_on(async {
+        let progress = (!quiet).then(|| Progress::start(compiled.live_metrics()));
+        let result = compiled.run().await;
+        if let Some(progress) = progress {
+            progress.finish().await;
+        }
+        result
+    });
+    let report = report.with_context(|| format!("pipeline {path} failed"))?;
+    if !quiet {
+        print_report(&report);
+    }
+    if let Some(file) = metrics_file {
+        let json = serde_json::to_string_pretty(&report)?;
+        write_atomically(Path::new(file), json.as_bytes())
+            .with_context(|| format!("cannot write metrics to {file}"))?;
+    }
+    Ok(())
+}
+
+/// `cascade validate`.
+pub fn validate(path: &str, inputs: Vec<String>, sets: Vec<String>) -> anyhow::Result<()> {
+    let pipeline = load(
+        path,
+        &Edits {
+            inputs,
+            output: None,
+            sets,
+        },
+    )?;
+    println!(
+        "{path}: valid ({} sources, {} stages, {} sinks; {} telescopes)",
+        pipeline
+            .entries
+            .iter()
+            .filter(|e| e.role == cascade_runtime::StageRole::Source)
+            .count(),
+        pipeline
+            .entries
+            .iter()
+            .filter(|e| e.role == cascade_runtime::StageRole::Transform)
+            .count(),
+        pipeline
+            .entries
+            .iter()
+            .filter(|e| e.role == cascade_runtime::StageRole::Sink)
+            .count(),
+        pipeline.subarray.telescopes.len()
+    );
+    Ok(())
+}
+
+/// `cascade graph`.
+pub fn graph(path: &str, sets: Vec<String>) -> anyhow::Result<()> {
+    let pipeline = load(
+        path,
+        &Edits {
+            sets,
+            ..Edits::default()
+        },
+    )?;
+    print!("{}", pipeline.graph.to_dot());
+    Ok(())
+}
+
+/// `cascade schema [LEVEL]`.
+pub fn schema(level: Option<&str>, markdown: bool) -> anyhow::Result<()> {
+    if markdown {
+        print!("{}", cascade_schema::markdown_reference());
+        return Ok(());
+    }
+    let levels: Vec<Level> = match level {
+        None => Level::ALL.to_vec(),
+        Some(name) => match Level::from_name(name) {
+            Some(level) => vec![level],
+            None => bail!(
+                "unknown data level `{name}`; levels: {}",
+                Level::ALL
+                    .iter()
+                    .map(|l| l.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        },
+    };
+    for level in levels {
+        println!("{} — {}", level.name(), level.description());
+        for field in level.declarations() {
+            let unit = if field.unit.is_empty() {
+                "-"
+            } else {
+                &field.unit
+            };
+            println!(
+                "  {:<36} {:<14} {:<8} {}",
+                field.name, field.type_name, unit, field.description
+            );
+        }
+        println!();
+    }
+    Ok(())
+}
+
+/// `cascade stages [KIND] [--markdown]`.
+pub fn stages(kind: Option<&str>, markdown: bool) -> anyhow::Result<()> {
+    let registry = registry();
+    let factories: Vec<&Arc<dyn StageFactory>> = match kind {
+        None => registry.factories().collect(),
+        Some(kind) => match registry.get(kind) {
+            Some(factory) => vec![factory],
+            None => bail!(
+                "unknown stage kind `{kind}`{}",
+                cascade_pipeline::did_you_mean(kind, registry.factories().map(|f| f.kind()))
+                    .map(|h| format!("; {h}"))
+                    .unwrap_or_default()
+            ),
+        },
+    };
+    if markdown {
+        print!("{}", stages_markdown(&factories));
+        return Ok(());
+    }
+    for factory in factories {
+        println!(
+            "{} ({:?}) — {}",
+            factory.kind(),
+            factory.role(),
+            factory.description()
+        );
+        for option in factory.options() {
+            println!(
+                "  {:<24} {:<12} = {:<16} {}",
+                option.name, option.type_name, option.default, option.doc
+            );
+        }
+        println!();
+    }
+    Ok(())
+}
+
+/// The stage reference page (docs/stages.md).
+pub fn stages_markdown(factories: &[&Arc<dyn StageFactory>]) -> String {
+    let mut page = String::from(
+        "# Stage reference\n\nGenerated by `cascade stages --markdown` from the stages' configuration structs; \
+         a test fails when this page is stale.\n\nEvery option is optional: the default applies when it is absent.\n",
+    );
+    for factory in factories {
+        let role = format!("{:?}", factory.role()).to_lowercase();
+        page.push_str(&format!(
+            "\n## `{}` ({role})\n\n{}\n\n",
+            factory.kind(),
+            factory.description()
+        ));
+        page.push_str("| option | type | default | description |\n|---|---|---|---|\n");
+        for option in factory.options() {
+            page.push_str(&format!(
+                "| `{}` | `{}` | `{}` | {} |\n",
+                option.name,
+                option.type_name.replace(' ', ""),
+                option.default.replace('|', "\\|"),
+                option.doc.replace('|', "\\|")
+            ));
+        }
+    }
+    page
+}
+
+/// `cascade info FILE`.
+pub fn info(file: &str, json: bool) -> anyhow::Result<()> {
+    let path = Path::new(file);
+    if path.is_dir() || file.ends_with(".parquet") {
+        return crate::info::parquet_info(path, json);
+    }
+    crate::info::simtel_info(path, json)
+}
+
+fn print_report(report: &MetricsReport) {
+    eprintln!(
+        "\n{:<20} {:<16} {:>12} {:>9} {:>10} {:>8}",
+        "stage", "kind", "rows", "batches", "busy [s]", "buffer"
+    );
+    for stage in &report.stages {
+        let m = &stage.metrics;
+        eprintln!(
+            "{:<20} {:<16} {:>12} {:>9} {:>10.3} {:>8}",
+            stage.name, stage.kind, m.rows, m.batches, m.busy_seconds, m.peak_buffered_batches
+        );
+    }
+    eprintln!("wall time {:.3} s", report.wall_seconds);
+}
+
+/// Writes `bytes` to `path` through a temporary file and a rename.
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let temporary = path.with_extension("tmp-cascade");
+    std::fs::write(&temporary, bytes)?;
+    std::fs::rename(&temporary, path)
+}

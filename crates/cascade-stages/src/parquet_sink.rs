@@ -1,0 +1,348 @@
+//! `kind = "parquet"`: writes its input as a Parquet dataset `<output_dir>/<sink name>/`.
+//!
+//! Files are `part-00000.parquet`, `part-00001.parquet`, ... (zstd, configurable row
+//! groups). Each is written under a hidden temporary name and renamed only when the whole
+//! run has succeeded, so a crash or an error never leaves a file that looks finished; an
+//! earlier dataset in the same place stays intact until the new one is complete.
+//!
+//! Read the result from Python with `pyarrow.dataset.dataset(path)`, `polars.read_parquet(
+//! f"{path}/*.parquet")`, `pandas.read_parquet(path)` or DuckDB's `read_parquet('path/*.parquet')`.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use cascade_pipeline::{BuildContext, BuildError, BuiltStage, PerTelescope, TypedFactory};
+use cascade_runtime::{
+    Arity, SendableRecordBatchStream, Stage, StageContext, StageError, StageMetrics, StageRole,
+};
+use datafusion_physical_plan::stream::RecordBatchReceiverStreamBuilder;
+use futures::StreamExt;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+use tokio::sync::mpsc;
+
+cascade_pipeline::stage_config! {
+    /// Options of the Parquet sink.
+    pub struct ParquetSinkConfig {
+        /// Directory holding the datasets; this sink writes `<output_dir>/<sink name>/`.
+        /// `cascade run --output DIR` replaces it for every sink.
+        output_dir: String = "output".to_string(),
+        /// Rows per row group. A row group is buffered in memory before it is written, so
+        /// image datasets (kB per row) want fewer rows than parameter tables.
+        row_group_size: usize = 8192,
+        /// Rows per file before a new part file is started.
+        max_rows_per_file: usize = 1_000_000,
+        /// zstd compression level (1-22).
+        zstd_level: i32 = 3,
+        /// Replace an existing dataset at the same place when the run succeeds. When false,
+        /// an existing dataset is an error.
+        overwrite: bool = true,
+    }
+}
+
+/// The Parquet sink's entry in the stage registry.
+pub fn factory() -> TypedFactory<ParquetSinkConfig> {
+    TypedFactory::new(
+        "parquet",
+        StageRole::Sink,
+        "Writes its input as a zstd-compressed Parquet dataset `<output_dir>/<sink name>/part-*.parquet`, \
+         atomically: files appear under their final names only when the run succeeded.",
+        build,
+    )
+}
+
+fn build(
+    config: PerTelescope<ParquetSinkConfig>,
+    _: &BuildContext,
+) -> Result<BuiltStage, BuildError> {
+    let config = config.default_value().clone();
+    if ZstdLevel::try_new(config.zstd_level).is_err() {
+        return Err(BuildError::option("zstd_level", "must be between 1 and 22"));
+    }
+    if config.row_group_size == 0 || config.max_rows_per_file == 0 {
+        return Err(BuildError::option(
+            "row_group_size",
+            "row_group_size and max_rows_per_file must be at least 1",
+        ));
+    }
+    Ok(BuiltStage::new(Arc::new(ParquetSink { config })))
+}
+
+/// The Parquet sink stage.
+#[derive(Debug)]
+pub struct ParquetSink {
+    config: ParquetSinkConfig,
+}
+
+impl ParquetSink {
+    /// A sink with the given options.
+    pub fn new(config: ParquetSinkConfig) -> Self {
+        Self { config }
+    }
+}
+
+impl Stage for ParquetSink {
+    fn kind(&self) -> &'static str {
+        "parquet"
+    }
+
+    fn role(&self) -> StageRole {
+        StageRole::Sink
+    }
+
+    fn arity(&self) -> Arity {
+        Arity::Exactly(1)
+    }
+
+    fn output_schema(&self, inputs: &[SchemaRef]) -> Result<SchemaRef, StageError> {
+        Arity::Exactly(1).check(inputs.len())?;
+        Ok(Arc::clone(&inputs[0]))
+    }
+
+    fn execute(
+        &self,
+        mut inputs: Vec<SendableRecordBatchStream>,
+        ctx: StageContext,
+    ) -> Result<SendableRecordBatchStream, StageError> {
+        Arity::Exactly(1).check(inputs.len())?;
+        let mut input = inputs.remove(0);
+        let schema = input.schema();
+        let dataset = Path::new(&self.config.output_dir).join(&ctx.name);
+        let mut writer = DatasetWriter::create(
+            dataset,
+            Arc::clone(&schema),
+            self.config.clone(),
+            Arc::clone(&ctx.metrics),
+        )?;
+        let mut builder = RecordBatchReceiverStreamBuilder::new(Arc::clone(&schema), 1);
+        builder.spawn(async move {
+            let (sender, mut receiver) = mpsc::channel::<Message>(1);
+            let thread = tokio::task::spawn_blocking(move || {
+                while let Some(message) = receiver.blocking_recv() {
+                    match message {
+                        Message::Batch(batch) => writer.write(&batch)?,
+                        Message::Finish => return writer.finish(),
+                    }
+                }
+                // The input ended without `Finish`: the run failed upstream or was cancelled.
+                writer.abandon();
+                Ok(())
+            });
+            let mut outcome = Ok(());
+            while let Some(batch) = input.next().await {
+                match batch {
+                    Ok(batch) => {
+                        if sender.send(Message::Batch(batch)).await.is_err() {
+                            break;
+                        }
+                    }
+                    Err(error) => {
+                        outcome = Err(error);
+                        break;
+                    }
+                }
+            }
+            if outcome.is_ok() {
+                let _ = sender.send(Message::Finish).await;
+            }
+            drop(sender);
+            let written = thread
+                .await
+                .map_err(|e| StageError::Data(format!("the Parquet writer thread failed: {e}")))?;
+            outcome?;
+            written.map_err(Into::into)
+        });
+        Ok(builder.build())
+    }
+
+    fn config(&self) -> serde_json::Value {
+        serde_json::to_value(&self.config).unwrap_or_default()
+    }
+}
+
+enum Message {
+    Batch(RecordBatch),
+    Finish,
+}
+
+/// Writes the part files of one dataset under temporary names and publishes them at the end.
+struct DatasetWriter {
+    directory: PathBuf,
+    schema: SchemaRef,
+    config: ParquetSinkConfig,
+    metrics: Arc<StageMetrics>,
+    run_tag: String,
+    current: Option<(ArrowWriter<File>, usize)>,
+    finished_parts: Vec<PathBuf>,
+}
+
+impl DatasetWriter {
+    fn create(
+        directory: PathBuf,
+        schema: SchemaRef,
+        config: ParquetSinkConfig,
+        metrics: Arc<StageMetrics>,
+    ) -> Result<Self, StageError> {
+        if !config.overwrite && !existing_parts(&directory)?.is_empty() {
+            return Err(StageError::Config(format!(
+                "{} already holds a dataset (set overwrite = true to replace it)",
+                directory.display()
+            )));
+        }
+        std::fs::create_dir_all(&directory).map_err(|source| io_error(&directory, source))?;
+        let run_tag = format!(
+            "{}-{}",
+            std::process::id(),
+            Instant::now().elapsed().as_nanos() ^ nanos_since_epoch()
+        );
+        Ok(Self {
+            directory,
+            schema,
+            config,
+            metrics,
+            run_tag,
+            current: None,
+            finished_parts: Vec::new(),
+        })
+    }
+
+    fn write(&mut self, batch: &RecordBatch) -> Result<(), StageError> {
+        let start = Instant::now();
+        let mut offset = 0;
+        while offset < batch.num_rows() {
+            if self.current.is_none() {
+                self.current = Some((self.open_part()?, 0));
+            }
+            let Some((writer, rows)) = self.current.as_mut() else {
+                break;
+            };
+            let take = (self.config.max_rows_per_file - *rows).min(batch.num_rows() - offset);
+            writer
+                .write(&batch.slice(offset, take))
+                .map_err(|e| StageError::External(Box::new(e)))?;
+            *rows += take;
+            offset += take;
+            if *rows >= self.config.max_rows_per_file {
+                self.close_part()?;
+            }
+        }
+        self.metrics.record_batch(batch.num_rows());
+        self.metrics.add_busy(start.elapsed());
+        Ok(())
+    }
+
+    /// Closes the last part, removes the previous dataset's parts and renames ours into place.
+    fn finish(mut self) -> Result<(), StageError> {
+        self.close_part()?;
+        if self.finished_parts.is_empty() {
+            // An empty input still gives a readable dataset: one file with the schema.
+            self.current = Some((self.open_part()?, 0));
+            self.close_part()?;
+        }
+        for old in existing_parts(&self.directory)? {
+            std::fs::remove_file(&old).map_err(|source| io_error(&old, source))?;
+        }
+        for (index, temporary) in self.finished_parts.iter().enumerate() {
+            let final_path = self.directory.join(format!("part-{index:05}.parquet"));
+            std::fs::rename(temporary, &final_path)
+                .map_err(|source| io_error(&final_path, source))?;
+        }
+        self.finished_parts.clear();
+        Ok(())
+    }
+
+    /// Removes every temporary file of this run.
+    fn abandon(&mut self) {
+        self.current = None;
+        self.finished_parts.clear();
+        if let Ok(entries) = std::fs::read_dir(&self.directory) {
+            for entry in entries.flatten() {
+                if entry
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with(&format!(".{}-", self.run_tag))
+                {
+                    let _ = std::fs::remove_file(entry.path());
+                }
+            }
+        }
+    }
+
+    fn open_part(&mut self) -> Result<ArrowWriter<File>, StageError> {
+        let path = self.temporary_path(self.finished_parts.len());
+        let file = File::create(&path).map_err(|source| io_error(&path, source))?;
+        let level = ZstdLevel::try_new(self.config.zstd_level)
+            .map_err(|e| StageError::Config(e.to_string()))?;
+        let properties = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(level))
+            .set_max_row_group_row_count(Some(self.config.row_group_size))
+            .set_created_by(format!("cascade {}", env!("CARGO_PKG_VERSION")))
+            .build();
+        ArrowWriter::try_new(file, Arc::clone(&self.schema), Some(properties))
+            .map_err(|e| StageError::External(Box::new(e)))
+    }
+
+    fn close_part(&mut self) -> Result<(), StageError> {
+        if let Some((writer, _)) = self.current.take() {
+            writer
+                .close()
+                .map_err(|e| StageError::External(Box::new(e)))?;
+            self.finished_parts
+                .push(self.temporary_path(self.finished_parts.len()));
+        }
+        Ok(())
+    }
+
+    fn temporary_path(&self, index: usize) -> PathBuf {
+        self.directory.join(format!(
+            ".{}-part-{index:05}.parquet.inprogress",
+            self.run_tag
+        ))
+    }
+}
+
+impl Drop for DatasetWriter {
+    fn drop(&mut self) {
+        if self.current.is_some() || !self.finished_parts.is_empty() {
+            self.abandon();
+        }
+    }
+}
+
+/// The finished part files of a dataset directory.
+fn existing_parts(directory: &Path) -> Result<Vec<PathBuf>, StageError> {
+    let entries = match std::fs::read_dir(directory) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => return Err(io_error(directory, source)),
+    };
+    let mut parts: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .map(|n| n.to_string_lossy())
+                .is_some_and(|n| n.starts_with("part-") && n.ends_with(".parquet"))
+        })
+        .collect();
+    parts.sort();
+    Ok(parts)
+}
+
+fn io_error(path: &Path, source: std::io::Error) -> StageError {
+    StageError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+fn nanos_since_epoch() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos())
+}

@@ -1,0 +1,1 @@
+//! Workspace integration tests live next to this file (see Cargo.toml `[[test]]`).

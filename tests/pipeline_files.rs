@@ -1,0 +1,126 @@
+//! Pipeline files end to end.
+//!
+//! * Every file in `tests/invalid/` starts with `# expect-error: LINE: TEXT` lines; loading it
+//!   must report exactly those errors (a diagnostic on LINE whose message contains TEXT).
+//! * Every file in `pipelines/` validates, and runs end to end on a few events into a
+//!   temporary directory, producing Parquet datasets that read back with their schema.
+
+use std::path::{Path, PathBuf};
+
+use cascade_pipeline::{Edits, Registry, load_pipeline};
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn registry() -> Registry {
+    Registry::new(cascade_stages::stages())
+}
+
+fn toml_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no pipeline files in {}", dir.display());
+    files
+}
+
+#[test]
+fn invalid_files_report_every_expected_error_at_its_line() {
+    for path in toml_files(&workspace().join("tests/invalid")) {
+        let text = std::fs::read_to_string(&path).unwrap();
+        let expected: Vec<(usize, &str)> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# expect-error: "))
+            .map(|l| {
+                let (line, message) = l.split_once(": ").unwrap();
+                (line.parse().unwrap(), message)
+            })
+            .collect();
+        assert!(
+            !expected.is_empty(),
+            "{} states no expected error",
+            path.display()
+        );
+        let diagnostics = load_pipeline(
+            &path.display().to_string(),
+            &text,
+            &registry(),
+            &Edits::default(),
+        )
+        .expect_err("an invalid pipeline loaded");
+        let found: Vec<(usize, String)> = diagnostics
+            .items
+            .iter()
+            .map(|d| {
+                (
+                    diagnostics
+                        .line_column(&d.location)
+                        .map_or(0, |(line, _)| line),
+                    d.message.clone(),
+                )
+            })
+            .collect();
+        let report = diagnostics.to_string();
+        assert_eq!(found.len(), expected.len(), "{}:\n{report}", path.display());
+        for (line, message) in &expected {
+            assert!(
+                found.iter().any(|(l, m)| l == line && m.contains(message)),
+                "{}: expected `{message}` at line {line}, got:\n{report}",
+                path.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn did_you_mean_and_command_line_errors() {
+    let text = "[sources.events]\nkind = \"toy\"\nn_events = 3\n[sinks.out]\nkind = \"parquet\"\ninputs = [\"events\"]\n";
+    let edits = Edits {
+        sets: vec![
+            "sources.events.sed=4".into(),
+            "sources.events.n_events=many".into(),
+        ],
+        ..Edits::default()
+    };
+    let diagnostics = load_pipeline("inline.toml", text, &registry(), &edits).unwrap_err();
+    let report = diagnostics.to_string();
+    assert!(
+        report.contains("(command line `sources.events.sed=4`): error: unknown option `sed`"),
+        "{report}"
+    );
+    assert!(report.contains("did you mean `seed`?"), "{report}");
+    assert!(
+        report.contains("(command line `sources.events.n_events=many`): error: option `n_events`"),
+        "{report}"
+    );
+    assert_eq!(diagnostics.len(), 2, "{report}");
+
+    let inputs = Edits {
+        inputs: vec!["a.simtel.zst".into()],
+        ..Edits::default()
+    };
+    let diagnostics = load_pipeline("inline.toml", text, &registry(), &inputs).unwrap_err();
+    assert!(
+        diagnostics.to_string().contains("reads no input files"),
+        "{diagnostics}"
+    );
+}
+
+#[test]
+fn set_overrides_options_and_output_replaces_every_sink_directory() {
+    let text = std::fs::read_to_string(workspace().join("pipelines/quickstart.toml")).unwrap();
+    let edits = Edits {
+        sets: vec![
+            "pipeline.batch_size=7".into(),
+            "sources.events.n_events=5".into(),
+        ],
+        output: Some("/tmp/elsewhere".into()),
+        ..Edits::default()
+    };
+    let pipeline = load_pipeline("quickstart.toml", &text, &registry(), &edits).unwrap();
+    assert_eq!(pipeline.settings.batch_size, 7);
+}
