@@ -301,44 +301,58 @@ pub fn decode_uvarint(data: &[u8]) -> Option<(u64, usize)> {
 /// Decodes `out.len()` differential values from `data` (the hot loop of ADC sample
 /// decoding); returns the bytes used or `None` if `data` ends early.
 ///
-/// Sample-to-sample differences are mostly small, so eight one-byte codes are decoded at a
-/// time when the next eight bytes all have their top bit clear.
+/// Works in blocks of eight values: when the next eight bytes all have their top bit clear
+/// (eight one-byte codes, the common case for small sample-to-sample differences) they are
+/// decoded from one 64-bit load; otherwise the block is decoded code by code, with one- and
+/// two-byte codes inline.
 #[inline]
 fn decode_differential_u16(data: &[u8], out: &mut [u16]) -> Option<usize> {
     const TOP_BITS: u64 = 0x8080_8080_8080_8080;
     let mut pos = 0usize;
     let mut value: i32 = 0;
-    let mut i = 0usize;
-    while i < out.len() {
-        if i + 8 <= out.len()
-            && let Some(chunk) = data.get(pos..pos + 8)
-        {
+    let mut blocks = out.chunks_exact_mut(8);
+    for block in &mut blocks {
+        if let Some(chunk) = data.get(pos..pos + 8) {
             let word = u64::from_le_bytes([
                 chunk[0], chunk[1], chunk[2], chunk[3], chunk[4], chunk[5], chunk[6], chunk[7],
             ]);
             if word & TOP_BITS == 0 {
-                for (k, slot) in out[i..i + 8].iter_mut().enumerate() {
+                for (k, slot) in block.iter_mut().enumerate() {
                     let v = ((word >> (8 * k)) & 0x7f) as i32;
                     value = value.wrapping_add((v >> 1) ^ -(v & 1));
                     *slot = value as u16;
                 }
-                i += 8;
                 pos += 8;
                 continue;
             }
         }
-        let b0 = *data.get(pos)?;
-        if b0 & 0x80 == 0 {
-            let v = i32::from(b0);
-            value = value.wrapping_add((v >> 1) ^ -(v & 1));
-            pos += 1;
-        } else {
-            let (raw, len) = decode_uvarint(&data[pos..])?;
-            value = value.wrapping_add(unzigzag(raw) as i32);
-            pos += len;
-        }
-        out[i] = value as u16;
-        i += 1;
+        pos = decode_codes(data, pos, &mut value, block)?;
+    }
+    decode_codes(data, pos, &mut value, blocks.into_remainder())
+}
+
+/// Decodes one differential code per element of `out`, starting at `data[pos]`; returns
+/// the new position.
+#[inline(always)]
+fn decode_codes(data: &[u8], mut pos: usize, value: &mut i32, out: &mut [u16]) -> Option<usize> {
+    for slot in out.iter_mut() {
+        let code = match data.get(pos..)? {
+            [b0, ..] if *b0 < 0x80 => {
+                pos += 1;
+                u64::from(*b0)
+            }
+            [b0, b1, ..] if *b0 < 0xc0 => {
+                pos += 2;
+                (u64::from(*b0 & 0x3f) << 8) | u64::from(*b1)
+            }
+            rest => {
+                let (code, len) = decode_uvarint(rest)?;
+                pos += len;
+                code
+            }
+        };
+        *value = value.wrapping_add(unzigzag(code) as i32);
+        *slot = *value as u16;
     }
     Some(pos)
 }
