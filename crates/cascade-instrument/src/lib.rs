@@ -15,9 +15,11 @@ pub mod border;
 mod camera;
 pub mod frames;
 pub mod neighbors;
+mod readout;
 mod subarray;
 
 pub use camera::{CameraGeometry, GeometryError, Neighbors, PixelShape};
+pub use readout::ReadoutDescription;
 pub use subarray::{
     FocalLengthChoice, OpticsDescription, SubarrayDescription, TelescopeDescription,
 };

@@ -679,6 +679,7 @@ impl<'r> Loader<'r> {
         let mut graph = PipelineGraph::new();
         let mut context = BuildContext {
             subarray: Arc::default(),
+            readout: BTreeMap::new(),
             batch_size,
         };
         let mut built: BTreeMap<usize, Arc<dyn Stage>> = BTreeMap::new();
@@ -700,6 +701,12 @@ impl<'r> Loader<'r> {
             let config = resolve(entry, &context.subarray);
             match factory.build(&config, &context) {
                 Ok(stage) => {
+                    for (tel_id, readout) in &stage.readout {
+                        context
+                            .readout
+                            .entry(*tel_id)
+                            .or_insert_with(|| Arc::clone(readout));
+                    }
                     if let Some(subarray) = stage.subarray {
                         let mut merged = (*context.subarray).clone();
                         for (id, tel) in &subarray.telescopes {

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use cascade_instrument::SubarrayDescription;
+use cascade_instrument::{ReadoutDescription, SubarrayDescription};
 use cascade_runtime::{Stage, StageRole};
 
 use toml::Spanned;
@@ -22,6 +22,8 @@ pub type OptionValue<'a> = Spanned<DeValue<'a>>;
 pub struct BuildContext {
     /// The instrument of the pipeline's sources (empty until a source provides one).
     pub subarray: Arc<SubarrayDescription>,
+    /// Readout of each telescope (sampling, reference pulse), by telescope id.
+    pub readout: BTreeMap<u16, Arc<ReadoutDescription>>,
     /// Telescope events per batch.
     pub batch_size: usize,
 }
@@ -33,6 +35,8 @@ pub struct BuiltStage {
     pub stage: Arc<dyn Stage>,
     /// The instrument this source reads, if it is a source that knows one.
     pub subarray: Option<Arc<SubarrayDescription>>,
+    /// The readout of this source's telescopes, by telescope id.
+    pub readout: BTreeMap<u16, Arc<ReadoutDescription>>,
 }
 
 impl BuiltStage {
@@ -41,6 +45,7 @@ impl BuiltStage {
         Self {
             stage,
             subarray: None,
+            readout: BTreeMap::new(),
         }
     }
 }

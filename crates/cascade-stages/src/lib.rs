@@ -3,7 +3,10 @@
 //!
 //! [`stages()`] is the explicit registry the CLI hands to the pipeline loader.
 
+pub mod calibrate;
+pub mod clean;
 pub mod columns;
+pub mod parameters;
 pub mod parquet_sink;
 pub mod select;
 pub mod toy;
@@ -16,6 +19,9 @@ use cascade_pipeline::StageFactory;
 pub fn stages() -> Vec<Arc<dyn StageFactory>> {
     vec![
         Arc::new(toy::factory()),
+        Arc::new(calibrate::factory()),
+        Arc::new(clean::factory()),
+        Arc::new(parameters::factory()),
         Arc::new(select::factory()),
         Arc::new(parquet_sink::factory()),
     ]

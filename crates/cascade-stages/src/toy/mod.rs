@@ -15,6 +15,7 @@ use arrow::array::{
     RecordBatch,
 };
 use arrow::datatypes::SchemaRef;
+use cascade_instrument::ReadoutDescription;
 use cascade_pipeline::{BuildContext, BuildError, BuiltStage, PerTelescope, TypedFactory};
 use cascade_runtime::{SendableRecordBatchStream, Stage, StageContext, StageError, StageRole};
 use cascade_schema::Level;
@@ -108,10 +109,33 @@ fn build(config: PerTelescope<ToyConfig>, _: &BuildContext) -> Result<BuiltStage
         array.subarray = Arc::new(subarray);
     }
     let subarray = Arc::clone(&array.subarray);
+    let readout = subarray
+        .telescopes
+        .iter()
+        .filter_map(|(&tel_id, telescope)| {
+            let readout = array.readout.get(&telescope.name)?;
+            Some((tel_id, Arc::new(readout_description(readout))))
+        })
+        .collect();
     Ok(BuiltStage {
         stage: Arc::new(ToySource { config, array }),
         subarray: Some(subarray),
+        readout,
     })
+}
+
+/// The readout of a toy camera: its sampling, and the Gaussian pulse (σ = 1.5 ns) the
+/// generator uses, sampled every 0.1 ns, as reference pulse shape.
+fn readout_description(readout: &ToyReadout) -> ReadoutDescription {
+    let pulse = (0..200)
+        .map(|k| (-0.5 * ((k as f64 * 0.1 - 10.0) / 1.5).powi(2)).exp())
+        .collect();
+    ReadoutDescription {
+        sampling_rate_ghz: readout.sampling_rate_ghz,
+        n_samples: readout.n_samples,
+        reference_pulse_shape: vec![pulse],
+        reference_pulse_sample_width_ns: 0.1,
+    }
 }
 
 /// The toy source stage.

@@ -1,0 +1,189 @@
+//! `kind = "calibrate"`: R1 waveforms -> DL1 image (p.e.) and peak time (ns) with one of
+//! ctapipe's image extractors (`cascade_calib`), per telescope.
+//!
+//! Input: R1 telescope events (`waveform` in p.e. per sample, `selected_gain_channel`).
+//! Output: the input without the waveform, plus `image` and `peak_time`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arrow::array::{Array, Float32Array};
+use arrow::datatypes::{DataType, Float32Type, Int8Type, Int16Type, Schema, SchemaRef};
+use arrow::record_batch::RecordBatch;
+use cascade_calib::{
+    CalibrationConfig, CameraCalibrator, CameraReadout, ImageExtractorConfig, InvalidPixelHandler,
+    TelescopeCalibration,
+};
+use cascade_pipeline::{BuildContext, BuildError, BuiltStage, PerTelescope, TypedFactory};
+use cascade_runtime::{BatchStage, MapStage, StageError, StageRole, check_column};
+use cascade_schema::Level;
+use ndarray::{Array2, ArrayView2, ArrayView3, ArrayViewMut2};
+use rayon::prelude::*;
+
+use crate::columns::{primitive, uniform_list, uniform_list_values};
+
+cascade_pipeline::stage_config! {
+    /// Options of the calibration stage (ctapipe `CameraCalibrator`).
+    pub struct CalibrateConfig {
+        /// The charge extractor, by ctapipe's name in `extractor`, with its options, e.g.
+        /// `image_extractor = { extractor = "LocalPeakWindowSum", window_width = 7, window_shift = 3 }`.
+        /// Default: `NeighborPeakWindowSum` with ctapipe's defaults.
+        image_extractor: ImageExtractorConfig = ImageExtractorConfig::default(),
+        /// Treatment of broken pixels (ctapipe `InvalidPixelHandler`).
+        invalid_pixel_handler: InvalidPixelHandler = InvalidPixelHandler::default(),
+    }
+}
+
+/// The calibration stage's entry in the stage registry.
+pub fn factory() -> TypedFactory<CalibrateConfig> {
+    TypedFactory::new(
+        "calibrate",
+        StageRole::Transform,
+        "Extracts the DL1 image (p.e.) and peak time (ns) from R1 waveforms with ctapipe's \
+         extractors (NeighborPeakWindowSum by default, with integration correction).",
+        build,
+    )
+}
+
+fn build(
+    config: PerTelescope<CalibrateConfig>,
+    context: &BuildContext,
+) -> Result<BuiltStage, BuildError> {
+    let mut calibrators = BTreeMap::new();
+    for (&tel_id, telescope) in &context.subarray.telescopes {
+        let Some(readout) = context.readout.get(&tel_id) else {
+            return Err(BuildError::stage(format!(
+                "the source gives no readout for telescope {tel_id}"
+            )));
+        };
+        let options = config.get(tel_id);
+        let calibration = CalibrationConfig {
+            image_extractor: options.image_extractor.clone(),
+            invalid_pixel_handler: options.invalid_pixel_handler.clone(),
+            ..CalibrationConfig::default()
+        };
+        let pulse = &readout.reference_pulse_shape;
+        let width = pulse.first().map_or(0, Vec::len);
+        let shape = Array2::from_shape_fn((pulse.len(), width), |(g, k)| {
+            pulse[g].get(k).copied().unwrap_or(0.0)
+        });
+        let camera_readout = CameraReadout {
+            sampling_rate_ghz: readout.sampling_rate_ghz,
+            reference_pulse_shape: shape,
+            reference_pulse_sample_width_ns: readout.reference_pulse_sample_width_ns,
+        };
+        let calibrator =
+            CameraCalibrator::new(&calibration, &camera_readout, &telescope.camera.neighbors)
+                .map_err(|e| {
+                    BuildError::option("image_extractor", format!("telescope {tel_id}: {e}"))
+                })?;
+        let n_pixels = telescope.camera.n_pixels();
+        let identity = TelescopeCalibration {
+            pedestal_per_sample: Array2::zeros((1, n_pixels)),
+            dc_to_pe: Array2::ones((1, n_pixels)),
+            time_shift_ns: None,
+            broken_pixels: vec![false; n_pixels],
+        };
+        calibrators.insert(tel_id, (Arc::new(calibrator), Arc::new(identity)));
+    }
+    let stage = Calibrate {
+        config: config.default_value().clone(),
+        calibrators,
+    };
+    Ok(BuiltStage::new(Arc::new(MapStage::new(stage))))
+}
+
+/// The calibration stage.
+#[derive(Debug)]
+pub struct Calibrate {
+    config: CalibrateConfig,
+    calibrators: BTreeMap<u16, (Arc<CameraCalibrator>, Arc<TelescopeCalibration>)>,
+}
+
+impl BatchStage for Calibrate {
+    fn kind(&self) -> &'static str {
+        "calibrate"
+    }
+
+    fn output_schema(&self, input: &SchemaRef) -> Result<SchemaRef, StageError> {
+        check_column(input, "tel_id", &DataType::Int16)?;
+        check_column(input, "waveform", Level::R1.field("waveform").data_type())?;
+        check_column(
+            input,
+            "selected_gain_channel",
+            Level::R1.field("selected_gain_channel").data_type(),
+        )?;
+        let mut fields: Vec<_> = input
+            .fields()
+            .iter()
+            .filter(|f| !matches!(f.name().as_str(), "waveform" | "n_samples"))
+            .cloned()
+            .collect();
+        fields.extend(Level::Dl1Images.fields(&["image", "peak_time"]));
+        Ok(Arc::new(Schema::new(fields)))
+    }
+
+    fn process(&self, batch: RecordBatch, output: &SchemaRef) -> Result<RecordBatch, StageError> {
+        let tel_ids = primitive::<Int16Type>(&batch, "tel_id")?;
+        let (waveforms, row_len) = uniform_list_values::<Float32Type>(&batch, "waveform")?;
+        let (gains, n_pixels) = uniform_list_values::<Int8Type>(&batch, "selected_gain_channel")?;
+        let n_events = batch.num_rows();
+        let n_samples = if n_pixels == 0 { 0 } else { row_len / n_pixels };
+        let mut image = vec![0.0f32; n_events * n_pixels];
+        let mut peak_time = vec![0.0f32; n_events * n_pixels];
+        image
+            .par_chunks_mut(n_pixels.max(1))
+            .zip(peak_time.par_chunks_mut(n_pixels.max(1)))
+            .enumerate()
+            .try_for_each(|(event, (image, peak_time))| -> Result<(), StageError> {
+                let tel_id = tel_ids.value(event) as u16;
+                let (calibrator, calibration) = self.calibrators.get(&tel_id).ok_or_else(|| {
+                    StageError::Data(format!("telescope {tel_id} is not in the instrument"))
+                })?;
+                let r1 = ArrayView3::from_shape(
+                    (1, n_pixels, n_samples),
+                    &waveforms[event * row_len..(event + 1) * row_len],
+                )
+                .map_err(|e| StageError::Data(e.to_string()))?;
+                let gain = ArrayView2::from_shape(
+                    (1, n_pixels),
+                    &gains[event * n_pixels..(event + 1) * n_pixels],
+                )
+                .map_err(|e| StageError::Data(e.to_string()))?;
+                let image = ArrayViewMut2::from_shape((1, n_pixels), image)
+                    .map_err(|e| StageError::Data(e.to_string()))?;
+                let peak_time = ArrayViewMut2::from_shape((1, n_pixels), peak_time)
+                    .map_err(|e| StageError::Data(e.to_string()))?;
+                calibrator
+                    .r1_to_dl1(r1, gain, calibration, image, peak_time)
+                    .map_err(|e| StageError::Data(format!("telescope {tel_id}: {e}")))
+            })?;
+        let mut columns = Vec::with_capacity(output.fields().len());
+        for field in output.fields().iter().take(output.fields().len() - 2) {
+            let column =
+                batch
+                    .column_by_name(field.name())
+                    .ok_or_else(|| StageError::MissingColumn {
+                        column: field.name().clone(),
+                        expected: field.data_type().to_string(),
+                    })?;
+            columns.push(Arc::clone(column));
+        }
+        columns.push(uniform_list(
+            &Level::Dl1Images.field("image"),
+            Arc::new(Float32Array::from(image)),
+            n_pixels,
+        )?);
+        columns.push(uniform_list(
+            &Level::Dl1Images.field("peak_time"),
+            Arc::new(Float32Array::from(peak_time)),
+            n_pixels,
+        )?);
+        debug_assert!(columns.iter().all(|c| c.len() == n_events));
+        Ok(RecordBatch::try_new(Arc::clone(output), columns)?)
+    }
+
+    fn config(&self) -> serde_json::Value {
+        serde_json::to_value(&self.config).unwrap_or_default()
+    }
+}
