@@ -102,27 +102,45 @@ pub fn extract_sliding_window(
 }
 
 /// Index of the first maximum of a waveform (`np.argmax`); 0 for an empty waveform.
+/// NaN samples are skipped (numpy would return the first NaN; R1 waveforms have none).
 #[inline]
 pub fn argmax_f32(waveform: &[f32]) -> usize {
-    let mut best = 0;
-    for (index, &value) in waveform.iter().enumerate() {
-        if value > waveform[best] {
-            best = index;
-        }
-    }
-    best
+    first_index_of_max(waveform, f32::NEG_INFINITY)
 }
 
 /// Index of the first maximum of a slice of `f64` (`np.argmax`); 0 for an empty slice.
+/// NaN values are skipped.
 #[inline]
 pub fn argmax_f64(values: &[f64]) -> usize {
-    let mut best = 0;
-    for (index, &value) in values.iter().enumerate() {
-        if value > values[best] {
-            best = index;
+    first_index_of_max(values, f64::NEG_INFINITY)
+}
+
+/// Two passes that vectorise: the maximum over independent lanes (exact, so the order does
+/// not matter), then the first position holding it.
+#[inline]
+fn first_index_of_max<T: Copy + PartialOrd>(values: &[T], lowest: T) -> usize {
+    const LANES: usize = 8;
+    let mut lanes = [lowest; LANES];
+    let chunks = values.chunks_exact(LANES);
+    let mut max = lowest;
+    for &value in chunks.remainder() {
+        if value > max {
+            max = value;
         }
     }
-    best
+    for chunk in chunks {
+        for (lane, &value) in lanes.iter_mut().zip(chunk) {
+            if value > *lane {
+                *lane = value;
+            }
+        }
+    }
+    for lane in lanes {
+        if lane > max {
+            max = lane;
+        }
+    }
+    values.iter().position(|&value| value == max).unwrap_or(0)
 }
 
 /// Peak index of one pixel from the sum of its neighbours' waveforms.

@@ -1,0 +1,170 @@
+//! Conformance with ctapipe 0.28 on the shared sim_telarray files: R0 -> DL1 with the
+//! default chain for every telescope event of every file, compared pixel by pixel with the
+//! reference `image` (p.e.), `peak_time` (ns) and `selected_gain_channel`.
+//!
+//! Tolerance: 1e-3 absolute or 1e-4 relative for image and peak time; gains equal.
+
+use std::collections::{BTreeMap, HashMap};
+
+use cascade_calib::{
+    CalibrationConfig, CameraCalibrator, CameraReadout, TelescopeCalibration,
+    r1::broken_pixels_from_ids,
+};
+use cascade_simtel::SimtelReader;
+use cascade_testdata::{STEMS, Table, simtel_path};
+use ndarray::{Array2, Array4};
+
+/// The reference DL1 rows of one file, by (event_id, tel_id).
+struct Reference {
+    rows: HashMap<(i64, i64), usize>,
+    image: Vec<Vec<f64>>,
+    peak_time: Vec<Vec<f64>>,
+    selected_gain_channel: Vec<Vec<i64>>,
+}
+
+impl Reference {
+    fn load(stem: &str) -> Self {
+        let table = Table::reference(stem, "dl1");
+        let rows = table
+            .i64("event_id")
+            .into_iter()
+            .zip(table.i64("tel_id"))
+            .enumerate()
+            .map(|(row, key)| (key, row))
+            .collect();
+        Self {
+            rows,
+            image: table.list_f64("image"),
+            peak_time: table.list_f64("peak_time"),
+            selected_gain_channel: table.list_i64("selected_gain_channel"),
+        }
+    }
+}
+
+fn readout(calibration: &cascade_simtel::TelescopeCalibration) -> CameraReadout {
+    let pulse = &calibration.reference_pulse_shape;
+    let n_reference = pulse.first().map_or(0, Vec::len);
+    let values = pulse.iter().flatten().copied().collect();
+    CameraReadout {
+        sampling_rate_ghz: calibration.sampling_rate_ghz,
+        reference_pulse_shape: Array2::from_shape_vec((pulse.len(), n_reference), values)
+            .expect("rectangular reference pulse shape"),
+        reference_pulse_sample_width_ns: calibration.reference_pulse_sample_width_ns,
+    }
+}
+
+fn telescope_calibration(
+    calibration: &cascade_simtel::TelescopeCalibration,
+) -> TelescopeCalibration {
+    let shape = (calibration.n_gains, calibration.n_pixels);
+    let array = |values: &[f32]| {
+        Array2::from_shape_vec(shape, values.to_vec()).expect("[gain][pixel] calibration array")
+    };
+    TelescopeCalibration {
+        pedestal_per_sample: array(&calibration.pedestal_per_sample),
+        dc_to_pe: array(&calibration.dc_to_pe),
+        time_shift_ns: (!calibration.time_calibration_ns.is_empty())
+            .then(|| array(&calibration.time_calibration_ns)),
+        broken_pixels: broken_pixels_from_ids(
+            calibration.n_pixels,
+            &calibration.hv_disabled_pixels,
+        ),
+    }
+}
+
+fn close(actual: f64, expected: f64) -> bool {
+    let difference = (actual - expected).abs();
+    difference <= 1e-3
+        || difference <= 1e-4 * expected.abs()
+        || (actual.is_nan() && expected.is_nan())
+}
+
+#[test]
+fn r0_to_dl1_matches_ctapipe_on_every_shared_file() {
+    let config = CalibrationConfig::default();
+    let mut summary = Vec::new();
+    for stem in STEMS {
+        let reference = Reference::load(stem);
+        let mut reader = SimtelReader::open(simtel_path(stem)).expect("readable file");
+        let mut calibrators: BTreeMap<u16, CameraCalibrator> = BTreeMap::new();
+        let mut n_telescope_events = 0;
+        let mut failures = Vec::new();
+        while let Some(event) = reader.next_event().expect("readable event") {
+            for tel in &event.telescopes {
+                let row = reference.rows[&(event.event_id, i64::from(tel.tel_id))];
+                let file_calibration = tel
+                    .calibration
+                    .as_ref()
+                    .expect("calibration for telescope event");
+                let calibrator = calibrators.entry(tel.tel_id).or_insert_with(|| {
+                    let telescope = reader.subarray().telescope(tel.tel_id).expect("telescope");
+                    CameraCalibrator::new(
+                        &config,
+                        &readout(file_calibration),
+                        &telescope.camera.neighbors,
+                    )
+                    .expect("calibrator")
+                });
+                let (n_gains, n_pixels, n_samples) = (tel.n_gains, tel.n_pixels, tel.n_samples);
+                let r0 = Array4::from_shape_vec(
+                    (1, n_gains, n_pixels, n_samples),
+                    tel.waveforms.clone(),
+                )
+                .expect("[gain][pixel][sample] waveforms");
+                let mut gains = Array2::<i8>::zeros((1, n_pixels));
+                let mut image = Array2::<f32>::zeros((1, n_pixels));
+                let mut peak_time = Array2::<f32>::zeros((1, n_pixels));
+                calibrator
+                    .r0_to_dl1(
+                        r0.view(),
+                        &telescope_calibration(file_calibration),
+                        gains.view_mut(),
+                        image.view_mut(),
+                        peak_time.view_mut(),
+                    )
+                    .expect("r0_to_dl1");
+                assert_eq!(reference.image[row].len(), n_pixels, "{stem}: pixel count");
+                for pixel in 0..n_pixels {
+                    let what = format!(
+                        "{stem} event {} tel {} pixel {pixel}",
+                        event.event_id, tel.tel_id
+                    );
+                    let (expected_image, expected_time) =
+                        (reference.image[row][pixel], reference.peak_time[row][pixel]);
+                    if !close(f64::from(image[[0, pixel]]), expected_image) {
+                        failures.push(format!(
+                            "{what}: image {} vs {expected_image}",
+                            image[[0, pixel]]
+                        ));
+                    }
+                    if !close(f64::from(peak_time[[0, pixel]]), expected_time) {
+                        failures.push(format!(
+                            "{what}: peak_time {} vs {expected_time}",
+                            peak_time[[0, pixel]]
+                        ));
+                    }
+                    if i64::from(gains[[0, pixel]]) != reference.selected_gain_channel[row][pixel] {
+                        failures.push(format!(
+                            "{what}: selected_gain_channel {}",
+                            gains[[0, pixel]]
+                        ));
+                    }
+                }
+                n_telescope_events += 1;
+            }
+        }
+        assert!(
+            failures.is_empty(),
+            "{} mismatches, first: {:#?}",
+            failures.len(),
+            &failures[..failures.len().min(10)]
+        );
+        assert_eq!(
+            n_telescope_events,
+            reference.rows.len(),
+            "{stem}: telescope events"
+        );
+        summary.push(format!("{stem}: {n_telescope_events} telescope events"));
+    }
+    println!("{}", summary.join("\n"));
+}
