@@ -103,6 +103,9 @@ pub struct TimingWorkspace {
 struct LtsScratch {
     squared_residuals: Vec<f64>,
     order: Vec<u32>,
+    /// The trimmed subset as a mask, so that sums run in point order and a fit is a
+    /// function of the subset alone.
+    in_subset: Vec<bool>,
     /// Every fit visited in this regression (bit patterns of beta) and the start that
     /// reached it first: a start that reaches a visited fit follows that start's path from
     /// there on, so it is stopped.
@@ -242,6 +245,7 @@ fn c_steps(
     let LtsScratch {
         squared_residuals,
         order,
+        in_subset,
         visited,
     } = scratch;
     let mut beta = start;
@@ -261,15 +265,16 @@ fn c_steps(
                 squared_residuals[a as usize].total_cmp(&squared_residuals[b as usize])
             });
         }
-        order.truncate(sample_size);
-        beta = regression(x, y, order.iter().map(|&i| i as usize));
+        in_subset.clear();
+        in_subset.resize(x.len(), false);
+        for &i in &order[..sample_size.min(order.len())] {
+            in_subset[i as usize] = true;
+        }
+        let subset = || (0..x.len()).filter(|&i| in_subset[i]);
+        beta = regression(x, y, subset());
         let last_error = error;
-        error = order
-            .iter()
-            .map(|&i| {
-                let i = i as usize;
-                (y[i] - (x[i] * beta[0] + beta[1])).powi(2)
-            })
+        error = subset()
+            .map(|i| (y[i] - (x[i] * beta[0] + beta[1])).powi(2))
             .sum();
         if (last_error - error).abs() < CONVERGENCE_EPS {
             break;
