@@ -309,3 +309,47 @@ fn calibration_is_complete_for_every_telescope_event() {
         assert!(calibration.reference_pulse_sample_width_ns > 0.0);
     }
 }
+
+#[test]
+fn plain_gzip_and_zstd_inputs_read_the_same() {
+    use std::io::{Read, Write};
+
+    let compressed = std::fs::read(simtel_path("hess1u_gamma")).expect("read");
+    let mut plain = Vec::new();
+    zstd::stream::read::Decoder::new(&compressed[..])
+        .expect("zstd")
+        .read_to_end(&mut plain)
+        .expect("decompress");
+    let dir = std::env::temp_dir().join(format!("cascade-simtel-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let plain_path = dir.join("hess1u_gamma.simtel");
+    std::fs::write(&plain_path, &plain).expect("write plain");
+    let gzip_path = dir.join("hess1u_gamma.simtel.gz");
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(&plain).expect("gzip");
+    std::fs::write(&gzip_path, encoder.finish().expect("gzip")).expect("write gzip");
+
+    let read_all = |path: &std::path::Path| {
+        let mut reader = SimtelReader::open(path).expect("open");
+        let mut events = Vec::new();
+        while let Some(event) = reader.next_event().expect("event") {
+            events.push(event);
+        }
+        (reader.compression(), events, reader.stats().bytes_read)
+    };
+    let (zstd_kind, zstd_events, zstd_bytes) = read_all(&simtel_path("hess1u_gamma"));
+    let (plain_kind, plain_events, plain_bytes) = read_all(&plain_path);
+    let (gzip_kind, gzip_events, gzip_bytes) = read_all(&gzip_path);
+    std::fs::remove_dir_all(&dir).expect("clean up");
+    use cascade_simtel::input::Compression;
+    assert_eq!(
+        (zstd_kind, plain_kind, gzip_kind),
+        (Compression::Zstd, Compression::None, Compression::Gzip)
+    );
+    assert_eq!(zstd_events, plain_events);
+    assert_eq!(zstd_events, gzip_events);
+    assert_eq!(
+        (zstd_bytes, plain_bytes, gzip_bytes),
+        (plain.len() as u64, plain.len() as u64, plain.len() as u64)
+    );
+}
