@@ -159,18 +159,41 @@ pub fn neighbor_peak_index(
     broken_pixels: &[bool],
     average: &mut [f64],
 ) -> usize {
+    const BLOCK: usize = 8;
     let weight = local_weight as f64;
-    let own = &waveforms[pixel * n_samples..(pixel + 1) * n_samples];
-    for (acc, &sample) in average.iter_mut().zip(own) {
+    let waveform = |pixel: usize| &waveforms[pixel * n_samples..(pixel + 1) * n_samples];
+    let valid_neighbors = || {
+        neighbors
+            .iter()
+            .map(|&neighbor| neighbor as usize)
+            .filter(|&neighbor| !broken_pixels[neighbor])
+    };
+    // Blocks of samples summed in registers over all neighbours; per sample the additions
+    // happen in ctapipe's order (own waveform first, then neighbours by index).
+    let n_full = n_samples - n_samples % BLOCK;
+    for start in (0..n_full).step_by(BLOCK) {
+        let mut block = [0.0_f64; BLOCK];
+        for (acc, &sample) in block.iter_mut().zip(&waveform(pixel)[start..start + BLOCK]) {
+            *acc = f64::from(sample) * weight;
+        }
+        for neighbor in valid_neighbors() {
+            for (acc, &sample) in block
+                .iter_mut()
+                .zip(&waveform(neighbor)[start..start + BLOCK])
+            {
+                *acc += f64::from(sample);
+            }
+        }
+        average[start..start + BLOCK].copy_from_slice(&block);
+    }
+    for (acc, &sample) in average[n_full..].iter_mut().zip(&waveform(pixel)[n_full..]) {
         *acc = f64::from(sample) * weight;
     }
-    for &neighbor in neighbors {
-        let neighbor = neighbor as usize;
-        if broken_pixels[neighbor] {
-            continue;
-        }
-        let samples = &waveforms[neighbor * n_samples..(neighbor + 1) * n_samples];
-        for (acc, &sample) in average.iter_mut().zip(samples) {
+    for neighbor in valid_neighbors() {
+        for (acc, &sample) in average[n_full..]
+            .iter_mut()
+            .zip(&waveform(neighbor)[n_full..])
+        {
             *acc += f64::from(sample);
         }
     }
