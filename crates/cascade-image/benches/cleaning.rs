@@ -73,9 +73,38 @@ fn cleaning(c: &mut Criterion) {
     group.finish();
 }
 
+/// Tail cuts on the 40,000-pixel square camera of `square_40k_pixels` (2 events).
+fn cleaning_large_camera(c: &mut Criterion) {
+    const LARGE: &str = "square_40k_pixels";
+    let cameras = common::cameras(LARGE);
+    let table = Table::reference(LARGE, "cleaning");
+    let tel_id = table.i64("tel_id")[0];
+    let camera = &cameras[&tel_id];
+    let images = common::f32_lists(&table, "image");
+    let mut workspace = CleaningWorkspace::default();
+    let mut mask = vec![false; camera.n_pixels()];
+    let mut group = c.benchmark_group(format!("cleaning/{LARGE}_{}px", camera.n_pixels()));
+    group.throughput(Throughput::Elements(images.len() as u64));
+    group.bench_function("tailcuts_clean_10_5_2", |b| {
+        b.iter(|| {
+            for image in &images {
+                tailcuts_clean(
+                    &camera.neighbors,
+                    image,
+                    &TailcutsParams::default(),
+                    &mut workspace,
+                    &mut mask,
+                )
+                .unwrap();
+            }
+        })
+    });
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
-    targets = cleaning
+    targets = cleaning, cleaning_large_camera
 }
 criterion_main!(benches);
