@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use cascade_instrument::SubarrayDescription;
 
-use crate::error::{DecodeError, Location, SimtelError};
+use crate::error::{DecodeError, DecodeErrorKind, Location, SimtelError};
 use crate::eventio::{
     FramingError, Object, ObjectHeader, ReadOutcome, object_type_name, read_top_level,
     telescope_event_tel_id, tracking_tel_id,
@@ -162,6 +162,9 @@ pub struct ReaderStats {
     pub calibration_events_skipped: u64,
     /// MC showers seen.
     pub mc_showers: u64,
+    /// Objects not needed for the event data whose version or mode is not supported,
+    /// skipped, by type (e.g. a newer pixel timing version).
+    pub unsupported_skipped: BTreeMap<u16, u64>,
 }
 
 impl ReaderStats {
@@ -216,6 +219,26 @@ struct Setup {
     software: BTreeMap<u16, CameraSoftwareSettings>,
     global_meta: HashMap<String, String>,
     telescope_meta: HashMap<u16, HashMap<String, String>>,
+}
+
+/// Result of an optional decoder: an unsupported version or mode is skipped and counted
+/// instead of ending the stream; other errors stay errors.
+fn optional<T>(
+    result: Result<T, DecodeError>,
+    stats: &mut ReaderStats,
+) -> Result<Option<T>, DecodeError> {
+    match result {
+        Ok(value) => Ok(Some(value)),
+        Err(DecodeError {
+            object_type,
+            kind: DecodeErrorKind::Unsupported(_),
+            ..
+        }) => {
+            *stats.unsupported_skipped.entry(object_type).or_default() += 1;
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// Object types that belong to the file header (everything before the first event).
@@ -393,33 +416,52 @@ impl SimtelReader {
             let at = |e: DecodeError| e.at(path, base);
             match header.object_type {
                 2000 => setup.run_header = Some(decode_run_header(&object).map_err(at)?),
-                2001 => setup.mc_run_header = Some(decode_mc_run_header(&object).map_err(at)?),
+                2001 => {
+                    setup.mc_run_header =
+                        optional(decode_mc_run_header(&object), &mut self.stats).map_err(at)?
+                }
                 2002 => {
                     let settings = decode_camera_settings(&object).map_err(at)?;
                     setup.camera_settings.insert(settings.tel_id, settings);
                 }
                 2003 => {
-                    let org = decode_camera_organization(&object).map_err(at)?;
-                    setup.organizations.insert(org.tel_id, org);
+                    if let Some(org) =
+                        optional(decode_camera_organization(&object), &mut self.stats)
+                            .map_err(at)?
+                    {
+                        setup.organizations.insert(org.tel_id, org);
+                    }
                 }
                 2004 => {
-                    let pixel = decode_pixel_settings(&object).map_err(at)?;
-                    setup.pixel_settings.insert(pixel.tel_id, pixel);
+                    if let Some(pixel) =
+                        optional(decode_pixel_settings(&object), &mut self.stats).map_err(at)?
+                    {
+                        setup.pixel_settings.insert(pixel.tel_id, pixel);
+                    }
                 }
                 2005 => {
-                    let disabled = decode_disabled_pixels(&object).map_err(at)?;
-                    setup.disabled.insert(disabled.tel_id, disabled);
+                    if let Some(disabled) =
+                        optional(decode_disabled_pixels(&object), &mut self.stats).map_err(at)?
+                    {
+                        setup.disabled.insert(disabled.tel_id, disabled);
+                    }
                 }
                 2006 => {
-                    let software = decode_camera_software_settings(&object).map_err(at)?;
-                    setup.software.insert(software.tel_id, software);
+                    if let Some(software) =
+                        optional(decode_camera_software_settings(&object), &mut self.stats)
+                            .map_err(at)?
+                    {
+                        setup.software.insert(software.tel_id, software);
+                    }
                 }
                 75 => {
-                    let meta = decode_history_meta(&object).map_err(at)?;
-                    match meta.tel_id {
-                        None => setup.global_meta = meta_map(&meta),
-                        Some(tel_id) => {
-                            setup.telescope_meta.insert(tel_id, meta_map(&meta));
+                    let meta =
+                        optional(decode_history_meta(&object), &mut self.stats).map_err(at)?;
+                    match meta.as_ref().map(|m| (m.tel_id, meta_map(m))) {
+                        None => {}
+                        Some((None, map)) => setup.global_meta = map,
+                        Some((Some(tel_id), map)) => {
+                            setup.telescope_meta.insert(tel_id, map);
                         }
                     }
                 }
@@ -522,8 +564,11 @@ impl SimtelReader {
             }
             2021 => self.current_mc_event = Some(decode_mc_event(object).map_err(at)?),
             2022 => {
-                let monitoring = decode_camera_monitoring(object).map_err(at)?;
-                if let Some(n_ped_slices) = monitoring.n_ped_slices {
+                let monitoring =
+                    optional(decode_camera_monitoring(object), &mut self.stats).map_err(at)?;
+                if let Some(monitoring) = monitoring
+                    && let Some(n_ped_slices) = monitoring.n_ped_slices
+                {
                     let calibration = self.calibration_mut(monitoring.tel_id);
                     calibration.n_ped_slices = n_ped_slices;
                     calibration.pedestal_per_sample = monitoring
@@ -535,10 +580,13 @@ impl SimtelReader {
                 }
             }
             2023 => {
-                let laser = decode_laser_calibration(object).map_err(at)?;
-                let calibration = self.calibration_mut(laser.tel_id);
-                calibration.dc_to_pe = laser.calib;
-                calibration.time_calibration_ns = laser.tm_calib;
+                if let Some(laser) =
+                    optional(decode_laser_calibration(object), &mut self.stats).map_err(at)?
+                {
+                    let calibration = self.calibration_mut(laser.tel_id);
+                    calibration.dc_to_pe = laser.calib;
+                    calibration.time_calibration_ns = laser.tm_calib;
+                }
             }
             2010 => {
                 self.stats.array_events_seen += 1;
@@ -674,7 +722,10 @@ impl SimtelReader {
             let at = |e: DecodeError| e.at(&path, child_base);
             self.count(child.header.object_type);
             match child.header.object_type {
-                2011 => event.header = Some(decode_telescope_event_header(&child).map_err(at)?),
+                2011 => {
+                    event.header = optional(decode_telescope_event_header(&child), &mut self.stats)
+                        .map_err(at)?
+                }
                 2013 => {
                     let mut samples = AdcSamples::default();
                     decode_adc_samples(&child, &mut samples).map_err(at)?;
@@ -690,7 +741,10 @@ impl SimtelReader {
                     }
                     event.adc_sums = Some(sums);
                 }
-                2016 => event.pixel_timing = Some(decode_pixel_timing(&child).map_err(at)?),
+                2016 => {
+                    event.pixel_timing =
+                        optional(decode_pixel_timing(&child), &mut self.stats).map_err(at)?
+                }
                 _ => {}
             }
         }

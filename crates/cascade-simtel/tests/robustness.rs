@@ -165,6 +165,32 @@ fn object_stream(object_type: u16, version: u16, id: i32, payload: &[u8]) -> Vec
     out
 }
 
+/// A version 0 run header with no telescopes.
+fn empty_run_header() -> Vec<u8> {
+    let mut payload = Vec::new();
+    for value in [1i32, 0, 0, 0] {
+        payload.extend_from_slice(&value.to_le_bytes());
+    }
+    payload.extend_from_slice(&[0u8; 20]);
+    payload.extend_from_slice(&0i32.to_le_bytes());
+    payload.extend_from_slice(&[0u8; 8]);
+    payload
+}
+
+#[test]
+fn unsupported_optional_objects_are_skipped_and_counted() {
+    let mut stream = object_stream(2000, 0, 1, &empty_run_header());
+    stream.extend(object_stream(2022, 5, 1, &[0u8; 40]));
+    stream.extend(object_stream(4321, 0, 0, &[1, 2, 3]));
+    let mut reader =
+        SimtelReader::from_reader("damaged.simtel", Box::new(Cursor::new(stream))).expect("open");
+    assert!(reader.next_event().expect("no error").is_none());
+    let stats = reader.stats();
+    assert_eq!(stats.unsupported_skipped.get(&2022), Some(&1));
+    assert_eq!(stats.unknown_by_type.get(&4321), Some(&1));
+    assert_eq!(stats.unknown_objects(), 1);
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2000))]
 
@@ -189,14 +215,7 @@ proptest! {
         fuzz_input.extend_from_slice(&payload);
         let _ = parse_objects_for_fuzzing(&fuzz_input);
         // The same payload framed as a real object stream behind a run header.
-        let mut run_header = Vec::new();
-        for value in [1i32, 0, 0, 0] {
-            run_header.extend_from_slice(&value.to_le_bytes());
-        }
-        run_header.extend_from_slice(&[0u8; 20]);
-        run_header.extend_from_slice(&0i32.to_le_bytes());
-        run_header.extend_from_slice(&[0u8; 8]);
-        let mut stream = object_stream(2000, 0, 1, &run_header);
+        let mut stream = object_stream(2000, 0, 1, &empty_run_header());
         stream.extend(object_stream(object_type, version, id, &payload));
         let _ = parse_objects_for_fuzzing(&stream);
     }
