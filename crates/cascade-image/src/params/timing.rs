@@ -18,7 +18,10 @@
 //! returned. The result is therefore identical on every run, thread and batch split.
 //! Using 20 pair starts instead of ctapipe's 5 finds the LTS optimum far more reliably:
 //! on a real LST muon image whose optimum is reached from about a third of all pairs, 5
-//! starts miss it 12 % of the time, 20 starts 0.02 % of the time. Where ctapipe's answer
+//! starts miss it 12 % of the time, 20 starts 0.02 % of the time. Most starts merge into
+//! the path of an earlier start after a step or two; such a start is stopped at the first
+//! fit an earlier start already visited (it would repeat that path), so the extra starts
+//! cost little. Where ctapipe's answer
 //! does not depend on its seed, it is that optimum and the two agree; the reference tests
 //! check this on every such image.
 
@@ -167,8 +170,9 @@ pub fn timing_parameters<T: PixelValue, U: PixelValue>(
 /// Least-trimmed-squares line fit `y = beta[0] * x + beta[1]` with ctapipe's settings
 /// (85 % of the points, at most 20 C-steps, convergence at 1e-12), from the deterministic
 /// starts described in the module docs. Non-finite points are dropped first. Returns
-/// `(beta, residual sum of squares of the trimmed subset)`; NaN when fewer than 2 points or
-/// no start gives a regular fit (ctapipe `lts_linear_regression`).
+/// `(beta, residual sum of squares of the trimmed subset)`; beta is NaN when there are
+/// fewer than 2 points (error NaN) or no start gives a regular fit (error infinite), like
+/// ctapipe `lts_linear_regression`.
 pub fn lts_linear_regression(
     x: &[f64],
     y: &[f64],
