@@ -19,7 +19,7 @@ mod readout;
 mod subarray;
 
 pub use camera::{CameraGeometry, GeometryError, Neighbors, PixelShape};
-pub use readout::ReadoutDescription;
+pub use readout::{PixelCalibration, ReadoutDescription};
 pub use subarray::{
     FocalLengthChoice, OpticsDescription, SubarrayDescription, TelescopeDescription,
 };

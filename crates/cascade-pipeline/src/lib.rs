@@ -37,6 +37,6 @@ pub use diagnostics::{Diagnostic, Diagnostics, Location, did_you_mean};
 pub use load::{Edits, EntryInfo, LoadedPipeline, PipelineSettings, load_pipeline};
 pub use per_telescope::{PerTelescope, TelescopeSelector};
 pub use registry::{
-    BuildContext, BuildError, BuildFn, BuiltStage, OptionValue, Registry, StageFactory,
-    TypedFactory, deserialize_options,
+    BuildContext, BuildError, BuildFn, BuiltStage, OptionValue, Registry, SharedObject,
+    StageFactory, TypedFactory, deserialize_options,
 };

@@ -680,6 +680,7 @@ impl<'r> Loader<'r> {
         let mut context = BuildContext {
             subarray: Arc::default(),
             readout: BTreeMap::new(),
+            shared: BTreeMap::new(),
             batch_size,
         };
         let mut built: BTreeMap<usize, Arc<dyn Stage>> = BTreeMap::new();
@@ -701,6 +702,12 @@ impl<'r> Loader<'r> {
             let config = resolve(entry, &context.subarray);
             match factory.build(&config, &context) {
                 Ok(stage) => {
+                    for (name, object) in &stage.shared {
+                        context
+                            .shared
+                            .entry(*name)
+                            .or_insert_with(|| Arc::clone(object));
+                    }
                     for (tel_id, readout) in &stage.readout {
                         context
                             .readout

@@ -24,9 +24,15 @@ pub struct BuildContext {
     pub subarray: Arc<SubarrayDescription>,
     /// Readout of each telescope (sampling, reference pulse), by telescope id.
     pub readout: BTreeMap<u16, Arc<ReadoutDescription>>,
+    /// Objects sources share with downstream stages in the same process, by name (e.g. the
+    /// pixel calibration a sim_telarray source learns while it reads).
+    pub shared: BTreeMap<&'static str, SharedObject>,
     /// Telescope events per batch.
     pub batch_size: usize,
 }
+
+/// An object a source shares with the stages downstream of it.
+pub type SharedObject = Arc<dyn std::any::Any + Send + Sync>;
 
 /// A built stage, and the instrument it provides (sources).
 #[derive(Debug)]
@@ -37,6 +43,8 @@ pub struct BuiltStage {
     pub subarray: Option<Arc<SubarrayDescription>>,
     /// The readout of this source's telescopes, by telescope id.
     pub readout: BTreeMap<u16, Arc<ReadoutDescription>>,
+    /// Objects this source shares with downstream stages (see [`BuildContext::shared`]).
+    pub shared: BTreeMap<&'static str, SharedObject>,
 }
 
 impl BuiltStage {
@@ -46,6 +54,7 @@ impl BuiltStage {
             stage,
             subarray: None,
             readout: BTreeMap::new(),
+            shared: BTreeMap::new(),
         }
     }
 }

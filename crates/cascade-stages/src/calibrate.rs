@@ -7,8 +7,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use arrow::array::{Array, Float32Array};
-use arrow::datatypes::{DataType, Float32Type, Int8Type, Int16Type, Schema, SchemaRef};
+use arrow::array::{Float32Array, Int8Array};
+use arrow::datatypes::{DataType, Float32Type, Int8Type, Int16Type, Schema, SchemaRef, UInt16Type};
 use arrow::record_batch::RecordBatch;
 use cascade_calib::{
     CalibrationConfig, CameraCalibrator, CameraReadout, ImageExtractorConfig, InvalidPixelHandler,
@@ -17,9 +17,10 @@ use cascade_calib::{
 use cascade_pipeline::{BuildContext, BuildError, BuiltStage, PerTelescope, TypedFactory};
 use cascade_runtime::{BatchStage, MapStage, StageError, StageRole, check_column};
 use cascade_schema::Level;
-use ndarray::{Array2, ArrayView2, ArrayView3, ArrayViewMut2};
+use ndarray::{Array2, ArrayView2, ArrayView3, ArrayView4, ArrayViewMut2};
 use rayon::prelude::*;
 
+use crate::calibration_board::{CalibrationBoard, SHARED_NAME};
 use crate::columns::{primitive, uniform_list, uniform_list_values};
 
 cascade_pipeline::stage_config! {
@@ -78,17 +79,41 @@ fn build(
                     BuildError::option("image_extractor", format!("telescope {tel_id}: {e}"))
                 })?;
         let n_pixels = telescope.camera.n_pixels();
-        let identity = TelescopeCalibration {
-            pedestal_per_sample: Array2::zeros((1, n_pixels)),
-            dc_to_pe: Array2::ones((1, n_pixels)),
-            time_shift_ns: None,
-            broken_pixels: vec![false; n_pixels],
+        let calibration = match &readout.calibration {
+            Some(c) => {
+                let per_gain = |values: &[f32], what: &str| {
+                    Array2::from_shape_vec((c.n_gains, n_pixels), values.to_vec()).map_err(|_| {
+                        BuildError::stage(format!("telescope {tel_id}: {what} has {} values for {} gains x {n_pixels} pixels", values.len(), c.n_gains))
+                    })
+                };
+                TelescopeCalibration {
+                    pedestal_per_sample: per_gain(&c.pedestal_per_sample, "pedestal")?,
+                    dc_to_pe: per_gain(&c.dc_to_pe, "dc_to_pe")?,
+                    time_shift_ns: if c.time_shift_ns.is_empty() {
+                        None
+                    } else {
+                        Some(per_gain(&c.time_shift_ns, "time shift")?)
+                    },
+                    broken_pixels: c.broken_pixels.clone(),
+                }
+            }
+            None => TelescopeCalibration {
+                pedestal_per_sample: Array2::zeros((1, n_pixels)),
+                dc_to_pe: Array2::ones((1, n_pixels)),
+                time_shift_ns: None,
+                broken_pixels: vec![false; n_pixels],
+            },
         };
-        calibrators.insert(tel_id, (Arc::new(calibrator), Arc::new(identity)));
+        calibrators.insert(tel_id, (Arc::new(calibrator), Arc::new(calibration)));
     }
+    let board = context
+        .shared
+        .get(SHARED_NAME)
+        .and_then(|object| Arc::clone(object).downcast::<CalibrationBoard>().ok());
     let stage = Calibrate {
         config: config.default_value().clone(),
         calibrators,
+        board,
     };
     Ok(BuiltStage::new(Arc::new(MapStage::new(stage))))
 }
@@ -97,7 +122,10 @@ fn build(
 #[derive(Debug)]
 pub struct Calibrate {
     config: CalibrateConfig,
+    /// Calibrator and the readout's calibration (identity when the source gives none).
     calibrators: BTreeMap<u16, (Arc<CameraCalibrator>, Arc<TelescopeCalibration>)>,
+    /// Calibration the source learns while reading raw data.
+    board: Option<Arc<CalibrationBoard>>,
 }
 
 impl BatchStage for Calibrate {
@@ -107,23 +135,34 @@ impl BatchStage for Calibrate {
 
     fn output_schema(&self, input: &SchemaRef) -> Result<SchemaRef, StageError> {
         check_column(input, "tel_id", &DataType::Int16)?;
-        check_column(input, "waveform", Level::R1.field("waveform").data_type())?;
-        check_column(
-            input,
-            "selected_gain_channel",
-            Level::R1.field("selected_gain_channel").data_type(),
-        )?;
+        let raw = is_raw(input);
+        if raw {
+            check_column(input, "n_gains", &DataType::Int8)?;
+        } else {
+            check_column(input, "waveform", Level::R1.field("waveform").data_type())?;
+            check_column(
+                input,
+                "selected_gain_channel",
+                Level::R1.field("selected_gain_channel").data_type(),
+            )?;
+        }
         let mut fields: Vec<_> = input
             .fields()
             .iter()
-            .filter(|f| !matches!(f.name().as_str(), "waveform" | "n_samples"))
+            .filter(|f| !matches!(f.name().as_str(), "waveform" | "n_samples" | "n_gains"))
             .cloned()
             .collect();
+        if raw {
+            fields.push(Level::Dl1Images.field("selected_gain_channel"));
+        }
         fields.extend(Level::Dl1Images.fields(&["image", "peak_time"]));
         Ok(Arc::new(Schema::new(fields)))
     }
 
     fn process(&self, batch: RecordBatch, output: &SchemaRef) -> Result<RecordBatch, StageError> {
+        if is_raw(&batch.schema()) {
+            return self.process_raw(batch, output);
+        }
         let tel_ids = primitive::<Int16Type>(&batch, "tel_id")?;
         let (waveforms, row_len) = uniform_list_values::<Float32Type>(&batch, "waveform")?;
         let (gains, n_pixels) = uniform_list_values::<Int8Type>(&batch, "selected_gain_channel")?;
@@ -186,4 +225,120 @@ impl BatchStage for Calibrate {
     fn config(&self) -> serde_json::Value {
         serde_json::to_value(&self.config).unwrap_or_default()
     }
+}
+
+impl Calibrate {
+    /// R0 (raw ADC of every gain) -> gain selection, pedestal, dc-to-pe, extraction.
+    fn process_raw(
+        &self,
+        batch: RecordBatch,
+        output: &SchemaRef,
+    ) -> Result<RecordBatch, StageError> {
+        let tel_ids = primitive::<Int16Type>(&batch, "tel_id")?;
+        let gains_per_event = primitive::<Int8Type>(&batch, "n_gains")?;
+        let (waveforms, row_len) = uniform_list_values::<UInt16Type>(&batch, "waveform")?;
+        let n_events = batch.num_rows();
+        let n_gains = if n_events == 0 {
+            1
+        } else {
+            gains_per_event.value(0).max(1) as usize
+        };
+        let first_tel = if n_events == 0 {
+            0
+        } else {
+            tel_ids.value(0) as u16
+        };
+        let n_pixels = self
+            .calibrators
+            .get(&first_tel)
+            .map_or(0, |(_, c)| c.broken_pixels.len());
+        let n_samples = if n_pixels == 0 {
+            0
+        } else {
+            row_len / (n_gains * n_pixels)
+        };
+        if n_events > 0 && n_gains * n_pixels * n_samples != row_len {
+            return Err(StageError::Data(format!(
+                "telescope {first_tel}: waveform of {row_len} samples is not {n_gains} gains x {n_pixels} pixels"
+            )));
+        }
+        let mut selected = vec![0i8; n_events * n_pixels];
+        let mut image = vec![0.0f32; n_events * n_pixels];
+        let mut peak_time = vec![0.0f32; n_events * n_pixels];
+        let width = n_pixels.max(1);
+        selected
+            .par_chunks_mut(width)
+            .zip(image.par_chunks_mut(width))
+            .zip(peak_time.par_chunks_mut(width))
+            .enumerate()
+            .try_for_each(
+                |(event, ((selected, image), peak_time))| -> Result<(), StageError> {
+                    let tel_id = tel_ids.value(event) as u16;
+                    let (calibrator, static_calibration) =
+                        self.calibrators.get(&tel_id).ok_or_else(|| {
+                            StageError::Data(format!("telescope {tel_id} is not in the instrument"))
+                        })?;
+                    let learnt = self.board.as_ref().and_then(|board| board.get(tel_id));
+                    let calibration = match &learnt {
+                        Some(calibration) => calibration,
+                        None if self.board.is_none() => static_calibration,
+                        None => {
+                            return Err(StageError::Data(format!(
+                                "telescope {tel_id}: no pedestal/dc-to-pe calibration before its first event"
+                            )));
+                        }
+                    };
+                    let data = |e: ndarray::ShapeError| {
+                        StageError::Data(format!("telescope {tel_id}: {e}"))
+                    };
+                    let r0 = ArrayView4::from_shape(
+                        (1, n_gains, n_pixels, n_samples),
+                        &waveforms[event * row_len..(event + 1) * row_len],
+                    )
+                    .map_err(data)?;
+                    let selected =
+                        ArrayViewMut2::from_shape((1, n_pixels), selected).map_err(data)?;
+                    let image = ArrayViewMut2::from_shape((1, n_pixels), image).map_err(data)?;
+                    let peak_time =
+                        ArrayViewMut2::from_shape((1, n_pixels), peak_time).map_err(data)?;
+                    calibrator
+                        .r0_to_dl1(r0, calibration, selected, image, peak_time)
+                        .map_err(|e| StageError::Data(format!("telescope {tel_id}: {e}")))
+                },
+            )?;
+        let mut columns = Vec::with_capacity(output.fields().len());
+        for field in output.fields().iter().take(output.fields().len() - 3) {
+            let column =
+                batch
+                    .column_by_name(field.name())
+                    .ok_or_else(|| StageError::MissingColumn {
+                        column: field.name().clone(),
+                        expected: field.data_type().to_string(),
+                    })?;
+            columns.push(Arc::clone(column));
+        }
+        columns.push(uniform_list(
+            &Level::Dl1Images.field("selected_gain_channel"),
+            Arc::new(Int8Array::from(selected)),
+            n_pixels,
+        )?);
+        columns.push(uniform_list(
+            &Level::Dl1Images.field("image"),
+            Arc::new(Float32Array::from(image)),
+            n_pixels,
+        )?);
+        columns.push(uniform_list(
+            &Level::Dl1Images.field("peak_time"),
+            Arc::new(Float32Array::from(peak_time)),
+            n_pixels,
+        )?);
+        Ok(RecordBatch::try_new(Arc::clone(output), columns)?)
+    }
+}
+
+/// Whether the input holds raw R0 waveforms (ADC, `List<UInt16>`) rather than R1 (p.e.).
+fn is_raw(schema: &SchemaRef) -> bool {
+    schema.field_with_name("waveform").is_ok_and(
+        |f| matches!(f.data_type(), DataType::List(item) if item.data_type() == &DataType::UInt16),
+    )
 }

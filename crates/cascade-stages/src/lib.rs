@@ -4,11 +4,13 @@
 //! [`stages()`] is the explicit registry the CLI hands to the pipeline loader.
 
 pub mod calibrate;
+pub mod calibration_board;
 pub mod clean;
 pub mod columns;
 pub mod parameters;
 pub mod parquet_sink;
 pub mod select;
+pub mod simtel_source;
 pub mod toy;
 
 use std::sync::Arc;
@@ -23,6 +25,7 @@ pub fn stages() -> Vec<Arc<dyn StageFactory>> {
         Arc::new(clean::factory()),
         Arc::new(parameters::factory()),
         Arc::new(select::factory()),
+        Arc::new(simtel_source::factory()),
         Arc::new(parquet_sink::factory()),
     ]
 }

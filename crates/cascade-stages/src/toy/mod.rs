@@ -121,6 +121,7 @@ fn build(config: PerTelescope<ToyConfig>, _: &BuildContext) -> Result<BuiltStage
         stage: Arc::new(ToySource { config, array }),
         subarray: Some(subarray),
         readout,
+        shared: BTreeMap::new(),
     })
 }
 
@@ -135,6 +136,7 @@ fn readout_description(readout: &ToyReadout) -> ReadoutDescription {
         n_samples: readout.n_samples,
         reference_pulse_shape: vec![pulse],
         reference_pulse_sample_width_ns: 0.1,
+        calibration: None,
     }
 }
 

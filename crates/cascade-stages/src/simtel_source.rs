@@ -1,0 +1,351 @@
+//! `kind = "simtel"`: reads sim_telarray (EventIO) files, plain, gzip or zstd
+//! (`cascade_simtel`), and emits R0 telescope events batched by telescope type, with the
+//! simulated-shower truth of their array event. The instrument, each telescope's readout
+//! and its pixel calibration (pedestals, dc-to-pe, time offsets, HV-disabled pixels) come
+//! from the first file and are handed to the downstream stages.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, Float64Array, Int8Array, Int16Array, Int32Array, Int64Array, RecordBatch, UInt16Array,
+};
+use arrow::datatypes::SchemaRef;
+use cascade_calib::TelescopeCalibration;
+use cascade_instrument::{ReadoutDescription, SubarrayDescription};
+use cascade_pipeline::{
+    BuildContext, BuildError, BuiltStage, PerTelescope, TelescopeSelector, TypedFactory,
+};
+use cascade_runtime::{SendableRecordBatchStream, Stage, StageContext, StageError, StageRole};
+use cascade_schema::Level;
+use cascade_simtel::{ArrayEvent, SimtelReader};
+use datafusion_physical_plan::stream::RecordBatchReceiverStreamBuilder;
+use ndarray::Array2;
+
+use crate::calibration_board::{CalibrationBoard, SHARED_NAME};
+use crate::columns::uniform_list;
+
+cascade_pipeline::stage_config! {
+    /// Options of the sim_telarray source.
+    pub struct SimtelConfig {
+        /// Input files: paths or glob patterns (`data/*.simtel.zst`), read in order.
+        /// `cascade run --input PATH...` replaces them.
+        paths: Vec<String> = Vec::new(),
+        /// Stop after this many array events with telescope data (all when absent).
+        max_events: Option<u64> = None,
+        /// Keep only these telescope ids (all when empty).
+        tel_ids: Vec<u16> = Vec::new(),
+        /// Keep only telescope types matching one of these globs, e.g. ["LST*"] (all when empty).
+        tel_types: Vec<String> = Vec::new(),
+    }
+}
+
+/// The simtel source's entry in the stage registry.
+pub fn factory() -> TypedFactory<SimtelConfig> {
+    TypedFactory::new(
+        "simtel",
+        StageRole::Source,
+        "Reads sim_telarray files (EventIO; plain, gzip or zstd) and emits R0 telescope events \
+         (raw ADC waveforms of every gain) batched by telescope type, with simulated truth.",
+        build,
+    )
+}
+
+fn build(config: PerTelescope<SimtelConfig>, _: &BuildContext) -> Result<BuiltStage, BuildError> {
+    let config = config.default_value().clone();
+    let files = expand(&config.paths)?;
+    let reader =
+        SimtelReader::open(&files[0]).map_err(|e| BuildError::option("paths", e.to_string()))?;
+    let selectors = config
+        .tel_types
+        .iter()
+        .map(|p| TelescopeSelector::parse(p))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| BuildError::option("tel_types", e))?;
+    let mut subarray: SubarrayDescription = reader.subarray().clone();
+    subarray.telescopes.retain(|&id, t| {
+        (config.tel_ids.is_empty() || config.tel_ids.contains(&id))
+            && (selectors.is_empty() || selectors.iter().any(|s| s.matches(id, &t.name)))
+    });
+    subarray
+        .positions_m
+        .retain(|id, _| subarray.telescopes.contains_key(id));
+    let readout = subarray
+        .telescopes
+        .keys()
+        .filter_map(|&tel_id| {
+            let c = reader.calibration(tel_id)?;
+            let readout = ReadoutDescription {
+                sampling_rate_ghz: c.sampling_rate_ghz,
+                n_samples: c.n_samples,
+                reference_pulse_shape: c.reference_pulse_shape.clone(),
+                reference_pulse_sample_width_ns: c.reference_pulse_sample_width_ns,
+                // Pedestals and dc-to-pe arrive with the events: see `CalibrationBoard`.
+                calibration: None,
+            };
+            Some((tel_id, Arc::new(readout)))
+        })
+        .collect();
+    let subarray = Arc::new(subarray);
+    let board = Arc::new(CalibrationBoard::default());
+    let stage = SimtelSource {
+        config,
+        files,
+        subarray: Arc::clone(&subarray),
+        board: Arc::clone(&board),
+    };
+    let shared = BTreeMap::from([(SHARED_NAME, board as cascade_pipeline::SharedObject)]);
+    Ok(BuiltStage {
+        stage: Arc::new(stage),
+        subarray: Some(subarray),
+        readout,
+        shared,
+    })
+}
+
+/// Expands the paths and globs of `paths`, in order; every entry must match a file.
+fn expand(paths: &[String]) -> Result<Vec<String>, BuildError> {
+    if paths.is_empty() {
+        return Err(BuildError::option(
+            "paths",
+            "no input files: set `paths` or use --input",
+        ));
+    }
+    let mut files = Vec::new();
+    for pattern in paths {
+        let matches: Vec<String> = glob::glob(pattern)
+            .map_err(|e| BuildError::option("paths", format!("`{pattern}`: {e}")))?
+            .filter_map(Result::ok)
+            .map(|p| p.display().to_string())
+            .collect();
+        if matches.is_empty() {
+            return Err(BuildError::option(
+                "paths",
+                format!("`{pattern}` matches no file"),
+            ));
+        }
+        files.extend(matches);
+    }
+    Ok(files)
+}
+
+/// The sim_telarray source stage.
+#[derive(Debug)]
+pub struct SimtelSource {
+    config: SimtelConfig,
+    files: Vec<String>,
+    subarray: Arc<SubarrayDescription>,
+    board: Arc<CalibrationBoard>,
+}
+
+impl SimtelSource {
+    /// Reads every file, calling `emit` with each batch; stops when `emit` returns false.
+    fn read(
+        &self,
+        batch_size: usize,
+        mut emit: impl FnMut(RecordBatch) -> bool,
+    ) -> Result<(), StageError> {
+        let schema = Level::R0.schema();
+        let mut buffers: BTreeMap<(String, usize, usize), R0Buffer> = BTreeMap::new();
+        let mut emitted = 0u64;
+        'files: for file in &self.files {
+            let mut reader =
+                SimtelReader::open(file).map_err(|e| StageError::Data(e.to_string()))?;
+            while let Some(event) = reader
+                .next_event()
+                .map_err(|e| StageError::Data(e.to_string()))?
+            {
+                if self.config.max_events.is_some_and(|max| emitted >= max) {
+                    break 'files;
+                }
+                let mut any = false;
+                for telescope in &event.telescopes {
+                    let Some(description) = self.subarray.telescope(telescope.tel_id) else {
+                        continue;
+                    };
+                    any = true;
+                    if let Some(calibration) = &telescope.calibration {
+                        if self.board.get(telescope.tel_id).is_none() {
+                            self.board.publish(
+                                telescope.tel_id,
+                                Arc::new(pixel_calibration(calibration)?),
+                            );
+                        }
+                    }
+                    let key = (
+                        description.name.clone(),
+                        telescope.n_gains,
+                        telescope.n_samples,
+                    );
+                    let buffer = buffers.entry(key).or_default();
+                    buffer.push(&event, telescope);
+                    if buffer.len() >= batch_size && !emit(buffer.take(&schema)?) {
+                        return Ok(());
+                    }
+                }
+                emitted += u64::from(any);
+            }
+        }
+        for buffer in buffers.values_mut() {
+            if buffer.len() > 0 && !emit(buffer.take(&schema)?) {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Stage for SimtelSource {
+    fn kind(&self) -> &'static str {
+        "simtel"
+    }
+
+    fn role(&self) -> StageRole {
+        StageRole::Source
+    }
+
+    fn output_schema(&self, _: &[SchemaRef]) -> Result<SchemaRef, StageError> {
+        Ok(Level::R0.schema())
+    }
+
+    fn execute(
+        &self,
+        _: Vec<SendableRecordBatchStream>,
+        ctx: StageContext,
+    ) -> Result<SendableRecordBatchStream, StageError> {
+        let source = SimtelSource {
+            config: self.config.clone(),
+            files: self.files.clone(),
+            subarray: Arc::clone(&self.subarray),
+            board: Arc::clone(&self.board),
+        };
+        let mut builder = RecordBatchReceiverStreamBuilder::new(Level::R0.schema(), 2);
+        let sender = builder.tx();
+        builder.spawn_blocking(move || {
+            let started = std::time::Instant::now();
+            let mut waiting = std::time::Duration::ZERO;
+            let result = source.read(ctx.batch_size, |batch| {
+                let start = std::time::Instant::now();
+                let delivered = sender.blocking_send(Ok(batch)).is_ok();
+                waiting += start.elapsed();
+                delivered
+            });
+            ctx.metrics
+                .add_busy(started.elapsed().saturating_sub(waiting));
+            result.map_err(Into::into)
+        });
+        Ok(builder.build())
+    }
+
+    fn config(&self) -> serde_json::Value {
+        serde_json::to_value(&self.config).unwrap_or_default()
+    }
+}
+
+/// The calibrate stage's form of a telescope's calibration from the file.
+fn pixel_calibration(
+    c: &cascade_simtel::TelescopeCalibration,
+) -> Result<TelescopeCalibration, StageError> {
+    let shape = (c.n_gains, c.n_pixels);
+    let array = |values: &[f32], what: &str| {
+        Array2::from_shape_vec(shape, values.to_vec()).map_err(|_| {
+            StageError::Data(format!(
+                "telescope {}: {what} has {} values for {} gains x {} pixels",
+                c.tel_id,
+                values.len(),
+                c.n_gains,
+                c.n_pixels
+            ))
+        })
+    };
+    let mut broken_pixels = vec![false; c.n_pixels];
+    for &pixel in &c.hv_disabled_pixels {
+        if let Some(flag) = broken_pixels.get_mut(pixel as usize) {
+            *flag = true;
+        }
+    }
+    Ok(TelescopeCalibration {
+        pedestal_per_sample: array(&c.pedestal_per_sample, "pedestal")?,
+        dc_to_pe: array(&c.dc_to_pe, "dc_to_pe")?,
+        time_shift_ns: if c.time_calibration_ns.is_empty() {
+            None
+        } else {
+            Some(array(&c.time_calibration_ns, "time calibration")?)
+        },
+        broken_pixels,
+    })
+}
+
+/// R0 telescope events of one (type, gains, samples) waiting to fill a batch.
+#[derive(Default)]
+struct R0Buffer {
+    obs_ids: Vec<i32>,
+    event_ids: Vec<i64>,
+    tel_ids: Vec<i16>,
+    n_gains: Vec<i8>,
+    n_samples: Vec<i16>,
+    waveforms: Vec<u16>,
+    row_len: usize,
+    pointing: Vec<(f64, f64)>,
+    truth: Vec<[f64; 7]>,
+    primary: Vec<i32>,
+}
+
+impl R0Buffer {
+    fn len(&self) -> usize {
+        self.event_ids.len()
+    }
+
+    fn push(&mut self, event: &ArrayEvent, telescope: &cascade_simtel::TelescopeEvent) {
+        self.obs_ids.push(event.obs_id as i32);
+        self.event_ids.push(event.event_id);
+        self.tel_ids.push(telescope.tel_id as i16);
+        self.n_gains.push(telescope.n_gains as i8);
+        self.n_samples.push(telescope.n_samples as i16);
+        self.row_len = telescope.waveforms.len();
+        self.waveforms.extend_from_slice(&telescope.waveforms);
+        self.pointing
+            .push((telescope.pointing_alt_deg, telescope.pointing_az_deg));
+        let shower = event.shower;
+        self.truth.push(shower.map_or([f64::NAN; 7], |s| {
+            [
+                s.energy_tev,
+                s.alt_deg,
+                s.az_deg,
+                s.core_x_m,
+                s.core_y_m,
+                s.h_first_int_m,
+                s.x_max_g_cm2,
+            ]
+        }));
+        self.primary
+            .push(shower.map_or(-1, |s| s.shower_primary_id));
+    }
+
+    fn take(&mut self, schema: &SchemaRef) -> Result<RecordBatch, StageError> {
+        let truth = std::mem::take(&mut self.truth);
+        let pointing = std::mem::take(&mut self.pointing);
+        let f64s = |values: Vec<f64>| Arc::new(Float64Array::from(values)) as ArrayRef;
+        let mut columns: Vec<ArrayRef> = vec![
+            Arc::new(Int32Array::from(std::mem::take(&mut self.obs_ids))),
+            Arc::new(Int64Array::from(std::mem::take(&mut self.event_ids))),
+            Arc::new(Int16Array::from(std::mem::take(&mut self.tel_ids))),
+            Arc::new(Int8Array::from(std::mem::take(&mut self.n_gains))),
+            Arc::new(Int16Array::from(std::mem::take(&mut self.n_samples))),
+            uniform_list(
+                &Level::R0.field("waveform"),
+                Arc::new(UInt16Array::from(std::mem::take(&mut self.waveforms))),
+                self.row_len,
+            )?,
+            f64s(pointing.iter().map(|p| p.0).collect()),
+            f64s(pointing.iter().map(|p| p.1).collect()),
+        ];
+        for i in 0..7 {
+            columns.push(f64s(truth.iter().map(|t| t[i]).collect()));
+        }
+        columns.push(Arc::new(Int32Array::from(std::mem::take(
+            &mut self.primary,
+        ))));
+        Ok(RecordBatch::try_new(Arc::clone(schema), columns)?)
+    }
+}
