@@ -30,10 +30,17 @@ impl Stage for Repeat {
     fn output_schema(&self, _: &[SchemaRef]) -> Result<SchemaRef, StageError> {
         Ok(self.0.schema())
     }
-    fn execute(&self, _: Vec<SendableRecordBatchStream>, _: StageContext) -> Result<SendableRecordBatchStream, StageError> {
+    fn execute(
+        &self,
+        _: Vec<SendableRecordBatchStream>,
+        _: StageContext,
+    ) -> Result<SendableRecordBatchStream, StageError> {
         let batch = self.0.clone();
         let stream = futures::stream::iter((0..BATCHES).map(move |_| Ok(batch.clone())));
-        Ok(Box::pin(RecordBatchStreamAdapter::new(self.0.schema(), stream)))
+        Ok(Box::pin(RecordBatchStreamAdapter::new(
+            self.0.schema(),
+            stream,
+        )))
     }
     fn config(&self) -> serde_json::Value {
         serde_json::Value::Null
@@ -59,21 +66,33 @@ impl BatchStage for PassThrough {
 }
 
 fn chain() -> PipelineGraph {
-    let schema = Arc::new(Schema::new(vec![Field::new("event_id", DataType::Int64, false)]));
-    let batch = RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from_iter_values(0..256))]).unwrap();
+    let schema = Arc::new(Schema::new(vec![Field::new(
+        "event_id",
+        DataType::Int64,
+        false,
+    )]));
+    let batch =
+        RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from_iter_values(0..256))]).unwrap();
     let mut graph = PipelineGraph::new();
     graph.add_stage("source", Arc::new(Repeat(batch)), vec![]);
     let mut previous = "source".to_string();
     for i in 0..5 {
         let name = format!("pass{i}");
-        graph.add_stage(name.clone(), Arc::new(MapStage::new(PassThrough)), vec![previous]);
+        graph.add_stage(
+            name.clone(),
+            Arc::new(MapStage::new(PassThrough)),
+            vec![previous],
+        );
         previous = name;
     }
     graph
 }
 
 fn runtime_overhead(c: &mut Criterion) {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let mut group = c.benchmark_group("runtime");
     group.throughput(Throughput::Elements(BATCHES as u64));
     group.sample_size(10);

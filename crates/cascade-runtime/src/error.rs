@@ -76,7 +76,10 @@ impl StageFailure {
         if Self::find(&error).is_some() {
             return error;
         }
-        DataFusionError::External(Box::new(StageFailure { stage: stage.to_string(), error }))
+        DataFusionError::External(Box::new(StageFailure {
+            stage: stage.to_string(),
+            error,
+        }))
     }
 
     /// The stage failure inside a DataFusion error, if any.
@@ -114,7 +117,10 @@ impl RunError {
                 stage: failure.stage.clone(),
                 message: describe(&failure.error),
             },
-            None => RunError::Stage { stage: "<runtime>".to_string(), message: describe(&error) },
+            None => RunError::Stage {
+                stage: "<runtime>".to_string(),
+                message: describe(&error),
+            },
         }
     }
 }

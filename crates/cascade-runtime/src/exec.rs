@@ -103,9 +103,15 @@ impl StageExec {
             .map_err(|e| StageFailure::tag(&self.name, e.into()))?;
 
         let schema = self.schema();
-        let (senders, receivers): (Vec<_>, Vec<_>) =
-            (0..self.consumers).map(|_| mpsc::channel(self.channel_capacity)).unzip();
-        let pump = tokio::spawn(pump(self.name.clone(), output, senders, Arc::clone(&self.metrics)));
+        let (senders, receivers): (Vec<_>, Vec<_>) = (0..self.consumers)
+            .map(|_| mpsc::channel(self.channel_capacity))
+            .unzip();
+        let pump = tokio::spawn(pump(
+            self.name.clone(),
+            output,
+            senders,
+            Arc::clone(&self.metrics),
+        ));
         let pump = Arc::new(AbortOnDrop(pump));
         Ok(receivers
             .into_iter()
@@ -130,7 +136,11 @@ async fn pump(
     metrics: Arc<StageMetrics>,
 ) {
     loop {
-        let next = TimedNext { stream: &mut output, metrics: &metrics }.await;
+        let next = TimedNext {
+            stream: &mut output,
+            metrics: &metrics,
+        }
+        .await;
         let Some(item) = next else { return };
         match item {
             Ok(batch) => {
@@ -145,7 +155,9 @@ async fn pump(
             Err(error) => {
                 let error = Arc::new(StageFailure::tag(&name, error));
                 for sender in &senders {
-                    let _ = sender.send(Err(DataFusionError::Shared(Arc::clone(&error)))).await;
+                    let _ = sender
+                        .send(Err(DataFusionError::Shared(Arc::clone(&error))))
+                        .await;
                 }
                 return;
             }
@@ -210,7 +222,12 @@ impl fmt::Debug for StageExec {
 
 impl DisplayAs for StageExec {
     fn fmt_as(&self, _format: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(f, "StageExec: name={}, kind={}", self.name, self.stage.kind())
+        write!(
+            f,
+            "StageExec: name={}, kind={}",
+            self.name,
+            self.stage.kind()
+        )
     }
 }
 

@@ -70,7 +70,10 @@ pub struct RunOptions {
 
 impl Default for RunOptions {
     fn default() -> Self {
-        Self { channel_capacity: 4, batch_size: 256 }
+        Self {
+            channel_capacity: 4,
+            batch_size: 256,
+        }
     }
 }
 
@@ -94,8 +97,17 @@ impl PipelineGraph {
     }
 
     /// Adds a stage reading from the stages named in `inputs`.
-    pub fn add_stage(&mut self, name: impl Into<String>, stage: Arc<dyn Stage>, inputs: Vec<String>) {
-        self.nodes.push(GraphNode { name: name.into(), stage, inputs });
+    pub fn add_stage(
+        &mut self,
+        name: impl Into<String>,
+        stage: Arc<dyn Stage>,
+        inputs: Vec<String>,
+    ) {
+        self.nodes.push(GraphNode {
+            name: name.into(),
+            stage,
+            inputs,
+        });
     }
 
     /// Stage names, in insertion order.
@@ -110,8 +122,11 @@ impl PipelineGraph {
         let mut schemas: HashMap<String, SchemaRef> = HashMap::new();
         for &index in &order {
             let node = &self.nodes[index];
-            let inputs: Option<Vec<SchemaRef>> =
-                node.inputs.iter().map(|input| schemas.get(input).cloned()).collect();
+            let inputs: Option<Vec<SchemaRef>> = node
+                .inputs
+                .iter()
+                .map(|input| schemas.get(input).cloned())
+                .collect();
             // A stage whose input failed is not checked again: one error per cause.
             let Some(inputs) = inputs else { continue };
             let result = node
@@ -123,10 +138,17 @@ impl PipelineGraph {
                 Ok(schema) => {
                     schemas.insert(node.name.clone(), schema);
                 }
-                Err(error) => errors.push(GraphError::Schema { stage: node.name.clone(), error }),
+                Err(error) => errors.push(GraphError::Schema {
+                    stage: node.name.clone(),
+                    error,
+                }),
             }
         }
-        if errors.is_empty() { Ok(schemas) } else { Err(errors) }
+        if errors.is_empty() {
+            Ok(schemas)
+        } else {
+            Err(errors)
+        }
     }
 
     /// Compiles the graph into `StageExec` plan nodes. The roots are the stages nobody
@@ -200,7 +222,9 @@ impl PipelineGraph {
         let mut index_of: HashMap<&str, usize> = HashMap::new();
         for (i, node) in self.nodes.iter().enumerate() {
             if index_of.insert(node.name.as_str(), i).is_some() {
-                errors.push(GraphError::DuplicateName { stage: node.name.clone() });
+                errors.push(GraphError::DuplicateName {
+                    stage: node.name.clone(),
+                });
             }
         }
         let mut pending = vec![0usize; self.nodes.len()];
@@ -240,7 +264,10 @@ impl PipelineGraph {
                 for name in &cycle {
                     reported[index_of[name.as_str()]] = true;
                 }
-                errors.push(GraphError::Cycle { stage: self.nodes[start].name.clone(), cycle });
+                errors.push(GraphError::Cycle {
+                    stage: self.nodes[start].name.clone(),
+                    cycle,
+                });
             }
         }
         (order, errors)
@@ -259,9 +286,13 @@ impl PipelineGraph {
             path: &mut Vec<usize>,
             visited: &mut [bool],
         ) -> bool {
-            let Some(&current) = path.last() else { return false };
+            let Some(&current) = path.last() else {
+                return false;
+            };
             for input in &graph.nodes[current].inputs {
-                let Some(&next) = index_of.get(input.as_str()) else { continue };
+                let Some(&next) = index_of.get(input.as_str()) else {
+                    continue;
+                };
                 if next == start {
                     return true;
                 }
@@ -325,8 +356,12 @@ impl CompiledPipeline {
             .map(|root| root.execute(0, Arc::clone(&context)))
             .collect::<Result<Vec<_>, _>>()
             .map_err(RunError::from_datafusion)?;
-        let drains = streams.into_iter().map(|stream| stream.try_for_each(|_| async { Ok(()) }));
-        futures::future::try_join_all(drains).await.map_err(RunError::from_datafusion)?;
+        let drains = streams
+            .into_iter()
+            .map(|stream| stream.try_for_each(|_| async { Ok(()) }));
+        futures::future::try_join_all(drains)
+            .await
+            .map_err(RunError::from_datafusion)?;
         Ok(self.report(start.elapsed().as_secs_f64()))
     }
 

@@ -24,7 +24,8 @@ impl StageMetrics {
 
     /// Adds time spent computing in this stage.
     pub fn add_busy(&self, time: Duration) {
-        self.busy_ns.fetch_add(time.as_nanos() as u64, Ordering::Relaxed);
+        self.busy_ns
+            .fetch_add(time.as_nanos() as u64, Ordering::Relaxed);
     }
 
     /// A batch entered one of this stage's output channels.

@@ -191,10 +191,12 @@ pub async fn run_on_rayon<R: Send + 'static>(
 
 /// Checks that `schema` has column `name` of type `expected`.
 pub fn check_column(schema: &SchemaRef, name: &str, expected: &DataType) -> Result<(), StageError> {
-    let field = schema.field_with_name(name).map_err(|_| StageError::MissingColumn {
-        column: name.to_string(),
-        expected: expected.to_string(),
-    })?;
+    let field = schema
+        .field_with_name(name)
+        .map_err(|_| StageError::MissingColumn {
+            column: name.to_string(),
+            expected: expected.to_string(),
+        })?;
     if !types_match(field.data_type(), expected) {
         return Err(StageError::WrongType {
             column: name.to_string(),

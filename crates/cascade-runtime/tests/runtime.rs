@@ -7,14 +7,18 @@ use std::time::Duration;
 use arrow::array::{Int64Array, RecordBatch};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use cascade_runtime::{
-    BatchStage, GraphError, MapStage, PipelineGraph, RunError, RunOptions, SendableRecordBatchStream,
-    Stage, StageContext, StageError, StageRole, check_column,
+    BatchStage, GraphError, MapStage, PipelineGraph, RunError, RunOptions,
+    SendableRecordBatchStream, Stage, StageContext, StageError, StageRole, check_column,
 };
 use datafusion_physical_plan::stream::RecordBatchStreamAdapter;
 use futures::StreamExt;
 
 fn counter_schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![Field::new("event_id", DataType::Int64, false)]))
+    Arc::new(Schema::new(vec![Field::new(
+        "event_id",
+        DataType::Int64,
+        false,
+    )]))
 }
 
 /// Emits `batches` batches of `rows` event ids each.
@@ -44,7 +48,10 @@ impl Stage for Counter {
             let ids = Int64Array::from_iter_values((b * rows..(b + 1) * rows).map(|i| i as i64));
             Ok(RecordBatch::try_new(counter_schema(), vec![Arc::new(ids)])?)
         });
-        Ok(Box::pin(RecordBatchStreamAdapter::new(counter_schema(), stream)))
+        Ok(Box::pin(RecordBatchStreamAdapter::new(
+            counter_schema(),
+            stream,
+        )))
     }
     fn config(&self) -> serde_json::Value {
         serde_json::json!({ "batches": self.batches, "rows": self.rows })
@@ -67,7 +74,11 @@ impl BatchStage for Check {
         Ok(Arc::clone(input))
     }
     fn process(&self, batch: RecordBatch, _: &SchemaRef) -> Result<RecordBatch, StageError> {
-        let ids = batch.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
+        let ids = batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap();
         if let Some(bad) = self.fail_at {
             if ids.values().contains(&bad) {
                 return Err(StageError::Data(format!("corrupt event {bad}")));
@@ -106,18 +117,21 @@ impl Stage for SlowSink {
         let schema = input.schema();
         let delay = self.delay;
         let rows = Arc::clone(&self.rows);
-        let stream = input
-            .then(move |batch| {
-                let rows = Arc::clone(&rows);
-                async move {
-                    tokio::time::sleep(delay).await;
-                    rows.fetch_add(batch?.num_rows(), Ordering::SeqCst);
-                    Ok(None)
-                }
-            })
-            .filter_map(|item: datafusion_common::Result<Option<RecordBatch>>| async move {
-                item.transpose()
-            });
+        let stream =
+            input
+                .then(move |batch| {
+                    let rows = Arc::clone(&rows);
+                    async move {
+                        tokio::time::sleep(delay).await;
+                        rows.fetch_add(batch?.num_rows(), Ordering::SeqCst);
+                        Ok(None)
+                    }
+                })
+                .filter_map(
+                    |item: datafusion_common::Result<Option<RecordBatch>>| async move {
+                        item.transpose()
+                    },
+                );
         Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))
     }
     fn config(&self) -> serde_json::Value {
@@ -127,25 +141,49 @@ impl Stage for SlowSink {
 
 fn sink(delay_ms: u64) -> (Arc<SlowSink>, Arc<AtomicUsize>) {
     let rows = Arc::new(AtomicUsize::new(0));
-    (Arc::new(SlowSink { delay: Duration::from_millis(delay_ms), rows: Arc::clone(&rows) }), rows)
+    (
+        Arc::new(SlowSink {
+            delay: Duration::from_millis(delay_ms),
+            rows: Arc::clone(&rows),
+        }),
+        rows,
+    )
 }
 
 #[test]
 fn schema_errors_name_stage_and_column_before_running() {
     let mut graph = PipelineGraph::new();
-    graph.add_stage("events", Arc::new(Counter { batches: 1, rows: 1 }), vec![]);
+    graph.add_stage(
+        "events",
+        Arc::new(Counter {
+            batches: 1,
+            rows: 1,
+        }),
+        vec![],
+    );
     graph.add_stage(
         "clean",
-        Arc::new(MapStage::new(Check { needs: "image", fail_at: None })),
+        Arc::new(MapStage::new(Check {
+            needs: "image",
+            fail_at: None,
+        })),
         vec!["events".into()],
     );
-    graph.add_stage("dangling", Arc::new(MapStage::new(Check { needs: "event_id", fail_at: None })), vec!["nowhere".into()]);
+    graph.add_stage(
+        "dangling",
+        Arc::new(MapStage::new(Check {
+            needs: "event_id",
+            fail_at: None,
+        })),
+        vec!["nowhere".into()],
+    );
     let errors = graph.check().unwrap_err();
     let messages: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
     assert_eq!(messages.len(), 2, "{messages:?}");
     assert!(messages.contains(&"stage `dangling`: unknown input `nowhere`".to_string()));
     assert!(
-        messages.contains(&"stage `clean`: input has no column `image` (expected Int64)".to_string()),
+        messages
+            .contains(&"stage `clean`: input has no column `image` (expected Int64)".to_string()),
         "{messages:?}"
     );
 }
@@ -153,7 +191,12 @@ fn schema_errors_name_stage_and_column_before_running() {
 #[test]
 fn cycles_are_reported_with_their_path() {
     let mut graph = PipelineGraph::new();
-    let check = || Arc::new(MapStage::new(Check { needs: "event_id", fail_at: None }));
+    let check = || {
+        Arc::new(MapStage::new(Check {
+            needs: "event_id",
+            fail_at: None,
+        }))
+    };
     graph.add_stage("a", check(), vec!["c".into()]);
     graph.add_stage("b", check(), vec!["a".into()]);
     graph.add_stage("c", check(), vec!["b".into()]);
@@ -168,8 +211,20 @@ fn cycles_are_reported_with_their_path() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fan_out_feeds_every_consumer_everything() {
     let mut graph = PipelineGraph::new();
-    graph.add_stage("events", Arc::new(Counter { batches: 50, rows: 10 }), vec![]);
-    let check = || Arc::new(MapStage::new(Check { needs: "event_id", fail_at: None }));
+    graph.add_stage(
+        "events",
+        Arc::new(Counter {
+            batches: 50,
+            rows: 10,
+        }),
+        vec![],
+    );
+    let check = || {
+        Arc::new(MapStage::new(Check {
+            needs: "event_id",
+            fail_at: None,
+        }))
+    };
     graph.add_stage("first", check(), vec!["events".into()]);
     let (direct, direct_rows) = sink(0);
     let (further, further_rows) = sink(0);
@@ -189,15 +244,28 @@ async fn fan_out_feeds_every_consumer_everything() {
 async fn slow_sink_keeps_buffered_batches_within_capacity() {
     let capacity = 3;
     let mut graph = PipelineGraph::new();
-    graph.add_stage("events", Arc::new(Counter { batches: 2000, rows: 100 }), vec![]);
+    graph.add_stage(
+        "events",
+        Arc::new(Counter {
+            batches: 2000,
+            rows: 100,
+        }),
+        vec![],
+    );
     graph.add_stage(
         "pass",
-        Arc::new(MapStage::new(Check { needs: "event_id", fail_at: None })),
+        Arc::new(MapStage::new(Check {
+            needs: "event_id",
+            fail_at: None,
+        })),
         vec!["events".into()],
     );
     let (slow, rows) = sink(1);
     graph.add_stage("slow", slow, vec!["pass".into()]);
-    let options = RunOptions { channel_capacity: capacity, batch_size: 100 };
+    let options = RunOptions {
+        channel_capacity: capacity,
+        batch_size: 100,
+    };
     let report = graph.compile(options).unwrap().run().await.unwrap();
     assert_eq!(rows.load(Ordering::SeqCst), 200_000);
     for stage in &report.stages {
@@ -209,21 +277,39 @@ async fn slow_sink_keeps_buffered_batches_within_capacity() {
         );
     }
     let source = &report.stages[0];
-    assert!(source.metrics.peak_buffered_batches >= 1, "the channel was never used");
+    assert!(
+        source.metrics.peak_buffered_batches >= 1,
+        "the channel was never used"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn first_error_cancels_the_run_and_names_the_stage() {
     let mut graph = PipelineGraph::new();
-    graph.add_stage("events", Arc::new(Counter { batches: 1_000_000, rows: 10 }), vec![]);
+    graph.add_stage(
+        "events",
+        Arc::new(Counter {
+            batches: 1_000_000,
+            rows: 10,
+        }),
+        vec![],
+    );
     graph.add_stage(
         "calibrate",
-        Arc::new(MapStage::new(Check { needs: "event_id", fail_at: Some(55) })),
+        Arc::new(MapStage::new(Check {
+            needs: "event_id",
+            fail_at: Some(55),
+        })),
         vec!["events".into()],
     );
     let (slow, rows) = sink(0);
     graph.add_stage("write", slow, vec!["calibrate".into()]);
-    let pipeline = graph.compile(RunOptions { channel_capacity: 2, batch_size: 10 }).unwrap();
+    let pipeline = graph
+        .compile(RunOptions {
+            channel_capacity: 2,
+            batch_size: 10,
+        })
+        .unwrap();
     let error = tokio::time::timeout(Duration::from_secs(30), pipeline.run())
         .await
         .expect("the failing run did not stop")
@@ -235,19 +321,37 @@ async fn first_error_cancels_the_run_and_names_the_stage() {
         }
         other => panic!("unexpected {other}"),
     }
-    assert!(rows.load(Ordering::SeqCst) <= 50, "events after the failure were written");
+    assert!(
+        rows.load(Ordering::SeqCst) <= 50,
+        "events after the failure were written"
+    );
     let emitted = pipeline.live_metrics()[0].1.rows_out();
-    assert!(emitted < 1000, "the source kept running after the failure ({emitted} rows)");
+    assert!(
+        emitted < 1000,
+        "the source kept running after the failure ({emitted} rows)"
+    );
 }
 
 #[test]
 fn plan_tree_has_one_node_per_stage() {
     let mut graph = PipelineGraph::new();
-    graph.add_stage("events", Arc::new(Counter { batches: 1, rows: 1 }), vec![]);
+    graph.add_stage(
+        "events",
+        Arc::new(Counter {
+            batches: 1,
+            rows: 1,
+        }),
+        vec![],
+    );
     let (s, _) = sink(0);
     graph.add_stage("write", s, vec!["events".into()]);
     let pipeline = graph.compile(RunOptions::default()).unwrap();
-    let plan = datafusion_physical_plan::displayable(pipeline.roots()[0].as_ref()).indent(false).to_string();
-    assert_eq!(plan, "StageExec: name=write, kind=slow_sink\n  StageExec: name=events, kind=counter\n");
+    let plan = datafusion_physical_plan::displayable(pipeline.roots()[0].as_ref())
+        .indent(false)
+        .to_string();
+    assert_eq!(
+        plan,
+        "StageExec: name=write, kind=slow_sink\n  StageExec: name=events, kind=counter\n"
+    );
     assert!(graph.to_dot().contains("\"events\" -> \"write\";"));
 }
