@@ -124,3 +124,53 @@ fn set_overrides_options_and_output_replaces_every_sink_directory() {
     let pipeline = load_pipeline("quickstart.toml", &text, &registry(), &edits).unwrap();
     assert_eq!(pipeline.settings.batch_size, 7);
 }
+
+#[test]
+fn quickstart_runs_end_to_end_and_writes_readable_parquet() {
+    let text = std::fs::read_to_string(workspace().join("pipelines/quickstart.toml")).unwrap();
+    let output = tempfile::tempdir().unwrap();
+    let edits = Edits {
+        sets: vec!["sources.events.n_events=8".into()],
+        output: Some(output.path().display().to_string()),
+        ..Edits::default()
+    };
+    let pipeline = load_pipeline("quickstart.toml", &text, &registry(), &edits).unwrap();
+    let compiled = pipeline.graph.compile(pipeline.run_options()).unwrap();
+    let report = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(compiled.run())
+        .unwrap();
+    let rows = |stage: &str| {
+        report
+            .stages
+            .iter()
+            .find(|s| s.name == stage)
+            .unwrap()
+            .metrics
+            .rows
+    };
+    assert!(
+        rows("events") >= 8,
+        "8 array events have at least 8 telescope events"
+    );
+    for sink in ["dl1_parameters", "dl1_images"] {
+        assert_eq!(rows(sink), rows("events"));
+        let table =
+            cascade_testdata::Table::read(&output.path().join(sink).join("part-00000.parquet"));
+        assert_eq!(table.n_rows() as u64, rows("events"));
+    }
+    let parameters =
+        cascade_testdata::Table::read(&output.path().join("dl1_parameters/part-00000.parquet"));
+    let schema = cascade_schema::Level::Dl1Parameters.schema();
+    for name in parameters.column_names() {
+        assert!(
+            schema.field_with_name(&name).is_ok(),
+            "{name} is not in schemas/dl1_parameters.toml"
+        );
+    }
+    let intensity = parameters.f64("hillas_intensity");
+    assert!(
+        intensity.iter().any(|v| v.is_finite() && *v > 50.0),
+        "no bright image: {intensity:?}"
+    );
+}
