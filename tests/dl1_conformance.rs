@@ -5,6 +5,7 @@
 //! masks exactly; every ctapipe parameter column 1e-4 relative or 1e-6 absolute, with NaN
 //! exactly where the reference has NaN; timing_* only where the reference's
 //! `diag_timing_seed_stable` is true (ctapipe's fit depends on a process-global RNG).
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 use std::collections::HashMap;
 use std::path::Path;

@@ -4,6 +4,7 @@
 //!   must report exactly those errors (a diagnostic on LINE whose message contains TEXT).
 //! * Every file in `pipelines/` validates, and runs end to end on a few events into a
 //!   temporary directory, producing Parquet datasets that read back with their schema.
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 use std::path::{Path, PathBuf};
 

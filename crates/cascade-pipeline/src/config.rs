@@ -98,6 +98,16 @@ pub fn toml_value_text<T: Serialize>(value: &T) -> String {
         v: &'a T,
     }
     match toml::to_string(&Wrapper { v: value }) {
+        // A table value serialises as a `[v]` section: show it as an inline table.
+        Ok(text) if text.trim_start().starts_with("[v]") => {
+            let entries: Vec<&str> = text
+                .lines()
+                .skip(1)
+                .filter(|l| !l.trim().is_empty())
+                .collect();
+            format!("{{ {} }}", entries.join(", "))
+        }
+        Ok(text) if text.trim().is_empty() => "(none)".to_string(),
         Ok(text) => text.trim().trim_start_matches("v = ").to_string(),
         Err(_) => "(none)".to_string(),
     }

@@ -760,14 +760,13 @@ impl<'r> Loader<'r> {
         let names: Vec<&str> = entries.iter().map(|e| e.name.as_str()).collect();
         for entry in entries {
             for input in &entry.inputs {
-                if let Some(source) = entries.iter().find(|e| e.name == *input.get_ref()) {
-                    if source.role == StageRole::Sink {
-                        self.error_at(
-                            input.span(),
-                            format!("`{}` is a sink: it has no output to read", source.name),
-                            None,
-                        );
-                    }
+                let source = entries.iter().find(|e| e.name == *input.get_ref());
+                if let Some(source) = source.filter(|s| s.role == StageRole::Sink) {
+                    self.error_at(
+                        input.span(),
+                        format!("`{}` is a sink: it has no output to read", source.name),
+                        None,
+                    );
                 }
             }
         }

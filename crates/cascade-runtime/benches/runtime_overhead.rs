@@ -3,6 +3,7 @@
 //! Each batch crosses 6 bounded channels and 5 rayon round trips; the per-batch, per-stage
 //! cost divided into a realistic stage's time per batch is the runtime's share
 //! (see docs/performance.md).
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 use std::sync::Arc;
 

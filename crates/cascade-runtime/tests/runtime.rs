@@ -1,4 +1,5 @@
 //! Runtime behaviour: schema propagation, fan-out, backpressure, cancellation.
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -79,10 +80,8 @@ impl BatchStage for Check {
             .as_any()
             .downcast_ref::<Int64Array>()
             .unwrap();
-        if let Some(bad) = self.fail_at {
-            if ids.values().contains(&bad) {
-                return Err(StageError::Data(format!("corrupt event {bad}")));
-            }
+        if let Some(bad) = self.fail_at.filter(|bad| ids.values().contains(bad)) {
+            return Err(StageError::Data(format!("corrupt event {bad}")));
         }
         Ok(batch)
     }

@@ -124,7 +124,11 @@ pub fn markdown_reference() -> String {
          `cascade schema --markdown`; a test fails when this page is stale.\n",
     );
     for level in Level::ALL {
-        page.push_str(&format!("\n## `{}`\n\n{}\n\n", level.name(), level.description()));
+        page.push_str(&format!(
+            "\n## `{}`\n\n{}\n\n",
+            level.name(),
+            level.description()
+        ));
         page.push_str("| column | type | unit | description |\n|---|---|---|---|\n");
         for field in level.declarations() {
             page.push_str(&format!(
@@ -196,7 +200,10 @@ pub enum SchemaError {
 
 /// Parses a type string of a schema file (`float32`, `list<uint16>`, ...).
 pub fn parse_type(type_name: &str) -> Option<DataType> {
-    if let Some(inner) = type_name.strip_prefix("list<").and_then(|s| s.strip_suffix('>')) {
+    if let Some(inner) = type_name
+        .strip_prefix("list<")
+        .and_then(|s| s.strip_suffix('>'))
+    {
         let item = parse_type(inner)?;
         return Some(DataType::List(Arc::new(Field::new("item", item, false))));
     }
@@ -232,12 +239,18 @@ pub fn parse_level_file(
     let parsed: LevelFile =
         toml::from_str(text).map_err(|source| SchemaError::Parse { file, source })?;
     if parsed.name != file {
-        return Err(SchemaError::NameMismatch { file, name: parsed.name });
+        return Err(SchemaError::NameMismatch {
+            file,
+            name: parsed.name,
+        });
     }
     let mut fields = Vec::with_capacity(parsed.fields.len());
     for (i, decl) in parsed.fields.iter().enumerate() {
         if parsed.fields[..i].iter().any(|d| d.name == decl.name) {
-            return Err(SchemaError::Duplicate { file, field: decl.name.clone() });
+            return Err(SchemaError::Duplicate {
+                file,
+                field: decl.name.clone(),
+            });
         }
         let data_type = parse_type(&decl.type_name).ok_or_else(|| SchemaError::UnknownType {
             file,
@@ -278,21 +291,31 @@ fn loaded(level: Level) -> &'static LoadedLevel {
     let levels = LEVELS.get_or_init(|| {
         Level::ALL
             .iter()
-            .map(|&level| match parse_level_file(level.name(), source_text(level)) {
-                Ok((description, declarations, schema)) => {
-                    let index = declarations
-                        .iter()
-                        .enumerate()
-                        .map(|(i, d)| (d.name.clone(), i))
-                        .collect();
-                    LoadedLevel { description, declarations, schema: Arc::new(schema), index }
-                }
-                // The files are compiled in; `every_schema_file_parses` keeps them valid.
-                Err(error) => panic!("{error}"),
-            })
+            .map(
+                |&level| match parse_level_file(level.name(), source_text(level)) {
+                    Ok((description, declarations, schema)) => {
+                        let index = declarations
+                            .iter()
+                            .enumerate()
+                            .map(|(i, d)| (d.name.clone(), i))
+                            .collect();
+                        LoadedLevel {
+                            description,
+                            declarations,
+                            schema: Arc::new(schema),
+                            index,
+                        }
+                    }
+                    // The files are compiled in; `every_schema_file_parses` keeps them valid.
+                    Err(error) => panic!("{error}"),
+                },
+            )
             .collect()
     });
-    let position = Level::ALL.iter().position(|&l| l == level).unwrap_or_default();
+    let position = Level::ALL
+        .iter()
+        .position(|&l| l == level)
+        .unwrap_or_default();
     &levels[position]
 }
 
@@ -306,7 +329,11 @@ mod tests {
             let (_, decls, schema) = parse_level_file(level.name(), level.source_text()).unwrap();
             assert!(!decls.is_empty(), "{} has no fields", level.name());
             assert_eq!(schema.fields().len(), decls.len());
-            assert!(level.source_text().contains(&format!("name = \"{}\"", level.name())));
+            assert!(
+                level
+                    .source_text()
+                    .contains(&format!("name = \"{}\"", level.name()))
+            );
             assert_eq!(Level::from_name(level.name()), Some(level));
         }
     }
@@ -320,7 +347,10 @@ mod tests {
             .filter(|n| n.ends_with(".toml"))
             .collect();
         on_disk.sort();
-        let mut known: Vec<String> = Level::ALL.iter().map(|l| format!("{}.toml", l.name())).collect();
+        let mut known: Vec<String> = Level::ALL
+            .iter()
+            .map(|l| format!("{}.toml", l.name()))
+            .collect();
         known.sort();
         assert_eq!(on_disk, known);
     }
@@ -330,10 +360,15 @@ mod tests {
         let hillas = Level::Dl1Parameters.field("hillas_fov_lon");
         assert_eq!(hillas.data_type(), &DataType::Float64);
         assert_eq!(hillas.metadata()[UNIT_KEY], "deg");
-        assert_eq!(Level::Dl1Parameters.field("tel_id").data_type(), &DataType::Int16);
+        assert_eq!(
+            Level::Dl1Parameters.field("tel_id").data_type(),
+            &DataType::Int16
+        );
         let image = Level::Dl1Images.field("image");
         assert_eq!(image.metadata()[UNIT_KEY], "p.e.");
-        assert!(matches!(image.data_type(), DataType::List(item) if item.data_type() == &DataType::Float32));
+        assert!(
+            matches!(image.data_type(), DataType::List(item) if item.data_type() == &DataType::Float32)
+        );
     }
 
     #[test]
@@ -344,7 +379,9 @@ mod tests {
             if std::env::var_os("CASCADE_BLESS").is_some() {
                 std::fs::write(&path, markdown_reference()).unwrap();
             } else {
-                panic!("docs/schemas.md is stale: run `CASCADE_BLESS=1 cargo test -p cascade-schema`");
+                panic!(
+                    "docs/schemas.md is stale: run `CASCADE_BLESS=1 cargo test -p cascade-schema`"
+                );
             }
         }
     }
@@ -352,9 +389,15 @@ mod tests {
     #[test]
     fn bad_files_are_reported() {
         let unknown = "name = \"x\"\ndescription = \"\"\n[[fields]]\nname = \"a\"\ntype = \"float128\"\nunit = \"\"\ndescription = \"\"\n";
-        assert!(matches!(parse_level_file("x", unknown), Err(SchemaError::UnknownType { .. })));
+        assert!(matches!(
+            parse_level_file("x", unknown),
+            Err(SchemaError::UnknownType { .. })
+        ));
         let dup = "name = \"x\"\ndescription = \"\"\n[[fields]]\nname = \"a\"\ntype = \"bool\"\nunit = \"\"\ndescription = \"\"\n[[fields]]\nname = \"a\"\ntype = \"bool\"\nunit = \"\"\ndescription = \"\"\n";
-        assert!(matches!(parse_level_file("x", dup), Err(SchemaError::Duplicate { .. })));
+        assert!(matches!(
+            parse_level_file("x", dup),
+            Err(SchemaError::Duplicate { .. })
+        ));
         assert!(parse_type("list<list<int8>>").is_some());
         assert!(parse_type("list<>").is_none());
     }

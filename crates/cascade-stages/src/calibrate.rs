@@ -60,7 +60,7 @@ fn build(
         let options = config.get(tel_id);
         let calibration = CalibrationConfig {
             image_extractor: options.image_extractor.clone(),
-            invalid_pixel_handler: options.invalid_pixel_handler.clone(),
+            invalid_pixel_handler: options.invalid_pixel_handler,
             ..CalibrationConfig::default()
         };
         let pulse = &readout.reference_pulse_shape;
@@ -167,7 +167,7 @@ impl BatchStage for Calibrate {
         let (waveforms, row_len) = uniform_list_values::<Float32Type>(&batch, "waveform")?;
         let (gains, n_pixels) = uniform_list_values::<Int8Type>(&batch, "selected_gain_channel")?;
         let n_events = batch.num_rows();
-        let n_samples = if n_pixels == 0 { 0 } else { row_len / n_pixels };
+        let n_samples = row_len.checked_div(n_pixels).unwrap_or(0);
         let mut image = vec![0.0f32; n_events * n_pixels];
         let mut peak_time = vec![0.0f32; n_events * n_pixels];
         image

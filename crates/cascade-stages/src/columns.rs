@@ -23,11 +23,7 @@ pub fn uniform_list(
             field.name()
         )));
     };
-    let n_rows = if row_len == 0 {
-        0
-    } else {
-        values.len() / row_len
-    };
+    let n_rows = values.len().checked_div(row_len).unwrap_or(0);
     let offsets = OffsetBuffer::from_lengths(std::iter::repeat_n(row_len, n_rows));
     Ok(Arc::new(ListArray::try_new(
         Arc::clone(item),
@@ -59,11 +55,7 @@ pub fn uniform_list_values<'a, T: ArrowPrimitiveType>(
     let offsets = list.value_offsets();
     let (first, last) = (offsets[0] as usize, offsets[offsets.len() - 1] as usize);
     let n_rows = list.len();
-    let row_len = if n_rows == 0 {
-        0
-    } else {
-        (last - first) / n_rows
-    };
+    let row_len = (last - first).checked_div(n_rows).unwrap_or(0);
     if offsets
         .windows(2)
         .any(|w| (w[1] - w[0]) as usize != row_len)

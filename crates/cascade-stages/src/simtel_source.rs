@@ -164,13 +164,13 @@ impl SimtelSource {
                         continue;
                     };
                     any = true;
-                    if let Some(calibration) = &telescope.calibration {
-                        if self.board.get(telescope.tel_id).is_none() {
-                            self.board.publish(
-                                telescope.tel_id,
-                                Arc::new(pixel_calibration(calibration)?),
-                            );
-                        }
+                    let unpublished = telescope
+                        .calibration
+                        .as_ref()
+                        .filter(|_| self.board.get(telescope.tel_id).is_none());
+                    if let Some(calibration) = unpublished {
+                        self.board
+                            .publish(telescope.tel_id, Arc::new(pixel_calibration(calibration)?));
                     }
                     let key = (
                         description.name.clone(),

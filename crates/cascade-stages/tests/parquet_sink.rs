@@ -1,4 +1,5 @@
 //! The Parquet sink: a round trip through the files, and atomicity when a run fails.
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 use std::path::Path;
 use std::sync::Arc;

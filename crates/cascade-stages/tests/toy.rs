@@ -1,5 +1,6 @@
 //! The toy source: deterministic whatever the batch size, one telescope type per batch,
 //! and physically sensible truth.
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 use std::collections::BTreeMap;
 

@@ -406,12 +406,8 @@ impl TypeBuffer {
     fn take(&mut self, schema: &SchemaRef, config: &ToyConfig) -> Result<RecordBatch, StageError> {
         let n = self.len();
         let waveforms = std::mem::take(&mut self.waveforms);
-        let row_len = if n == 0 { 0 } else { waveforms.len() / n };
-        let n_pixels = if self.n_samples == 0 {
-            0
-        } else {
-            row_len / self.n_samples
-        };
+        let row_len = waveforms.len().checked_div(n).unwrap_or(0);
+        let n_pixels = row_len.checked_div(self.n_samples).unwrap_or(0);
         let field = |name: &str| Level::R1.field(name);
         let showers = std::mem::take(&mut self.showers);
         let truth = |f: fn(&ToyShower) -> f64| {

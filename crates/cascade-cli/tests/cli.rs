@@ -1,0 +1,84 @@
+//! The `cascade` binary: exit codes and what it prints.
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+use std::process::Command;
+
+use cascade_testdata::{STEMS, Table, simtel_path};
+
+fn cascade(args: &[&str]) -> (bool, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_cascade"))
+        .args(args)
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+        .output()
+        .unwrap();
+    let text = |b: Vec<u8>| String::from_utf8_lossy(&b).into_owned();
+    (
+        output.status.success(),
+        text(output.stdout),
+        text(output.stderr),
+    )
+}
+
+#[test]
+fn info_json_counts_events_and_telescopes_of_every_shared_file() {
+    for stem in STEMS {
+        let path = simtel_path(stem).display().to_string();
+        let (ok, stdout, stderr) = cascade(&["info", &path, "--json"]);
+        assert!(ok, "{stem}: {stderr}");
+        let info: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        let dl1 = Table::reference(stem, "dl1");
+        let dl2 = Table::reference(stem, "dl2");
+        assert_eq!(info["n_telescope_events"], dl1.n_rows() as u64, "{stem}");
+        assert_eq!(info["n_events"], dl2.n_rows() as u64, "{stem}");
+        let telescopes = info["telescopes"].as_array().unwrap();
+        assert!(!telescopes.is_empty());
+        for telescope in telescopes {
+            assert!(telescope["n_pixels"].as_u64().unwrap() > 0);
+            assert!(
+                telescope["camera_name"]
+                    .as_str()
+                    .is_some_and(|n| !n.is_empty())
+            );
+        }
+    }
+}
+
+#[test]
+fn validate_reports_every_error_and_fails() {
+    let (ok, _, stderr) = cascade(&["validate", "tests/invalid/six_mistakes.toml"]);
+    assert!(!ok);
+    assert_eq!(stderr.matches(": error: ").count(), 6, "{stderr}");
+    let (ok, stdout, stderr) = cascade(&["validate", "pipelines/quickstart.toml"]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("valid"));
+}
+
+#[test]
+fn schema_graph_and_stages_print_what_they_describe() {
+    let (ok, stdout, _) = cascade(&["schema", "dl1_parameters"]);
+    assert!(ok && stdout.contains("hillas_intensity") && stdout.contains("deg"));
+    let (ok, _, stderr) = cascade(&["schema", "dl9"]);
+    assert!(!ok && stderr.contains("unknown data level"));
+    let (ok, stdout, _) = cascade(&["graph", "pipelines/quickstart.toml"]);
+    assert!(
+        ok && stdout.contains("\"calibrate\" -> \"clean\";"),
+        "{stdout}"
+    );
+    let (ok, stdout, _) = cascade(&["stages", "tailcuts_clean"]);
+    assert!(ok && stdout.contains("picture_threshold_pe"));
+}
+
+#[test]
+fn docs_stage_reference_is_up_to_date() {
+    let (ok, generated, _) = cascade(&["stages", "--markdown"]);
+    assert!(ok);
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/stages.md");
+    let page = std::fs::read_to_string(path).unwrap_or_default();
+    if page != generated {
+        if std::env::var_os("CASCADE_BLESS").is_some() {
+            std::fs::write(path, generated).unwrap();
+        } else {
+            panic!("docs/stages.md is stale: run `CASCADE_BLESS=1 cargo test -p cascade-cli`");
+        }
+    }
+}
