@@ -8,8 +8,8 @@
 use std::path::{Path, PathBuf};
 
 use arrow::array::{
-    Array, AsArray, BooleanArray, Float32Array, Float64Array, Int8Array, Int32Array,
-    Int64Array, ListArray, StringArray,
+    Array, AsArray, BooleanArray, Float32Array, Float64Array, Int8Array, Int32Array, Int64Array,
+    ListArray, StringArray,
 };
 use arrow::datatypes::DataType;
 use arrow::record_batch::RecordBatch;
@@ -55,7 +55,9 @@ pub fn simtel_path(stem: &str) -> PathBuf {
 
 /// Path of a reference file, e.g. `reference_path("hess1u_gamma", "dl1")`.
 pub fn reference_path(stem: &str, kind: &str) -> PathBuf {
-    data_dir().join("reference").join(format!("{stem}.{kind}.parquet"))
+    data_dir()
+        .join("reference")
+        .join(format!("{stem}.{kind}.parquet"))
 }
 
 /// A whole reference table in memory (the reference files are small).
@@ -73,12 +75,11 @@ impl Table {
     pub fn read(path: &Path) -> Self {
         let file = std::fs::File::open(path)
             .unwrap_or_else(|e| panic!("cannot open {}: {e}", path.display()));
-        let reader =
-            parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
-                .unwrap()
-                .with_batch_size(1 << 20)
-                .build()
-                .unwrap();
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+            .unwrap()
+            .with_batch_size(1 << 20)
+            .build()
+            .unwrap();
         let batches: Vec<RecordBatch> = reader.map(|b| b.unwrap()).collect();
         let schema = batches
             .first()
@@ -95,7 +96,12 @@ impl Table {
 
     /// Column names.
     pub fn column_names(&self) -> Vec<String> {
-        self.batch.schema().fields().iter().map(|f| f.name().clone()).collect()
+        self.batch
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect()
     }
 
     /// True when the table has this column.
@@ -122,14 +128,26 @@ impl Table {
 
     /// A boolean column.
     pub fn bool(&self, name: &str) -> Vec<bool> {
-        let array = self.column(name).as_any().downcast_ref::<BooleanArray>().unwrap();
-        (0..array.len()).map(|i| array.is_valid(i) && array.value(i)).collect()
+        let array = self
+            .column(name)
+            .as_any()
+            .downcast_ref::<BooleanArray>()
+            .unwrap();
+        (0..array.len())
+            .map(|i| array.is_valid(i) && array.value(i))
+            .collect()
     }
 
     /// A string column.
     pub fn str(&self, name: &str) -> Vec<String> {
-        let array = self.column(name).as_any().downcast_ref::<StringArray>().unwrap();
-        (0..array.len()).map(|i| array.value(i).to_string()).collect()
+        let array = self
+            .column(name)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .unwrap();
+        (0..array.len())
+            .map(|i| array.value(i).to_string())
+            .collect()
     }
 
     /// A list column of numbers, one `Vec<f64>` per row (null rows become empty).
@@ -151,7 +169,11 @@ impl Table {
     }
 
     fn list<T>(&self, name: &str, convert: impl Fn(&dyn Array) -> Vec<T>) -> Vec<Vec<T>> {
-        let list = self.column(name).as_any().downcast_ref::<ListArray>().unwrap();
+        let list = self
+            .column(name)
+            .as_any()
+            .downcast_ref::<ListArray>()
+            .unwrap();
         (0..list.len())
             .map(|i| {
                 if list.is_null(i) {
@@ -173,7 +195,9 @@ fn to_f64(array: &dyn Array) -> Vec<f64> {
         }
         DataType::Float32 => {
             let a = array.as_any().downcast_ref::<Float32Array>().unwrap();
-            (0..a.len()).map(|i| nan_if_null(i, f64::from(a.value(i)))).collect()
+            (0..a.len())
+                .map(|i| nan_if_null(i, f64::from(a.value(i))))
+                .collect()
         }
         _ => to_i64(array).into_iter().map(|v| v as f64).collect(),
     }
@@ -182,7 +206,12 @@ fn to_f64(array: &dyn Array) -> Vec<f64> {
 fn to_i64(array: &dyn Array) -> Vec<i64> {
     assert_eq!(array.null_count(), 0, "integer column with nulls");
     match array.data_type() {
-        DataType::Int64 => array.as_any().downcast_ref::<Int64Array>().unwrap().values().to_vec(),
+        DataType::Int64 => array
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap()
+            .values()
+            .to_vec(),
         DataType::Int32 => {
             let a = array.as_any().downcast_ref::<Int32Array>().unwrap();
             a.values().iter().map(|&v| i64::from(v)).collect()
@@ -194,7 +223,9 @@ fn to_i64(array: &dyn Array) -> Vec<i64> {
         other => {
             let cast = arrow::compute::cast(array, &DataType::Int64)
                 .unwrap_or_else(|e| panic!("cannot read {other} as i64: {e}"));
-            cast.as_primitive::<arrow::datatypes::Int64Type>().values().to_vec()
+            cast.as_primitive::<arrow::datatypes::Int64Type>()
+                .values()
+                .to_vec()
         }
     }
 }
