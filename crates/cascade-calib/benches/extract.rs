@@ -59,15 +59,19 @@ fn lst_like_batch() -> (Array4<u16>, TelescopeCalibration, CameraReadout) {
         let amplitude = if channel == 0 { 200.0 } else { 10.0 };
         *adc = (400.0 + 5.0 * random.next() + amplitude * random.next() * pulse) as u16;
     }
-    let calibration =
-        TelescopeCalibration {
-            pedestal_per_sample: Array2::from_elem((N_CHANNELS, N_PIXELS), 400.0),
-            dc_to_pe: Array2::from_shape_fn((N_CHANNELS, N_PIXELS), |(c, _)| {
-                if c == 0 { 0.0125 } else { 0.25 }
-            }),
-            time_shift_ns: Some(Array2::from_elem((N_CHANNELS, N_PIXELS), 0.1)),
-            broken_pixels: (0..N_PIXELS).map(|p| p % 500 == 7).collect(),
-        };
+    // Per-pixel pedestals and gains, as in real files (exact ties between the neighbour
+    // sums of different samples are then rare).
+    let calibration = TelescopeCalibration {
+        pedestal_per_sample: Array2::from_shape_fn((N_CHANNELS, N_PIXELS), |_| {
+            400.0 + 2.0 * random.next() as f32
+        }),
+        dc_to_pe: Array2::from_shape_fn((N_CHANNELS, N_PIXELS), |(c, _)| {
+            let gain = if c == 0 { 0.0125 } else { 0.25 };
+            gain * (0.95 + 0.1 * random.next() as f32)
+        }),
+        time_shift_ns: Some(Array2::from_elem((N_CHANNELS, N_PIXELS), 0.1)),
+        broken_pixels: (0..N_PIXELS).map(|p| p % 500 == 7).collect(),
+    };
     let readout = CameraReadout {
         sampling_rate_ghz: 1.0,
         reference_pulse_shape: Array2::from_shape_fn((N_CHANNELS, 400), |(_, i)| {
