@@ -289,3 +289,45 @@ fn global_peak_index(
     }
     best
 }
+
+#[cfg(test)]
+mod tests {
+    use ndarray::Array2;
+
+    use super::*;
+
+    #[test]
+    fn correction_follows_the_selected_gain_channel() {
+        // High gain: box of 2 samples (window of 1 sample sees half); low gain: 1 sample.
+        let mut pulse = Array2::<f64>::zeros((2, 6));
+        pulse[[0, 2]] = 1.0;
+        pulse[[0, 3]] = 1.0;
+        pulse[[1, 2]] = 1.0;
+        let readout = CameraReadout {
+            sampling_rate_ghz: 1.0,
+            reference_pulse_shape: pulse,
+            reference_pulse_sample_width_ns: 1.0,
+        };
+        let config = ImageExtractorConfig::LocalPeakWindowSum(LocalPeakWindowSum {
+            window_width: 1,
+            window_shift: 0,
+            apply_integration_correction: true,
+        });
+        let extractor = ImageExtractor::new(&config, &readout).expect("valid");
+        assert_eq!(extractor.integration_correction(), &[2.0, 1.0]);
+        let waveforms = [0.0_f32, 3.0, 0.0, 0.0, 3.0, 0.0];
+        let (mut image, mut time) = ([0.0; 2], [0.0; 2]);
+        extractor.extract(
+            &waveforms,
+            3,
+            &[0, 1],
+            &[false, false],
+            &Neighbors::from_lists(&[vec![1], vec![0]]),
+            &mut ExtractorScratch::default(),
+            &mut image,
+            &mut time,
+        );
+        assert_eq!(image, [6.0, 3.0]);
+        assert_eq!(time, [1.0, 1.0]);
+    }
+}
