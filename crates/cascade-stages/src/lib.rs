@@ -11,6 +11,7 @@ pub mod parameters;
 pub mod parquet_sink;
 pub mod select;
 pub mod simtel_source;
+pub mod stereo;
 pub mod toy;
 
 use std::sync::Arc;
@@ -26,6 +27,7 @@ pub fn stages() -> Vec<Arc<dyn StageFactory>> {
         Arc::new(parameters::factory()),
         Arc::new(select::factory()),
         Arc::new(simtel_source::factory()),
+        Arc::new(stereo::factory()),
         Arc::new(parquet_sink::factory()),
     ]
 }

@@ -1,0 +1,114 @@
+//! The full R0 -> DL2 chain (`pipelines/ctapipe_dl2.toml`) on every shared sim_telarray file
+//! against ctapipe 0.28's reference (`../shared/data/reference/*.dl2.parquet`).
+//!
+//! For every array event: the telescopes used equal ctapipe's; validity equals ctapipe's;
+//! where valid, alt/az within 0.001 deg, core within 0.1 m, h_max within 1 m or 1e-4
+//! relative. Both HillasReconstructor and HillasIntersection.
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use cascade_pipeline::{Edits, Registry, load_pipeline};
+use cascade_testdata::{STEMS, Table, simtel_path};
+
+fn run_dl2(stem: &str, output: &Path) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../pipelines/ctapipe_dl2.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let edits = Edits {
+        inputs: vec![simtel_path(stem).display().to_string()],
+        output: Some(output.display().to_string()),
+        sets: Vec::new(),
+    };
+    let registry = Registry::new(cascade_stages::stages());
+    let pipeline = load_pipeline("ctapipe_dl2.toml", &text, &registry, &edits)
+        .unwrap_or_else(|d| panic!("{d}"));
+    let compiled = pipeline.graph.compile(pipeline.run_options()).unwrap();
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(compiled.run())
+        .unwrap();
+}
+
+#[test]
+fn r0_to_dl2_matches_ctapipe_on_every_shared_file() {
+    let mut valid_events = 0;
+    for stem in STEMS {
+        let output = tempfile::tempdir().unwrap();
+        run_dl2(stem, output.path());
+        let reference = Table::reference(stem, "dl2");
+        let ref_rows: HashMap<i64, usize> = reference
+            .i64("event_id")
+            .into_iter()
+            .enumerate()
+            .map(|(i, e)| (e, i))
+            .collect();
+        for (dataset, prefix) in [
+            ("dl2_shower", "HillasReconstructor"),
+            ("dl2_shower_intersection", "HillasIntersection"),
+        ] {
+            let ours = Table::read(&output.path().join(dataset).join("part-00000.parquet"));
+            assert_eq!(
+                ours.n_rows(),
+                reference.n_rows(),
+                "{stem} {prefix}: array events"
+            );
+            let column = |name: &str| reference.f64(&format!("{prefix}_{name}"));
+            let (alt, az, core_x, core_y, h_max) = (
+                column("alt_deg"),
+                column("az_deg"),
+                column("core_x_m"),
+                column("core_y_m"),
+                column("h_max_m"),
+            );
+            let valid = reference.bool(&format!("{prefix}_is_valid"));
+            let used = reference.list_i64(&format!("{prefix}_telescopes"));
+            let (our_alt, our_az, our_x, our_y, our_h) = (
+                ours.f64("alt"),
+                ours.f64("az"),
+                ours.f64("core_x"),
+                ours.f64("core_y"),
+                ours.f64("h_max"),
+            );
+            let (our_valid, our_used) = (ours.bool("is_valid"), ours.list_i64("telescopes"));
+            for (row, event_id) in ours.i64("event_id").into_iter().enumerate() {
+                let r = ref_rows[&event_id];
+                let what = format!("{stem} {prefix} event {event_id}");
+                let mut expected = used[r].clone();
+                expected.sort();
+                let mut found = our_used[row].clone();
+                found.sort();
+                assert_eq!(found, expected, "{what}: telescopes used");
+                assert_eq!(our_valid[row], valid[r], "{what}: is_valid");
+                if !valid[r] {
+                    continue;
+                }
+                valid_events += 1;
+                assert!(
+                    (our_alt[row] - alt[r]).abs() < 1e-3,
+                    "{what}: alt {} vs {}",
+                    our_alt[row],
+                    alt[r]
+                );
+                let daz = ((our_az[row] - az[r] + 540.0) % 360.0 - 180.0).abs();
+                assert!(daz < 1e-3, "{what}: az {} vs {}", our_az[row], az[r]);
+                assert!(
+                    (our_x[row] - core_x[r]).abs() < 0.1 && (our_y[row] - core_y[r]).abs() < 0.1,
+                    "{what}: core"
+                );
+                if h_max[r].is_finite() {
+                    assert!(
+                        (our_h[row] - h_max[r]).abs() < 1.0_f64.max(1e-4 * h_max[r].abs()),
+                        "{what}: h_max {} vs {}",
+                        our_h[row],
+                        h_max[r]
+                    );
+                }
+            }
+        }
+    }
+    assert!(
+        valid_events >= 10,
+        "only {valid_events} valid reconstructions were compared"
+    );
+}
