@@ -10,25 +10,17 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use cascade_pipeline::{Edits, Registry, load_pipeline};
+use cascade_pipeline::Edits;
 use cascade_testdata::{STEMS, Table, simtel_path};
+use cascade_tests::run_pipeline;
 
 fn run_dl1(stem: &str, output: &Path) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../pipelines/ctapipe_dl1.toml");
-    let text = std::fs::read_to_string(&path).unwrap();
     let edits = Edits {
         inputs: vec![simtel_path(stem).display().to_string()],
         output: Some(output.display().to_string()),
         sets: Vec::new(),
     };
-    let registry = Registry::new(cascade_stages::stages());
-    let pipeline = load_pipeline("ctapipe_dl1.toml", &text, &registry, &edits)
-        .unwrap_or_else(|d| panic!("{d}"));
-    let compiled = pipeline.graph.compile(pipeline.run_options()).unwrap();
-    tokio::runtime::Runtime::new()
-        .unwrap()
-        .block_on(compiled.run())
-        .unwrap();
+    run_pipeline("ctapipe_dl1.toml", &edits);
 }
 
 /// Row index by (event_id, tel_id).

@@ -128,19 +128,13 @@ fn set_overrides_options_and_output_replaces_every_sink_directory() {
 
 #[test]
 fn quickstart_runs_end_to_end_and_writes_readable_parquet() {
-    let text = std::fs::read_to_string(workspace().join("pipelines/quickstart.toml")).unwrap();
     let output = tempfile::tempdir().unwrap();
     let edits = Edits {
         sets: vec!["sources.events.n_events=8".into()],
         output: Some(output.path().display().to_string()),
         ..Edits::default()
     };
-    let pipeline = load_pipeline("quickstart.toml", &text, &registry(), &edits).unwrap();
-    let compiled = pipeline.graph.compile(pipeline.run_options()).unwrap();
-    let report = tokio::runtime::Runtime::new()
-        .unwrap()
-        .block_on(compiled.run())
-        .unwrap();
+    let report = cascade_tests::run_pipeline("quickstart.toml", &edits);
     let rows = |stage: &str| {
         report
             .stages

@@ -4,10 +4,9 @@
 //! frames, Hillas, join, HillasReconstructor), not the physics performance of an array.
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
-use std::path::Path;
-
-use cascade_pipeline::{Edits, Registry, load_pipeline};
+use cascade_pipeline::Edits;
 use cascade_testdata::Table;
+use cascade_tests::run_pipeline;
 
 fn angular_distance_deg(alt1: f64, az1: f64, alt2: f64, az2: f64) -> f64 {
     let (a1, z1, a2, z2) = (
@@ -22,22 +21,13 @@ fn angular_distance_deg(alt1: f64, az1: f64, alt2: f64, az2: f64) -> f64 {
 
 #[test]
 fn toy_gammas_are_reconstructed_close_to_their_true_direction() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../pipelines/toy_dl2.toml");
-    let text = std::fs::read_to_string(path).unwrap();
     let output = tempfile::tempdir().unwrap();
     let edits = Edits {
         sets: vec!["sources.events.n_events=120".into()],
         output: Some(output.path().display().to_string()),
         ..Edits::default()
     };
-    let registry = Registry::new(cascade_stages::stages());
-    let pipeline =
-        load_pipeline("toy_dl2.toml", &text, &registry, &edits).unwrap_or_else(|d| panic!("{d}"));
-    let compiled = pipeline.graph.compile(pipeline.run_options()).unwrap();
-    tokio::runtime::Runtime::new()
-        .unwrap()
-        .block_on(compiled.run())
-        .unwrap();
+    run_pipeline("toy_dl2.toml", &edits);
 
     let dl2 = Table::read(&output.path().join("dl2_shower/part-00000.parquet"));
     assert_eq!(dl2.n_rows(), 120);

@@ -3,6 +3,7 @@
 //!
 //! [`stages()`] is the explicit registry the CLI hands to the pipeline loader.
 
+mod blocking_source;
 pub mod calibrate;
 pub mod calibration_board;
 pub mod clean;

@@ -19,9 +19,9 @@ use cascade_pipeline::{
 use cascade_runtime::{SendableRecordBatchStream, Stage, StageContext, StageError, StageRole};
 use cascade_schema::Level;
 use cascade_simtel::{ArrayEvent, SimtelReader};
-use datafusion_physical_plan::stream::RecordBatchReceiverStreamBuilder;
 use ndarray::Array2;
 
+use crate::blocking_source::blocking_source;
 use crate::calibration_board::{CalibrationBoard, SHARED_NAME};
 use crate::columns::uniform_list;
 
@@ -219,22 +219,11 @@ impl Stage for SimtelSource {
             subarray: Arc::clone(&self.subarray),
             board: Arc::clone(&self.board),
         };
-        let mut builder = RecordBatchReceiverStreamBuilder::new(Level::R0.schema(), 2);
-        let sender = builder.tx();
-        builder.spawn_blocking(move || {
-            let started = std::time::Instant::now();
-            let mut waiting = std::time::Duration::ZERO;
-            let result = source.read(ctx.batch_size, |batch| {
-                let start = std::time::Instant::now();
-                let delivered = sender.blocking_send(Ok(batch)).is_ok();
-                waiting += start.elapsed();
-                delivered
-            });
-            ctx.metrics
-                .add_busy(started.elapsed().saturating_sub(waiting));
-            result.map_err(Into::into)
-        });
-        Ok(builder.build())
+        Ok(blocking_source(
+            Level::R0.schema(),
+            ctx,
+            move |batch_size, emit| source.read(batch_size, emit),
+        ))
     }
 
     fn config(&self) -> serde_json::Value {

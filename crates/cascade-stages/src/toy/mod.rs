@@ -19,12 +19,12 @@ use cascade_instrument::ReadoutDescription;
 use cascade_pipeline::{BuildContext, BuildError, BuiltStage, PerTelescope, TypedFactory};
 use cascade_runtime::{SendableRecordBatchStream, Stage, StageContext, StageError, StageRole};
 use cascade_schema::Level;
-use datafusion_physical_plan::stream::RecordBatchReceiverStreamBuilder;
 use rayon::prelude::*;
 
 pub use array::{ToyArray, ToyReadout, toy_array};
 pub use shower::{Primary, ToyImage, ToySettings, ToyShower};
 
+use crate::blocking_source::blocking_source;
 use crate::columns::uniform_list;
 
 cascade_pipeline::stage_config! {
@@ -278,22 +278,11 @@ impl Stage for ToySource {
             config: self.config.clone(),
             array: self.array.clone(),
         };
-        let mut builder = RecordBatchReceiverStreamBuilder::new(Level::R1.schema(), 2);
-        let sender = builder.tx();
-        builder.spawn_blocking(move || {
-            let started = std::time::Instant::now();
-            let mut emit_time = std::time::Duration::ZERO;
-            let result = source.generate(ctx.batch_size, |batch| {
-                let waiting = std::time::Instant::now();
-                let delivered = sender.blocking_send(Ok(batch)).is_ok();
-                emit_time += waiting.elapsed();
-                delivered
-            });
-            ctx.metrics
-                .add_busy(started.elapsed().saturating_sub(emit_time));
-            result.map_err(Into::into)
-        });
-        Ok(builder.build())
+        Ok(blocking_source(
+            Level::R1.schema(),
+            ctx,
+            move |batch_size, emit| source.generate(batch_size, emit),
+        ))
     }
 
     fn config(&self) -> serde_json::Value {
