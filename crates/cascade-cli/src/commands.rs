@@ -93,7 +93,7 @@ pub fn validate(path: &str, inputs: Vec<String>, sets: Vec<String>) -> anyhow::R
             sets,
         },
     )?;
-    println!(
+    outln!(
         "{path}: valid ({} sources, {} stages, {} sinks; {} telescopes)",
         pipeline
             .entries
@@ -124,14 +124,14 @@ pub fn graph(path: &str, sets: Vec<String>) -> anyhow::Result<()> {
             ..Edits::default()
         },
     )?;
-    print!("{}", pipeline.graph.to_dot());
+    out!("{}", pipeline.graph.to_dot());
     Ok(())
 }
 
 /// `cascade schema [LEVEL]`.
 pub fn schema(level: Option<&str>, markdown: bool) -> anyhow::Result<()> {
     if markdown {
-        print!("{}", cascade_schema::markdown_reference());
+        out!("{}", cascade_schema::markdown_reference());
         return Ok(());
     }
     let levels: Vec<Level> = match level {
@@ -149,19 +149,22 @@ pub fn schema(level: Option<&str>, markdown: bool) -> anyhow::Result<()> {
         },
     };
     for level in levels {
-        println!("{} — {}", level.name(), level.description());
+        outln!("{} — {}", level.name(), level.description());
         for field in level.declarations() {
             let unit = if field.unit.is_empty() {
                 "-"
             } else {
                 &field.unit
             };
-            println!(
+            outln!(
                 "  {:<36} {:<14} {:<8} {}",
-                field.name, field.type_name, unit, field.description
+                field.name,
+                field.type_name,
+                unit,
+                field.description
             );
         }
-        println!();
+        outln!("");
     }
     Ok(())
 }
@@ -182,23 +185,26 @@ pub fn stages(kind: Option<&str>, markdown: bool) -> anyhow::Result<()> {
         },
     };
     if markdown {
-        print!("{}", stages_markdown(&factories));
+        out!("{}", stages_markdown(&factories));
         return Ok(());
     }
     for factory in factories {
-        println!(
+        outln!(
             "{} ({:?}) — {}",
             factory.kind(),
             factory.role(),
             factory.description()
         );
         for option in factory.options() {
-            println!(
+            outln!(
                 "  {:<24} {:<12} = {:<16} {}",
-                option.name, option.type_name, option.default, option.doc
+                option.name,
+                option.type_name,
+                option.default,
+                option.doc
             );
         }
-        println!();
+        outln!("");
     }
     Ok(())
 }

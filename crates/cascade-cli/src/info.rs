@@ -48,14 +48,14 @@ pub fn parquet_info(path: &Path, json: bool) -> anyhow::Result<()> {
             .iter()
             .map(|f| serde_json::json!({"name": f.name(), "type": f.data_type().to_string(), "unit": f.metadata().get("unit")}))
             .collect();
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(
                 &serde_json::json!({"files": files.len(), "rows": rows, "row_groups": row_groups, "columns": columns})
             )?
         );
     } else {
-        println!(
+        outln!(
             "{}: Parquet, {} file(s), {rows} rows, {row_groups} row groups",
             path.display(),
             files.len()
@@ -66,7 +66,7 @@ pub fn parquet_info(path: &Path, json: bool) -> anyhow::Result<()> {
                 .get("unit")
                 .map(String::as_str)
                 .unwrap_or("");
-            println!(
+            outln!(
                 "  {:<36} {:<24} {unit}",
                 field.name(),
                 field.data_type().to_string()
@@ -119,10 +119,10 @@ pub fn simtel_info(path: &Path, json: bool) -> anyhow::Result<()> {
             "unknown_objects": stats.unknown_objects(),
             "error": read_error,
         });
-        println!("{}", serde_json::to_string_pretty(&value)?);
+        outln!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(());
     }
-    println!(
+    outln!(
         "{}: sim_telarray, {} array events with data, {} telescope events, {} simulated showers",
         path.display(),
         stats.array_events,
@@ -135,22 +135,22 @@ pub fn simtel_info(path: &Path, json: bool) -> anyhow::Result<()> {
         let key = (t.name.clone(), t.camera.name.clone(), t.camera.n_pixels());
         cameras.entry(key).or_default().push(*id);
     }
-    println!("telescopes ({}):", subarray.telescopes.len());
+    outln!("telescopes ({}):", subarray.telescopes.len());
     for ((tel_type, camera, n_pixels), ids) in cameras {
-        println!("  {tel_type:<24} {camera:<12} {n_pixels:>6} pixels  ids {ids:?}");
+        outln!("  {tel_type:<24} {camera:<12} {n_pixels:>6} pixels  ids {ids:?}");
     }
-    println!("objects:");
+    outln!("objects:");
     for (t, name, n) in stats.named_histogram() {
-        println!("  {t:>5} {name:<32} {n:>8}");
+        outln!("  {t:>5} {name:<32} {n:>8}");
     }
     if stats.unknown_objects() > 0 {
-        println!(
+        outln!(
             "  unknown object types (skipped): {:?}",
             stats.unknown_by_type
         );
     }
     if let Some(error) = &read_error {
-        println!("reading stopped early: {error}");
+        outln!("reading stopped early: {error}");
     }
     Ok(())
 }

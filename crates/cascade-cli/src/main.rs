@@ -9,6 +9,17 @@
 //! cascade info FILE [--json]
 //! ```
 
+/// `println!` to stdout that ends the program quietly when stdout is closed early
+/// (`cascade info FILE | head`) instead of panicking.
+macro_rules! outln {
+    ($($arg:tt)*) => { $crate::write_stdout(format_args!($($arg)*), true) };
+}
+
+/// `print!` with the behaviour of [`outln!`].
+macro_rules! out {
+    ($($arg:tt)*) => { $crate::write_stdout(format_args!($($arg)*), false) };
+}
+
 mod commands;
 mod info;
 mod progress;
@@ -96,6 +107,26 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// Writes to stdout; a closed pipe ends the program with success (the reader has all it wanted).
+fn write_stdout(text: std::fmt::Arguments<'_>, newline: bool) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    let written = stdout.write_fmt(text).and_then(|()| {
+        if newline {
+            stdout.write_all(b"\n")
+        } else {
+            Ok(())
+        }
+    });
+    if let Err(error) = written {
+        if error.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: cannot write to stdout: {error}");
+        std::process::exit(1);
+    }
 }
 
 fn main() -> ExitCode {
