@@ -246,17 +246,25 @@ mod tests {
     }
 
     #[test]
-    fn module_gaps_cut_square_neighbourhoods() {
+    fn square_camera_corners_have_two_neighbours_across_module_gaps() {
         let array = toy_array();
         let chec = &array.subarray.telescopes[&13].camera;
-        // Pixel (row 0, col 7) of a module touches the next module across a gap: still a
-        // neighbour, because the gap is smaller than half a pixel.
+        // The 1.6 mm gaps between modules are below ctapipe's 1.5-pitch neighbour radius, so
+        // pixels on module edges keep their neighbours in the next module; only the corners
+        // of the camera outline have two.
         let corner_pixels = (0..chec.n_pixels())
             .filter(|&p| chec.neighbors.of(p).len() == 2)
             .count();
         assert!(
             corner_pixels >= 4,
             "camera corners must have two neighbours"
+        );
+        let edge_of_module = (0..chec.n_pixels())
+            .filter(|&p| chec.neighbors.of(p).len() == 4)
+            .count();
+        assert!(
+            edge_of_module > 1500,
+            "module edges lost neighbours across the gaps"
         );
     }
 }
