@@ -21,7 +21,7 @@ use ndarray::{Array2, ArrayView2, ArrayView3, ArrayView4, ArrayViewMut2};
 use rayon::prelude::*;
 
 use crate::calibration_board::{CalibrationBoard, SHARED_NAME};
-use crate::columns::{primitive, uniform_list, uniform_list_values};
+use crate::columns::{primitive, uniform_list, uniform_list_values, with_columns};
 
 cascade_pipeline::stage_config! {
     /// Options of the calibration stage (ctapipe `CameraCalibrator`).
@@ -197,29 +197,20 @@ impl BatchStage for Calibrate {
                     .r1_to_dl1(r1, gain, calibration, image, peak_time)
                     .map_err(|e| StageError::Data(format!("telescope {tel_id}: {e}")))
             })?;
-        let mut columns = Vec::with_capacity(output.fields().len());
-        for field in output.fields().iter().take(output.fields().len() - 2) {
-            let column =
-                batch
-                    .column_by_name(field.name())
-                    .ok_or_else(|| StageError::MissingColumn {
-                        column: field.name().clone(),
-                        expected: field.data_type().to_string(),
-                    })?;
-            columns.push(Arc::clone(column));
-        }
-        columns.push(uniform_list(
-            &Level::Dl1Images.field("image"),
-            Arc::new(Float32Array::from(image)),
-            n_pixels,
-        )?);
-        columns.push(uniform_list(
-            &Level::Dl1Images.field("peak_time"),
-            Arc::new(Float32Array::from(peak_time)),
-            n_pixels,
-        )?);
-        debug_assert!(columns.iter().all(|c| c.len() == n_events));
-        Ok(RecordBatch::try_new(Arc::clone(output), columns)?)
+        let extra = vec![
+            uniform_list(
+                &Level::Dl1Images.field("image"),
+                Arc::new(Float32Array::from(image)),
+                n_pixels,
+            )?,
+            uniform_list(
+                &Level::Dl1Images.field("peak_time"),
+                Arc::new(Float32Array::from(peak_time)),
+                n_pixels,
+            )?,
+        ];
+        debug_assert!(n_events == batch.num_rows());
+        with_columns(&batch, output, extra)
     }
 
     fn config(&self) -> serde_json::Value {
@@ -306,33 +297,24 @@ impl Calibrate {
                         .map_err(|e| StageError::Data(format!("telescope {tel_id}: {e}")))
                 },
             )?;
-        let mut columns = Vec::with_capacity(output.fields().len());
-        for field in output.fields().iter().take(output.fields().len() - 3) {
-            let column =
-                batch
-                    .column_by_name(field.name())
-                    .ok_or_else(|| StageError::MissingColumn {
-                        column: field.name().clone(),
-                        expected: field.data_type().to_string(),
-                    })?;
-            columns.push(Arc::clone(column));
-        }
-        columns.push(uniform_list(
-            &Level::Dl1Images.field("selected_gain_channel"),
-            Arc::new(Int8Array::from(selected)),
-            n_pixels,
-        )?);
-        columns.push(uniform_list(
-            &Level::Dl1Images.field("image"),
-            Arc::new(Float32Array::from(image)),
-            n_pixels,
-        )?);
-        columns.push(uniform_list(
-            &Level::Dl1Images.field("peak_time"),
-            Arc::new(Float32Array::from(peak_time)),
-            n_pixels,
-        )?);
-        Ok(RecordBatch::try_new(Arc::clone(output), columns)?)
+        let extra = vec![
+            uniform_list(
+                &Level::Dl1Images.field("selected_gain_channel"),
+                Arc::new(Int8Array::from(selected)),
+                n_pixels,
+            )?,
+            uniform_list(
+                &Level::Dl1Images.field("image"),
+                Arc::new(Float32Array::from(image)),
+                n_pixels,
+            )?,
+            uniform_list(
+                &Level::Dl1Images.field("peak_time"),
+                Arc::new(Float32Array::from(peak_time)),
+                n_pixels,
+            )?,
+        ];
+        with_columns(&batch, output, extra)
     }
 }
 

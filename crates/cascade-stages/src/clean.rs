@@ -16,7 +16,7 @@ use cascade_runtime::{BatchStage, MapStage, StageError, StageRole, check_column}
 use cascade_schema::Level;
 use rayon::prelude::*;
 
-use crate::columns::{primitive, uniform_list, uniform_list_values};
+use crate::columns::{primitive, uniform_list, uniform_list_values, with_columns};
 
 cascade_pipeline::stage_config! {
     /// Options of tail-cuts cleaning (ctapipe `TailcutsImageCleaner`; defaults as in
@@ -116,19 +116,12 @@ impl BatchStage for TailcutsClean {
                 tailcuts_clean(neighbors, image, params, workspace, mask)
                     .map_err(|e| StageError::Data(format!("telescope {tel_id}: {e}")))
             })?;
-        let mut columns: Vec<_> = output
-            .fields()
-            .iter()
-            .take(output.fields().len() - 1)
-            .map(|f| batch.column_by_name(f.name()).cloned())
-            .collect::<Option<_>>()
-            .ok_or_else(|| StageError::Data("input columns changed".to_string()))?;
-        columns.push(uniform_list(
+        let mask = uniform_list(
             &Level::Dl1Images.field("image_mask"),
             Arc::new(BooleanArray::from(masks)),
             n_pixels,
-        )?);
-        Ok(RecordBatch::try_new(Arc::clone(output), columns)?)
+        )?;
+        with_columns(&batch, output, vec![mask])
     }
 
     fn config(&self) -> serde_json::Value {
