@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use arrow::array::{Float32Array, Int8Array};
+use arrow::array::{ArrayRef, Float32Array, Int8Array};
 use arrow::datatypes::{DataType, Float32Type, Int8Type, Int16Type, Schema, SchemaRef, UInt16Type};
 use arrow::record_batch::RecordBatch;
 use cascade_calib::{
@@ -197,20 +197,8 @@ impl BatchStage for Calibrate {
                     .r1_to_dl1(r1, gain, calibration, image, peak_time)
                     .map_err(|e| StageError::Data(format!("telescope {tel_id}: {e}")))
             })?;
-        let extra = vec![
-            uniform_list(
-                &Level::Dl1Images.field("image"),
-                Arc::new(Float32Array::from(image)),
-                n_pixels,
-            )?,
-            uniform_list(
-                &Level::Dl1Images.field("peak_time"),
-                Arc::new(Float32Array::from(peak_time)),
-                n_pixels,
-            )?,
-        ];
-        debug_assert!(n_events == batch.num_rows());
-        with_columns(&batch, output, extra)
+        let [image, peak_time] = dl1_columns(image, peak_time, n_pixels)?;
+        with_columns(&batch, output, vec![image, peak_time])
     }
 
     fn config(&self) -> serde_json::Value {
@@ -297,25 +285,34 @@ impl Calibrate {
                         .map_err(|e| StageError::Data(format!("telescope {tel_id}: {e}")))
                 },
             )?;
-        let extra = vec![
-            uniform_list(
-                &Level::Dl1Images.field("selected_gain_channel"),
-                Arc::new(Int8Array::from(selected)),
-                n_pixels,
-            )?,
-            uniform_list(
-                &Level::Dl1Images.field("image"),
-                Arc::new(Float32Array::from(image)),
-                n_pixels,
-            )?,
-            uniform_list(
-                &Level::Dl1Images.field("peak_time"),
-                Arc::new(Float32Array::from(peak_time)),
-                n_pixels,
-            )?,
-        ];
+        let mut extra = vec![uniform_list(
+            &Level::Dl1Images.field("selected_gain_channel"),
+            Arc::new(Int8Array::from(selected)),
+            n_pixels,
+        )?];
+        extra.extend(dl1_columns(image, peak_time, n_pixels)?);
         with_columns(&batch, output, extra)
     }
+}
+
+/// The `image` (p.e.) and `peak_time` (ns) list columns of `[event][pixel]` values.
+fn dl1_columns(
+    image: Vec<f32>,
+    peak_time: Vec<f32>,
+    n_pixels: usize,
+) -> Result<[ArrayRef; 2], StageError> {
+    Ok([
+        uniform_list(
+            &Level::Dl1Images.field("image"),
+            Arc::new(Float32Array::from(image)),
+            n_pixels,
+        )?,
+        uniform_list(
+            &Level::Dl1Images.field("peak_time"),
+            Arc::new(Float32Array::from(peak_time)),
+            n_pixels,
+        )?,
+    ])
 }
 
 /// Whether the input holds raw R0 waveforms (ADC, `List<UInt16>`) rather than R1 (p.e.).
