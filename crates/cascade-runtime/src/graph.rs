@@ -110,6 +110,14 @@ impl PipelineGraph {
         });
     }
 
+    /// Replaces the stage named `name`, keeping its inputs and consumers; returns the stage
+    /// it replaced, or `None` (and changes nothing) when there is no such stage. Benchmarks
+    /// use it to swap a pipeline file's source for an in-memory one.
+    pub fn replace_stage(&mut self, name: &str, stage: Arc<dyn Stage>) -> Option<Arc<dyn Stage>> {
+        let node = self.nodes.iter_mut().find(|node| node.name == name)?;
+        Some(std::mem::replace(&mut node.stage, stage))
+    }
+
     /// Stage names, in insertion order.
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.nodes.iter().map(|n| n.name.as_str())

@@ -22,6 +22,7 @@
 mod error;
 mod exec;
 mod graph;
+mod memory;
 mod metrics;
 mod stage;
 
@@ -29,6 +30,7 @@ pub use datafusion_execution::SendableRecordBatchStream;
 pub use error::{RunError, StageError, StageFailure};
 pub use exec::StageExec;
 pub use graph::{CompiledPipeline, GraphError, PipelineGraph, RunOptions};
+pub use memory::MemorySource;
 pub use metrics::{MetricsReport, StageMetrics, StageMetricsSnapshot, StageReport};
 pub use stage::{
     Arity, BatchStage, MapStage, Stage, StageContext, StageRole, check_column, run_on_rayon,

@@ -8,7 +8,7 @@ use std::time::Duration;
 use arrow::array::{Int64Array, RecordBatch};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use cascade_runtime::{
-    BatchStage, GraphError, MapStage, PipelineGraph, RunError, RunOptions,
+    BatchStage, GraphError, MapStage, MemorySource, PipelineGraph, RunError, RunOptions,
     SendableRecordBatchStream, Stage, StageContext, StageError, StageRole, check_column,
 };
 use datafusion_physical_plan::stream::RecordBatchStreamAdapter;
@@ -353,4 +353,53 @@ fn plan_tree_has_one_node_per_stage() {
         "StageExec: name=write, kind=slow_sink\n  StageExec: name=events, kind=counter\n"
     );
     assert!(graph.to_dot().contains("\"events\" -> \"write\";"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replaced_source_replays_memory_batches_for_every_pass() {
+    let mut graph = PipelineGraph::new();
+    graph.add_stage(
+        "events",
+        Arc::new(Counter {
+            batches: 1,
+            rows: 1,
+        }),
+        vec![],
+    );
+    let (sink_stage, rows) = sink(0);
+    graph.add_stage("sink", sink_stage, vec!["events".into()]);
+    let batch = |ids: Vec<i64>| {
+        RecordBatch::try_new(counter_schema(), vec![Arc::new(Int64Array::from(ids))]).unwrap()
+    };
+    let memory = MemorySource::new(counter_schema(), vec![batch(vec![1, 2, 3]), batch(vec![4])])
+        .unwrap()
+        .with_passes(3);
+    assert_eq!(memory.rows_per_pass(), 4);
+    let replaced = graph.replace_stage("events", Arc::new(memory)).unwrap();
+    assert_eq!(replaced.kind(), "counter");
+    assert!(graph.replace_stage("nothing", replaced).is_none());
+    let report = graph
+        .compile(RunOptions::default())
+        .unwrap()
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(rows.load(Ordering::SeqCst), 12);
+    let events = report.stages.iter().find(|s| s.name == "events").unwrap();
+    assert_eq!((events.metrics.rows, events.metrics.batches), (12, 6));
+}
+
+#[test]
+fn memory_source_rejects_batches_of_another_schema() {
+    let other = Arc::new(Schema::new(vec![Field::new(
+        "tel_id",
+        DataType::Int64,
+        false,
+    )]));
+    let batch = RecordBatch::try_new(other, vec![Arc::new(Int64Array::from(vec![1]))]).unwrap();
+    let error = MemorySource::new(counter_schema(), vec![batch]).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "batch 0 does not have the schema of the memory source"
+    );
 }
