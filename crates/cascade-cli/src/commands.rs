@@ -256,6 +256,14 @@ fn print_report(report: &MetricsReport) {
             "{:<20} {:<16} {:>12} {:>9} {:>10.3} {:>8}",
             stage.name, stage.kind, m.rows, m.batches, m.busy_seconds, m.peak_buffered_batches
         );
+        if !m.counters.is_empty() {
+            let counters: Vec<String> = m
+                .counters
+                .iter()
+                .map(|(name, value)| format!("{name} {value}"))
+                .collect();
+            eprintln!("    {}", counters.join(", "));
+        }
     }
     eprintln!("wall time {:.3} s", report.wall_seconds);
 }

@@ -69,6 +69,35 @@ fn schema_graph_and_stages_print_what_they_describe() {
 }
 
 #[test]
+fn run_prints_and_writes_the_stereo_join_counters() {
+    let output = tempfile::tempdir().unwrap();
+    let metrics = output.path().join("metrics.json");
+    let (ok, _, stderr) = cascade(&[
+        "run",
+        "pipelines/toy_dl2.toml",
+        "--set",
+        "sources.events.n_events=5",
+        "--output",
+        &output.path().display().to_string(),
+        "--metrics",
+        &metrics.display().to_string(),
+    ]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stderr.contains("events_complete 5, events_incomplete 0"),
+        "{stderr}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&metrics).unwrap()).unwrap();
+    let stages = report["stages"].as_array().unwrap();
+    let stereo = stages.iter().find(|s| s["name"] == "stereo").unwrap();
+    assert_eq!(stereo["counters"]["events_complete"], 5);
+    assert_eq!(stereo["counters"]["late_rows"], 0);
+    let source = stages.iter().find(|s| s["name"] == "events").unwrap();
+    assert!(source.get("counters").is_none(), "{source}");
+}
+
+#[test]
 fn docs_stage_reference_is_up_to_date() {
     let (ok, generated, _) = cascade(&["stages", "--markdown"]);
     assert!(ok);

@@ -1,5 +1,8 @@
-//! Per-stage metrics: rows, batches, busy time and channel occupancy.
+//! Per-stage metrics: rows, batches, busy time, channel occupancy, and the named counters
+//! a stage reports about its own work (e.g. the stereo join's late rows).
 
+use std::collections::BTreeMap;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -13,6 +16,8 @@ pub struct StageMetrics {
     busy_ns: AtomicU64,
     buffered: AtomicU64,
     peak_buffered: AtomicU64,
+    /// The stage's own counters, by name (see [`StageMetrics::add_count`]).
+    counters: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 impl StageMetrics {
@@ -39,6 +44,28 @@ impl StageMetrics {
         self.buffered.fetch_sub(1, Ordering::AcqRel);
     }
 
+    /// Adds `n` to the stage's own counter `name` (created at 0 on first use, so a stage
+    /// can declare its counters up front with `n = 0` and have them reported even when
+    /// nothing happened). Reported in [`StageMetricsSnapshot::counters`].
+    pub fn add_count(&self, name: &'static str, n: u64) {
+        let mut counters = self
+            .counters
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *counters.entry(name).or_default() += n;
+    }
+
+    /// Raises the stage's own counter `name` to `value` if it is below (a peak, e.g. the
+    /// most array events a join held at once).
+    pub fn max_count(&self, name: &'static str, value: u64) {
+        let mut counters = self
+            .counters
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let counter = counters.entry(name).or_default();
+        *counter = (*counter).max(value);
+    }
+
     /// Rows emitted so far.
     pub fn rows_out(&self) -> u64 {
         self.rows_out.load(Ordering::Relaxed)
@@ -51,12 +78,19 @@ impl StageMetrics {
             batches: self.batches_out.load(Ordering::Relaxed),
             busy_seconds: self.busy_ns.load(Ordering::Relaxed) as f64 * 1e-9,
             peak_buffered_batches: self.peak_buffered.load(Ordering::Relaxed),
+            counters: self
+                .counters
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .iter()
+                .map(|(&name, &value)| (name.to_string(), value))
+                .collect(),
         }
     }
 }
 
 /// The counters of one stage at one moment.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StageMetricsSnapshot {
     /// Rows the stage emitted.
     pub rows: u64,
@@ -67,6 +101,10 @@ pub struct StageMetricsSnapshot {
     /// Largest number of this stage's batches waiting in one of its output channels
     /// (summed over consumers); never above capacity × consumers.
     pub peak_buffered_batches: u64,
+    /// The stage's own named counters (empty for most stages; the stereo join reports
+    /// its late rows, incomplete events and missing telescopes here).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub counters: BTreeMap<String, u64>,
 }
 
 /// Metrics of a whole run, as printed at the end and written by `--metrics FILE`.
@@ -88,4 +126,31 @@ pub struct StageReport {
     /// Counters.
     #[serde(flatten)]
     pub metrics: StageMetricsSnapshot,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stage_counters_add_up_keep_peaks_and_serialise_by_name() {
+        let metrics = StageMetrics::default();
+        metrics.add_count("late_rows", 0);
+        metrics.add_count("missing_telescopes", 2);
+        metrics.add_count("missing_telescopes", 3);
+        metrics.max_count("peak_open_events", 7);
+        metrics.max_count("peak_open_events", 4);
+        let snapshot = metrics.snapshot();
+        let expected: BTreeMap<String, u64> = [
+            ("late_rows".to_string(), 0),
+            ("missing_telescopes".to_string(), 5),
+            ("peak_open_events".to_string(), 7),
+        ]
+        .into();
+        assert_eq!(snapshot.counters, expected);
+        let json = serde_json::to_value(&snapshot).unwrap_or_default();
+        assert_eq!(json["counters"]["missing_telescopes"], 5);
+        let quiet = serde_json::to_value(StageMetrics::default().snapshot()).unwrap_or_default();
+        assert!(quiet.get("counters").is_none(), "{quiet}");
+    }
 }
