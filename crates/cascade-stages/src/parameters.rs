@@ -4,8 +4,9 @@
 //!
 //! Input: DL1 images with `image`, `image_mask` and `peak_time`. Output: one row per
 //! telescope event with the columns of the `dl1_parameters` level (ids, parameters,
-//! pointing, and the simulated truth when the input carries it). Images failing ctapipe's
-//! image quality query give NaN parameters (morphology counts -1), not errors.
+//! pointing, and, when the input carries them, the array pointing, `tels_with_trigger` and
+//! the simulated truth). Images failing ctapipe's image quality query give NaN parameters
+//! (morphology counts -1), not errors.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -221,8 +222,12 @@ impl BatchStage for ImageParametersStage {
     }
 }
 
-/// Whether a `dl1_parameters` column is copied from the input (ids, pointing, truth)
-/// rather than computed here.
+/// Whether a `dl1_parameters` column is copied from the input (ids, pointing, the array
+/// event's pointing and telescopes, truth) rather than computed here.
 fn is_copied(name: &str) -> bool {
-    ID_COLUMNS.contains(&name) || name.starts_with("pointing_") || name.starts_with("true_")
+    ID_COLUMNS.contains(&name)
+        || name == "tels_with_trigger"
+        || name.starts_with("pointing_")
+        || name.starts_with("array_pointing_")
+        || name.starts_with("true_")
 }

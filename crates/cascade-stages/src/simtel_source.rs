@@ -1,6 +1,8 @@
 //! `kind = "simtel"`: reads sim_telarray (EventIO) files, plain, gzip or zstd
 //! (`cascade_simtel`), and emits R0 telescope events batched by telescope type, with the
-//! simulated-shower truth of their array event. The instrument, each telescope's readout
+//! simulated-shower truth of their array event, the array pointing of the file's run header
+//! and the telescopes of the array event it emits (`tels_with_trigger`, which the stereo
+//! join waits for). The instrument, each telescope's readout
 //! and its pixel calibration (pedestals, dc-to-pe, time offsets, HV-disabled pixels) come
 //! from the first file and are handed to the downstream stages.
 
@@ -8,9 +10,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, Float64Array, Int8Array, Int16Array, Int32Array, Int64Array, RecordBatch, UInt16Array,
+    ArrayRef, Float64Array, Int8Array, Int16Array, Int32Array, Int64Array, ListArray, RecordBatch,
+    UInt16Array,
 };
-use arrow::datatypes::SchemaRef;
+use arrow::buffer::OffsetBuffer;
+use arrow::datatypes::{DataType, FieldRef, SchemaRef};
 use cascade_calib::TelescopeCalibration;
 use cascade_instrument::{ReadoutDescription, SubarrayDescription};
 use cascade_pipeline::{
@@ -18,6 +22,7 @@ use cascade_pipeline::{
 };
 use cascade_runtime::{SendableRecordBatchStream, Stage, StageContext, StageError, StageRole};
 use cascade_schema::Level;
+use cascade_simtel::objects::setup::RunHeader;
 use cascade_simtel::{ArrayEvent, SimtelReader};
 use ndarray::Array2;
 
@@ -151,6 +156,7 @@ impl SimtelSource {
         'files: for file in &self.files {
             let mut reader =
                 SimtelReader::open(file).map_err(|e| StageError::Data(e.to_string()))?;
+            let array_pointing = array_pointing_deg(reader.run_header());
             while let Some(event) = reader
                 .next_event()
                 .map_err(|e| StageError::Data(e.to_string()))?
@@ -158,12 +164,22 @@ impl SimtelSource {
                 if self.config.max_events.is_some_and(|max| emitted >= max) {
                     break 'files;
                 }
-                let mut any = false;
+                let mut tels_with_trigger: Vec<i16> = event
+                    .telescopes
+                    .iter()
+                    .filter(|t| self.subarray.telescope(t.tel_id).is_some())
+                    .map(|t| t.tel_id as i16)
+                    .collect();
+                tels_with_trigger.sort_unstable();
+                tels_with_trigger.dedup();
+                let array = ArrayContext {
+                    pointing_deg: array_pointing,
+                    tels_with_trigger: &tels_with_trigger,
+                };
                 for telescope in &event.telescopes {
                     let Some(description) = self.subarray.telescope(telescope.tel_id) else {
                         continue;
                     };
-                    any = true;
                     let unpublished = telescope
                         .calibration
                         .as_ref()
@@ -178,12 +194,12 @@ impl SimtelSource {
                         telescope.n_samples,
                     );
                     let buffer = buffers.entry(key).or_default();
-                    buffer.push(&event, telescope);
+                    buffer.push(&event, &array, telescope);
                     if buffer.len() >= batch_size && !emit(buffer.take(&schema)?) {
                         return Ok(());
                     }
                 }
-                emitted += u64::from(any);
+                emitted += u64::from(!tels_with_trigger.is_empty());
             }
         }
         for buffer in buffers.values_mut() {
@@ -231,6 +247,27 @@ impl Stage for SimtelSource {
     }
 }
 
+/// The array pointing (alt, az) in deg from a run header, as ctapipe's `SimTelEventSource`
+/// fills `event.pointing.array_altitude/azimuth`: the header direction (az, alt in rad)
+/// when the run tracks in alt/az (`tracking_mode` 0); NaN for ra/dec tracking. The header
+/// holds float32 radians and ctapipe converts them to degrees in float32, which gives
+/// exactly 90 deg for float32(pi/2) and 180 deg for float32(pi): so do we.
+fn array_pointing_deg(header: &RunHeader) -> (f64, f64) {
+    if header.tracking_mode != 0 {
+        return (f64::NAN, f64::NAN);
+    }
+    let [az, alt] = header.direction_rad;
+    (f64::from(alt.to_degrees()), f64::from(az.to_degrees()))
+}
+
+/// What every telescope row of one array event shares.
+struct ArrayContext<'a> {
+    /// Array pointing (alt, az), deg.
+    pointing_deg: (f64, f64),
+    /// The telescopes the source emits for this event, ids ascending.
+    tels_with_trigger: &'a [i16],
+}
+
 /// The calibrate stage's form of a telescope's calibration from the file.
 fn pixel_calibration(
     c: &cascade_simtel::TelescopeCalibration,
@@ -276,6 +313,9 @@ struct R0Buffer {
     waveforms: Vec<u16>,
     row_len: usize,
     pointing: Vec<(f64, f64)>,
+    array_pointing: Vec<(f64, f64)>,
+    tels_with_trigger: Vec<i16>,
+    tels_lengths: Vec<usize>,
     truth: Vec<[f64; 7]>,
     primary: Vec<i32>,
 }
@@ -285,7 +325,12 @@ impl R0Buffer {
         self.event_ids.len()
     }
 
-    fn push(&mut self, event: &ArrayEvent, telescope: &cascade_simtel::TelescopeEvent) {
+    fn push(
+        &mut self,
+        event: &ArrayEvent,
+        array: &ArrayContext<'_>,
+        telescope: &cascade_simtel::TelescopeEvent,
+    ) {
         self.obs_ids.push(event.obs_id as i32);
         self.event_ids.push(event.event_id);
         self.tel_ids.push(telescope.tel_id as i16);
@@ -295,6 +340,10 @@ impl R0Buffer {
         self.waveforms.extend_from_slice(&telescope.waveforms);
         self.pointing
             .push((telescope.pointing_alt_deg, telescope.pointing_az_deg));
+        self.array_pointing.push(array.pointing_deg);
+        self.tels_with_trigger
+            .extend_from_slice(array.tels_with_trigger);
+        self.tels_lengths.push(array.tels_with_trigger.len());
         let shower = event.shower;
         self.truth.push(shower.map_or([f64::NAN; 7], |s| {
             [
@@ -314,6 +363,7 @@ impl R0Buffer {
     fn take(&mut self, schema: &SchemaRef) -> Result<RecordBatch, StageError> {
         let truth = std::mem::take(&mut self.truth);
         let pointing = std::mem::take(&mut self.pointing);
+        let array_pointing = std::mem::take(&mut self.array_pointing);
         let f64s = |values: Vec<f64>| Arc::new(Float64Array::from(values)) as ArrayRef;
         let mut columns: Vec<ArrayRef> = vec![
             Arc::new(Int32Array::from(std::mem::take(&mut self.obs_ids))),
@@ -328,6 +378,13 @@ impl R0Buffer {
             )?,
             f64s(pointing.iter().map(|p| p.0).collect()),
             f64s(pointing.iter().map(|p| p.1).collect()),
+            f64s(array_pointing.iter().map(|p| p.0).collect()),
+            f64s(array_pointing.iter().map(|p| p.1).collect()),
+            tel_id_lists(
+                &Level::R0.field("tels_with_trigger"),
+                std::mem::take(&mut self.tels_with_trigger),
+                &std::mem::take(&mut self.tels_lengths),
+            )?,
         ];
         for i in 0..7 {
             columns.push(f64s(truth.iter().map(|t| t[i]).collect()));
@@ -337,4 +394,25 @@ impl R0Buffer {
         ))));
         Ok(RecordBatch::try_new(Arc::clone(schema), columns)?)
     }
+}
+
+/// A `list<int16>` column of telescope ids (`field`, e.g. `tels_with_trigger`):
+/// `lengths[i]` consecutive ids of `ids` in row `i`.
+pub(crate) fn tel_id_lists(
+    field: &FieldRef,
+    ids: Vec<i16>,
+    lengths: &[usize],
+) -> Result<ArrayRef, StageError> {
+    let DataType::List(item) = field.data_type().clone() else {
+        return Err(StageError::Data(format!(
+            "{} is not a list column",
+            field.name()
+        )));
+    };
+    Ok(Arc::new(ListArray::try_new(
+        item,
+        OffsetBuffer::from_lengths(lengths.iter().copied()),
+        Arc::new(Int16Array::from(ids)),
+        None,
+    )?))
 }

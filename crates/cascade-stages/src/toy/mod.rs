@@ -1,7 +1,8 @@
 //! `kind = "toy"`: a deterministic generator of telescope events for a built-in array.
 //!
 //! It emits R1 telescope events (calibrated waveforms in p.e.) with simulated-shower truth
-//! columns, batched by telescope type. It is the embedded input of the quickstart and the
+//! columns, the array pointing (its configured pointing) and the triggered telescopes of each
+//! array event (`tels_with_trigger`), batched by telescope type. It is the embedded input of the quickstart and the
 //! load generator of the benchmarks; correctness is shown on real sim_telarray files.
 
 mod array;
@@ -26,6 +27,7 @@ pub use shower::{Primary, ToyImage, ToySettings, ToyShower};
 
 use crate::blocking_source::blocking_source;
 use crate::columns::uniform_list;
+use crate::simtel_source::tel_id_lists;
 
 cascade_pipeline::stage_config! {
     /// Options of the toy source.
@@ -189,9 +191,14 @@ impl ToySource {
                     continue;
                 }
                 emitted += 1;
+                let tels_with_trigger: Vec<i16> = event.iter().map(|t| t.tel_id as i16).collect();
                 for telescope_event in event {
                     let buffer = buffers.entry(telescope_event.tel_type.clone()).or_default();
-                    buffer.push(next_shower + offset as u64, telescope_event);
+                    buffer.push(
+                        next_shower + offset as u64,
+                        &tels_with_trigger,
+                        telescope_event,
+                    );
                     if buffer.len() >= batch_size && !emit(buffer.take(&schema, &self.config)?) {
                         return Ok(());
                     }
@@ -309,7 +316,8 @@ struct TelescopeEvent {
     waveform: Vec<f32>,
 }
 
-/// Simulates shower `index`: the telescopes that trigger, with their waveforms.
+/// Simulates shower `index`: the telescopes that trigger, with their waveforms, in
+/// increasing telescope id.
 fn simulate(
     settings: &ToySettings,
     seed: u64,
@@ -377,6 +385,8 @@ struct TypeBuffer {
     n_samples: usize,
     waveforms: Vec<f32>,
     showers: Vec<ToyShower>,
+    tels_with_trigger: Vec<i16>,
+    tels_lengths: Vec<usize>,
 }
 
 impl TypeBuffer {
@@ -384,8 +394,10 @@ impl TypeBuffer {
         self.event_ids.len()
     }
 
-    fn push(&mut self, event_id: u64, event: TelescopeEvent) {
+    fn push(&mut self, event_id: u64, tels_with_trigger: &[i16], event: TelescopeEvent) {
         self.event_ids.push(event_id as i64);
+        self.tels_with_trigger.extend_from_slice(tels_with_trigger);
+        self.tels_lengths.push(tels_with_trigger.len());
         self.tel_ids.push(event.tel_id as i16);
         self.n_samples = event.n_samples;
         self.waveforms.extend_from_slice(&event.waveform);
@@ -419,6 +431,13 @@ impl TypeBuffer {
             )?,
             Arc::new(Float64Array::from(vec![config.pointing_alt_deg; n])),
             Arc::new(Float64Array::from(vec![config.pointing_az_deg; n])),
+            Arc::new(Float64Array::from(vec![config.pointing_alt_deg; n])),
+            Arc::new(Float64Array::from(vec![config.pointing_az_deg; n])),
+            tel_id_lists(
+                &field("tels_with_trigger"),
+                std::mem::take(&mut self.tels_with_trigger),
+                &std::mem::take(&mut self.tels_lengths),
+            )?,
             truth(|s| s.energy_tev),
             truth(|s| s.alt_deg),
             truth(|s| s.az_deg),
