@@ -3,7 +3,9 @@
 //!
 //! For every array event: the telescopes used equal ctapipe's; validity equals ctapipe's;
 //! where valid, alt/az within 0.001 deg, core within 0.1 m, h_max within 1 m or 1e-4
-//! relative. Both HillasReconstructor and HillasIntersection.
+//! relative. Both HillasReconstructor and HillasIntersection. The join waited for exactly
+//! ctapipe's telescopes with data and emitted every event complete, and the array pointing
+//! the source carries is ctapipe's `event.pointing.array_altitude/azimuth`.
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 use std::collections::HashMap;
@@ -29,6 +31,7 @@ fn r0_to_dl2_matches_ctapipe_on_every_shared_file() {
         let output = tempfile::tempdir().unwrap();
         run_dl2(stem, output.path());
         let reference = Table::reference(stem, "dl2");
+        check_array_pointing(stem, output.path(), &reference);
         let ref_rows: HashMap<i64, usize> = reference
             .i64("event_id")
             .into_iter()
@@ -63,9 +66,23 @@ fn r0_to_dl2_matches_ctapipe_on_every_shared_file() {
                 ours.f64("h_max"),
             );
             let (our_valid, our_used) = (ours.bool("is_valid"), ours.list_i64("telescopes"));
+            let with_data = reference.list_i64("tels_with_data");
+            let (expected, joined, missing) = (
+                ours.i64("n_tels_expected"),
+                ours.i64("n_tels_joined"),
+                ours.i64("n_tels_missing"),
+            );
+            let (complete, late) = (ours.bool("join_complete"), ours.bool("join_late"));
             for (row, event_id) in ours.i64("event_id").into_iter().enumerate() {
                 let r = ref_rows[&event_id];
                 let what = format!("{stem} {prefix} event {event_id}");
+                let n_with_data = with_data[r].len() as i64;
+                assert_eq!(
+                    (expected[row], joined[row], missing[row]),
+                    (n_with_data, n_with_data, 0),
+                    "{what}: telescopes expected, joined, missing"
+                );
+                assert!(complete[row] && !late[row], "{what}: join flags");
                 let mut expected = used[r].clone();
                 expected.sort();
                 let mut found = our_used[row].clone();
@@ -103,4 +120,45 @@ fn r0_to_dl2_matches_ctapipe_on_every_shared_file() {
         valid_events >= 10,
         "only {valid_events} valid reconstructions were compared"
     );
+}
+
+/// Every telescope row carries ctapipe's array pointing and its event's telescopes with data.
+fn check_array_pointing(stem: &str, output: &Path, reference: &Table) {
+    let rows = Table::read(&output.join("dl1_parameters").join("part-00000.parquet"));
+    let ref_rows: HashMap<i64, usize> = reference
+        .i64("event_id")
+        .into_iter()
+        .enumerate()
+        .map(|(i, e)| (e, i))
+        .collect();
+    let (alt, az) = (
+        reference.f64("pointing_alt_deg"),
+        reference.f64("pointing_az_deg"),
+    );
+    let with_data = reference.list_i64("tels_with_data");
+    let (our_alt, our_az) = (
+        rows.f64("array_pointing_alt"),
+        rows.f64("array_pointing_az"),
+    );
+    let triggered = rows.list_i64("tels_with_trigger");
+    for (row, event_id) in rows.i64("event_id").into_iter().enumerate() {
+        let r = ref_rows[&event_id];
+        let what = format!("{stem} event {event_id}");
+        assert!(
+            (our_alt[row] - alt[r]).abs() < 1e-6,
+            "{what}: array pointing alt {} vs {}",
+            our_alt[row],
+            alt[r]
+        );
+        let daz = ((our_az[row] - az[r] + 540.0) % 360.0 - 180.0).abs();
+        assert!(
+            daz < 1e-6,
+            "{what}: array pointing az {} vs {}",
+            our_az[row],
+            az[r]
+        );
+        let mut expected = with_data[r].clone();
+        expected.sort();
+        assert_eq!(triggered[row], expected, "{what}: tels_with_trigger");
+    }
 }

@@ -2,21 +2,44 @@
 //! geometry with ctapipe's HillasReconstructor or HillasIntersection (`cascade_reco`).
 //!
 //! Input: one or more streams of DL1 parameter rows (one per telescope event, in any order
-//! and interleaving). Rows are grouped by (obs_id, event_id); an array event is
-//! reconstructed once `window_events` newer array events have been seen after its last row,
-//! or at the end of the input, so memory stays bounded on unbounded input. The window must
-//! cover the interleaving of the inputs: a source emitting batches of `batch_size` events
-//! per telescope type needs `window_events >= batch_size`. Rows arriving after their array
-//! event was reconstructed form a new, partial array event (they are never dropped).
+//! and interleaving), each carrying `tels_with_trigger`, the telescopes of its array event
+//! that the source emits. Rows are grouped by (obs_id, event_id) and an array event is
+//! emitted
 //!
-//! Output: one row per array event with the `dl2_shower` columns and, when the input has
-//! them, the simulated truth (`true_*`).
+//! * as soon as every telescope of its `tels_with_trigger` has arrived (`join_complete`), or
+//! * incomplete, when it is the oldest open array event and one more would exceed
+//!   `window_events` open events, or once it has been open `window_seconds` (wall clock),
+//!   or at the end of the input; the telescopes still missing are counted
+//!   (`n_tels_missing`).
+//!
+//! So at most `window_events` array events are open at once and memory stays bounded on
+//! unbounded input. The window must cover the interleaving of the inputs: a source emitting
+//! batches of `batch_size` events per telescope type needs `window_events >= batch_size`.
+//! Rows arriving after their array event was emitted are never dropped: they form a second,
+//! partial row flagged `join_late`, itself emitted as soon as the telescopes still missing at
+//! the first emission have arrived (or when the window passes). The join remembers the last
+//! max(4 × `window_events`, 4096) emitted array events for this (a few bytes each); a row
+//! later than that cannot be told from a new event and opens one.
+//!
+//! The nominal frame is centred on the array pointing of the input (`array_pointing_alt`,
+//! `array_pointing_az`, the file's run header direction as in ctapipe), or on the first
+//! telescope's pointing when the array pointing is NaN (a run tracking in ra/dec).
+//!
+//! Output: one row per emitted array event with the `dl2_shower` columns (including the
+//! join's `n_tels_expected`, `n_tels_joined`, `n_tels_missing`, `join_complete` and
+//! `join_late`) and, when the input has them, the simulated truth (`true_*`). Rows come out
+//! in the order the events are emitted, not sorted by event id.
+//!
+//! Metrics: the stage reports its counters `events_complete`, `events_incomplete`,
+//! `missing_telescopes` (expected telescopes absent when their event was emitted),
+//! `late_rows`, `late_events` and `peak_open_events` in the run metrics.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use arrow::array::{
-    ArrayRef, BooleanArray, Float64Array, Int16Array, Int32Array, Int64Array, ListArray,
+    ArrayRef, AsArray, BooleanArray, Float64Array, Int16Array, Int32Array, Int64Array, ListArray,
     RecordBatch, StringArray,
 };
 use arrow::buffer::OffsetBuffer;
@@ -28,7 +51,8 @@ use cascade_reco::{
     HillasParameters, ReconstructorType, StereoQualityQuery, StereoSubarray, TelescopeEvent,
 };
 use cascade_runtime::{
-    Arity, SendableRecordBatchStream, Stage, StageContext, StageError, StageRole, check_column,
+    Arity, SendableRecordBatchStream, Stage, StageContext, StageError, StageMetrics, StageRole,
+    check_column,
 };
 use cascade_schema::Level;
 use datafusion_physical_plan::stream::RecordBatchReceiverStreamBuilder;
@@ -46,6 +70,9 @@ cascade_pipeline::stage_config! {
         quality: StereoQualityQuery = StereoQualityQuery::default(),
         /// Array events kept open for late telescope rows (see the module docs).
         window_events: usize = 1024,
+        /// Also emit an incomplete array event once it has been open this long (wall-clock
+        /// seconds); no time limit when absent.
+        window_seconds: Option<f64> = None,
         /// Focal length used for the camera radius of the quality query: "equivalent" or "effective".
         focal_length_choice: FocalLengthChoice = FocalLengthChoice::Equivalent,
     }
@@ -56,8 +83,10 @@ pub fn factory() -> TypedFactory<StereoConfig> {
     TypedFactory::new(
         "stereo",
         StageRole::Transform,
-        "Joins telescope events into array events within a bounded window and reconstructs \
-         direction, core and h_max with ctapipe's HillasReconstructor or HillasIntersection.",
+        "Joins telescope events into array events (emitted when all triggered telescopes have \
+         arrived, else when a bounded window passes; late and missing telescopes are flagged \
+         and counted) and reconstructs direction, core and h_max with ctapipe's \
+         HillasReconstructor or HillasIntersection.",
         build,
     )
 }
@@ -69,6 +98,14 @@ fn build(
     let config = config.default_value().clone();
     if config.window_events == 0 {
         return Err(BuildError::option("window_events", "must be at least 1"));
+    }
+    if let Some(seconds) = config.window_seconds
+        && !(seconds.is_finite() && seconds > 0.0)
+    {
+        return Err(BuildError::option(
+            "window_seconds",
+            "must be a positive number of seconds",
+        ));
     }
     let subarray = Arc::new(StereoSubarray::new(
         &context.subarray,
@@ -106,6 +143,9 @@ const INPUT_F64: [&str; 8] = [
     "pointing_alt",
 ];
 
+/// Input columns of the array event, besides the ids and `tels_with_trigger`.
+const ARRAY_F64: [&str; 3] = ["pointing_az", "array_pointing_alt", "array_pointing_az"];
+
 impl Stage for Stereo {
     fn kind(&self) -> &'static str {
         "stereo"
@@ -118,14 +158,20 @@ impl Stage for Stereo {
     fn output_schema(&self, inputs: &[SchemaRef]) -> Result<SchemaRef, StageError> {
         Arity::AtLeast(1).check(inputs.len())?;
         for input in inputs {
-            for column in ["obs_id", "event_id", "tel_id", "morphology_n_pixels"] {
+            for column in [
+                "obs_id",
+                "event_id",
+                "tel_id",
+                "morphology_n_pixels",
+                "tels_with_trigger",
+            ] {
                 check_column(
                     input,
                     column,
                     Level::Dl1Parameters.field(column).data_type(),
                 )?;
             }
-            for column in INPUT_F64.iter().chain(&["pointing_az"]) {
+            for column in INPUT_F64.iter().chain(&ARRAY_F64) {
                 check_column(input, column, &DataType::Float64)?;
             }
         }
@@ -153,24 +199,35 @@ impl Stage for Stereo {
         let config = self.config.clone();
         let subarray = Arc::clone(&self.subarray);
         builder.spawn(async move {
-            let mut join = Join::new(config.window_events);
+            let window_time = config.window_seconds.map(Duration::from_secs_f64);
+            let mut join = Join::new(config.window_events, window_time);
+            join.counts.report(&ctx.metrics, 0);
             let mut rows = OutputRows::default();
-            while let Some(batch) = merged.next().await {
-                let batch = batch?;
-                let start = std::time::Instant::now();
-                for ready in join.add(&batch, with_truth)? {
-                    rows.push(&config, &subarray, ready)?;
+            loop {
+                let next = match join.next_deadline() {
+                    Some(deadline) => tokio::time::timeout_at(deadline.into(), merged.next()).await,
+                    None => Ok(merged.next().await),
+                };
+                let start = Instant::now();
+                let (ready, timed_out) = match next {
+                    Ok(Some(batch)) => (join.add(&batch?, with_truth, start)?, false),
+                    Ok(None) => break,
+                    Err(_elapsed) => (join.expire(start), true),
+                };
+                for event in ready {
+                    rows.push(&config, &subarray, event)?;
                 }
+                std::mem::take(&mut join.counts).report(&ctx.metrics, join.pending.len());
                 ctx.metrics.add_busy(start.elapsed());
-                if rows.len() >= ctx.batch_size
-                    && sender.send(Ok(rows.take(&output)?)).await.is_err()
-                {
+                let due = rows.len() >= ctx.batch_size || (timed_out && rows.len() > 0);
+                if due && sender.send(Ok(rows.take(&output)?)).await.is_err() {
                     return Ok(());
                 }
             }
-            for ready in join.flush() {
-                rows.push(&config, &subarray, ready)?;
+            for event in join.flush() {
+                rows.push(&config, &subarray, event)?;
             }
+            std::mem::take(&mut join.counts).report(&ctx.metrics, 0);
             if rows.len() > 0 {
                 let _ = sender.send(Ok(rows.take(&output)?)).await;
             }
@@ -192,48 +249,113 @@ struct TelescopeRow {
     n_pixels: i64,
 }
 
-/// The telescope rows of one array event, with its truth.
+/// The telescope rows of one array event, with its truth, while the join waits for the
+/// rest of its telescopes.
 struct PendingEvent {
     obs_id: i32,
     event_id: i64,
+    /// Position in the order in which the join began array events.
+    seq: u64,
+    /// When the join began the event.
+    opened_at: Instant,
+    /// Telescopes the join waits for (ids ascending).
+    expected: Vec<u16>,
+    /// Expected telescopes that have not arrived yet (ids ascending).
+    missing: Vec<u16>,
+    /// Made of rows that arrived after the event had been emitted.
+    late: bool,
     telescopes: Vec<TelescopeRow>,
     truth: Option<([f64; 7], i32)>,
-    last_seen: u64,
+    /// Array pointing (alt, az), deg.
+    array_pointing: (f64, f64),
 }
 
-/// Groups rows by array event; releases events that fell out of the window.
+/// The join's counters since they were last reported (see the module docs for the names).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct JoinCounts {
+    events_complete: u64,
+    events_incomplete: u64,
+    missing_telescopes: u64,
+    late_rows: u64,
+    late_events: u64,
+}
+
+impl JoinCounts {
+    /// Adds the counts to the stage's metrics, with the array events open now.
+    fn report(self, metrics: &StageMetrics, open_events: usize) {
+        metrics.add_count("events_complete", self.events_complete);
+        metrics.add_count("events_incomplete", self.events_incomplete);
+        metrics.add_count("missing_telescopes", self.missing_telescopes);
+        metrics.add_count("late_rows", self.late_rows);
+        metrics.add_count("late_events", self.late_events);
+        metrics.max_count("peak_open_events", open_events as u64);
+    }
+}
+
+/// Fewest emitted array events the join remembers to recognise late rows.
+const MIN_REMEMBERED: usize = 4096;
+
+/// Groups rows by array event; releases events when complete or out of the window.
 struct Join {
+    /// Most array events open at once.
     window: usize,
+    /// Emitted array events remembered to recognise late rows.
+    remembered: usize,
+    /// Time after which an incomplete array event is emitted.
+    window_time: Option<Duration>,
     pending: HashMap<(i32, i64), PendingEvent>,
-    order: VecDeque<(i32, i64)>,
-    clock: u64,
+    /// Pending events by `seq`.
+    open: BTreeMap<u64, (i32, i64)>,
+    next_seq: u64,
+    /// The last `remembered` emitted array events, with their telescopes still missing.
+    emitted: HashMap<(i32, i64), Vec<u16>>,
+    emitted_order: VecDeque<(i32, i64)>,
+    counts: JoinCounts,
 }
 
 impl Join {
-    fn new(window: usize) -> Self {
+    fn new(window: usize, window_time: Option<Duration>) -> Self {
         Self {
             window,
+            remembered: window.saturating_mul(4).max(MIN_REMEMBERED),
+            window_time,
             pending: HashMap::new(),
-            order: VecDeque::new(),
-            clock: 0,
+            open: BTreeMap::new(),
+            next_seq: 0,
+            emitted: HashMap::new(),
+            emitted_order: VecDeque::new(),
+            counts: JoinCounts::default(),
         }
     }
 
+    /// Adds a batch of telescope rows received at `now`; returns the array events it
+    /// completed and those that fell out of the window.
     fn add(
         &mut self,
         batch: &RecordBatch,
         with_truth: bool,
+        now: Instant,
     ) -> Result<Vec<PendingEvent>, StageError> {
         let obs = primitive::<Int32Type>(batch, "obs_id")?;
         let events = primitive::<Int64Type>(batch, "event_id")?;
         let tels = primitive::<Int16Type>(batch, "tel_id")?;
         let n_pixels = primitive::<Int64Type>(batch, "morphology_n_pixels")?;
-        let columns = INPUT_F64.map(|c| primitive::<Float64Type>(batch, c));
-        let az = primitive::<Float64Type>(batch, "pointing_az")?;
-        let mut values = Vec::with_capacity(8);
-        for column in columns {
-            values.push(column?);
-        }
+        let values = INPUT_F64
+            .iter()
+            .map(|c| primitive::<Float64Type>(batch, c))
+            .collect::<Result<Vec<_>, _>>()?;
+        let [az, array_alt, array_az] = ARRAY_F64.map(|c| primitive::<Float64Type>(batch, c));
+        let (az, array_alt, array_az) = (az?, array_alt?, array_az?);
+        let triggered = batch
+            .column_by_name("tels_with_trigger")
+            .and_then(|c| c.as_list_opt::<i32>())
+            .ok_or_else(|| StageError::Data("tels_with_trigger is not a list".to_string()))?;
+        let triggered_ids = triggered
+            .values()
+            .as_primitive_opt::<Int16Type>()
+            .ok_or_else(|| StageError::Data("tels_with_trigger items are not int16".to_string()))?
+            .values();
+        let offsets = triggered.value_offsets();
         let truth: Option<(Vec<&Float64Array>, &Int32Array)> = if with_truth {
             let floats = TRUTH[..7]
                 .iter()
@@ -246,22 +368,20 @@ impl Join {
         } else {
             None
         };
+        let mut ready = Vec::new();
         for row in 0..batch.num_rows() {
             let key = (obs.value(row), events.value(row));
-            self.clock += 1;
-            let event = self.pending.entry(key).or_insert_with(|| {
-                self.order.push_back(key);
-                PendingEvent {
-                    obs_id: key.0,
-                    event_id: key.1,
-                    telescopes: Vec::new(),
-                    truth: None,
-                    last_seen: 0,
-                }
-            });
-            event.last_seen = self.clock;
+            let tel_id = tels.value(row) as u16;
+            let expected = triggered_ids
+                .get(offsets[row] as usize..offsets[row + 1] as usize)
+                .unwrap_or_default();
+            let array_pointing = (array_alt.value(row), array_az.value(row));
+            let event = self.event(key, expected, array_pointing, now);
+            if let Ok(i) = event.missing.binary_search(&tel_id) {
+                event.missing.remove(i);
+            }
             event.telescopes.push(TelescopeRow {
-                tel_id: tels.value(row) as u16,
+                tel_id,
                 values: std::array::from_fn(|i| values[i].value(row)),
                 pointing_az: az.value(row),
                 n_pixels: n_pixels.value(row),
@@ -272,20 +392,124 @@ impl Join {
                     primary.value(row),
                 ));
             }
-        }
-        let mut ready = Vec::new();
-        while self.order.len() > self.window {
-            if let Some(key) = self.order.pop_front() {
-                ready.extend(self.pending.remove(&key));
+            if event.missing.is_empty() {
+                ready.extend(self.release(key));
             }
         }
+        while self.open.len() > self.window {
+            let Some((_, &key)) = self.open.first_key_value() else {
+                break;
+            };
+            ready.extend(self.release(key));
+        }
+        ready.extend(self.expire(now));
         Ok(ready)
     }
 
+    /// The pending event of a new row of `key`, begun now if there is none: a late event
+    /// (and a counted late row) when `key` was emitted already. `expected` (ids of the row's
+    /// `tels_with_trigger`) joins the expected telescopes of an event that is not late.
+    fn event(
+        &mut self,
+        key: (i32, i64),
+        expected: &[i16],
+        array_pointing: (f64, f64),
+        now: Instant,
+    ) -> &mut PendingEvent {
+        let event = self.pending.entry(key).or_insert_with(|| {
+            let seq = self.next_seq;
+            self.next_seq += 1;
+            self.open.insert(seq, key);
+            let (expected, late) = match self.emitted.get(&key) {
+                Some(missing) => (missing.clone(), true),
+                None => {
+                    let mut ids: Vec<u16> = expected.iter().map(|&id| id as u16).collect();
+                    ids.sort_unstable();
+                    ids.dedup();
+                    (ids, false)
+                }
+            };
+            PendingEvent {
+                obs_id: key.0,
+                event_id: key.1,
+                seq,
+                opened_at: now,
+                missing: expected.clone(),
+                expected,
+                late,
+                telescopes: Vec::new(),
+                truth: None,
+                array_pointing,
+            }
+        });
+        if event.late {
+            self.counts.late_rows += 1;
+        } else {
+            for &id in expected {
+                let id = id as u16;
+                let arrived = event.telescopes.iter().any(|t| t.tel_id == id);
+                if let Err(i) = event.expected.binary_search(&id) {
+                    event.expected.insert(i, id);
+                    if !arrived && let Err(j) = event.missing.binary_search(&id) {
+                        event.missing.insert(j, id);
+                    }
+                }
+            }
+        }
+        event
+    }
+
+    /// Removes the pending event `key` for emission, counting it and remembering what it
+    /// still misses for late rows.
+    fn release(&mut self, key: (i32, i64)) -> Option<PendingEvent> {
+        let event = self.pending.remove(&key)?;
+        self.open.remove(&event.seq);
+        if event.late {
+            self.counts.late_events += 1;
+        } else if event.missing.is_empty() {
+            self.counts.events_complete += 1;
+        } else {
+            self.counts.events_incomplete += 1;
+            self.counts.missing_telescopes += event.missing.len() as u64;
+        }
+        if self.emitted.insert(key, event.missing.clone()).is_none() {
+            self.emitted_order.push_back(key);
+            if self.emitted_order.len() > self.remembered
+                && let Some(oldest) = self.emitted_order.pop_front()
+            {
+                self.emitted.remove(&oldest);
+            }
+        }
+        Some(event)
+    }
+
+    /// When the oldest pending event's time window ends (none without a time window).
+    fn next_deadline(&self) -> Option<Instant> {
+        let window = self.window_time?;
+        let (_, key) = self.open.first_key_value()?;
+        Some(self.pending.get(key)?.opened_at + window)
+    }
+
+    /// Releases the events whose time window has ended at `now`.
+    fn expire(&mut self, now: Instant) -> Vec<PendingEvent> {
+        let mut ready = Vec::new();
+        while let Some(deadline) = self.next_deadline() {
+            if deadline > now {
+                break;
+            }
+            let Some((_, &key)) = self.open.first_key_value() else {
+                break;
+            };
+            ready.extend(self.release(key));
+        }
+        ready
+    }
+
+    /// Releases every pending event (end of the input), oldest first.
     fn flush(&mut self) -> Vec<PendingEvent> {
-        self.order
-            .drain(..)
-            .filter_map(|key| self.pending.remove(&key))
+        let keys: Vec<(i32, i64)> = self.open.values().copied().collect();
+        keys.into_iter()
+            .filter_map(|key| self.release(key))
             .collect()
     }
 }
@@ -297,6 +521,17 @@ struct OutputRows {
     results: Vec<cascade_reco::ReconstructedGeometry>,
     reconstructor: Vec<&'static str>,
     truth: Vec<([f64; 7], i32)>,
+    join: Vec<JoinFlags>,
+}
+
+/// How the join emitted an array event (the `dl2_shower` join columns).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct JoinFlags {
+    n_tels_expected: usize,
+    n_tels_joined: usize,
+    n_tels_missing: usize,
+    complete: bool,
+    late: bool,
 }
 
 impl OutputRows {
@@ -332,13 +567,18 @@ impl OutputRows {
                 subarray.telescope_event(t.tel_id, hillas, t.n_pixels, leakage, pointing)
             })
             .collect();
-        let array_pointing = telescopes.first().map_or(
-            AltAz {
-                alt_deg: f64::NAN,
-                az_deg: f64::NAN,
-            },
-            |t| t.pointing,
-        );
+        let (alt_deg, az_deg) = event.array_pointing;
+        let array_pointing = if alt_deg.is_finite() && az_deg.is_finite() {
+            AltAz { alt_deg, az_deg }
+        } else {
+            telescopes.first().map_or(
+                AltAz {
+                    alt_deg: f64::NAN,
+                    az_deg: f64::NAN,
+                },
+                |t| t.pointing,
+            )
+        };
         let array_event = cascade_reco::ArrayEvent {
             array_pointing,
             observation_level_m: subarray.observation_level_m,
@@ -357,6 +597,13 @@ impl OutputRows {
         self.results.push(result);
         self.reconstructor.push(config.reconstructor.name());
         self.truth.push(event.truth.unwrap_or(([f64::NAN; 7], -1)));
+        self.join.push(JoinFlags {
+            n_tels_expected: event.expected.len(),
+            n_tels_joined: event.telescopes.len(),
+            n_tels_missing: event.missing.len(),
+            complete: event.missing.is_empty(),
+            late: event.late,
+        });
         Ok(())
     }
 
@@ -365,6 +612,15 @@ impl OutputRows {
         let ids = std::mem::take(&mut self.ids);
         let truth = std::mem::take(&mut self.truth);
         let reconstructor = std::mem::take(&mut self.reconstructor);
+        let join = std::mem::take(&mut self.join);
+        let count = |f: fn(&JoinFlags) -> usize| {
+            Arc::new(Int16Array::from_iter_values(
+                join.iter().map(|j| i16::try_from(f(j)).unwrap_or(i16::MAX)),
+            )) as ArrayRef
+        };
+        let flag = |f: fn(&JoinFlags) -> bool| {
+            Arc::new(BooleanArray::from_iter(join.iter().map(|j| Some(f(j))))) as ArrayRef
+        };
         let float = |f: fn(&cascade_reco::ReconstructedGeometry) -> f64| {
             Arc::new(Float64Array::from_iter_values(results.iter().map(f))) as ArrayRef
         };
@@ -416,6 +672,11 @@ impl OutputRows {
             Arc::new(ListArray::try_new(item, offsets, Arc::new(tel_ids), None)?),
         );
         by_name.insert("reconstructor", Arc::new(StringArray::from(reconstructor)));
+        by_name.insert("n_tels_expected", count(|j| j.n_tels_expected));
+        by_name.insert("n_tels_joined", count(|j| j.n_tels_joined));
+        by_name.insert("n_tels_missing", count(|j| j.n_tels_missing));
+        by_name.insert("join_complete", flag(|j| j.complete));
+        by_name.insert("join_late", flag(|j| j.late));
         for (i, name) in TRUTH[..7].iter().enumerate() {
             by_name.insert(
                 name,
@@ -443,93 +704,206 @@ impl OutputRows {
 mod tests {
     use super::*;
 
-    /// A batch of DL1 parameter rows for (event_id, tel_id) pairs.
-    fn rows(keys: &[(i64, i16)]) -> RecordBatch {
+    /// A telescope row: (event_id, tel_id, the event's tels_with_trigger).
+    type Row<'a> = (i64, i16, &'a [i16]);
+
+    /// A batch of DL1 parameter rows.
+    fn rows(keys: &[Row<'_>]) -> RecordBatch {
         let n = keys.len();
+        let triggered = crate::simtel_source::tel_id_lists(
+            &Level::Dl1Parameters.field("tels_with_trigger"),
+            keys.iter().flat_map(|k| k.2.iter().copied()).collect(),
+            &keys.iter().map(|k| k.2.len()).collect::<Vec<_>>(),
+        )
+        .unwrap();
         let mut fields = vec![
             Level::Dl1Parameters.field("obs_id"),
             Level::Dl1Parameters.field("event_id"),
             Level::Dl1Parameters.field("tel_id"),
             Level::Dl1Parameters.field("morphology_n_pixels"),
-            Level::Dl1Parameters.field("pointing_az"),
+            Level::Dl1Parameters.field("tels_with_trigger"),
         ];
         let mut columns: Vec<ArrayRef> = vec![
             Arc::new(Int32Array::from(vec![1; n])),
             Arc::new(Int64Array::from_iter_values(keys.iter().map(|k| k.0))),
             Arc::new(Int16Array::from_iter_values(keys.iter().map(|k| k.1))),
             Arc::new(Int64Array::from(vec![10; n])),
-            Arc::new(Float64Array::from(vec![0.0; n])),
+            triggered,
         ];
-        for name in INPUT_F64 {
+        for name in INPUT_F64.iter().chain(&ARRAY_F64) {
             fields.push(Level::Dl1Parameters.field(name));
             columns.push(Arc::new(Float64Array::from(vec![1.0; n])));
         }
         RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap()
     }
 
-    fn drain(join: &mut Join, batches: &[Vec<(i64, i16)>]) -> Vec<(i64, Vec<u16>)> {
-        let mut out: Vec<(i64, Vec<u16>)> = Vec::new();
+    /// An emitted array event as (event_id, telescopes, missing, late).
+    type Emitted = (i64, Vec<u16>, Vec<u16>, bool);
+
+    fn summary(event: &PendingEvent) -> Emitted {
+        let mut tels: Vec<u16> = event.telescopes.iter().map(|t| t.tel_id).collect();
+        tels.sort();
+        (event.event_id, tels, event.missing.clone(), event.late)
+    }
+
+    /// Feeds the batches; returns what each batch released, then what the end released.
+    fn drain(join: &mut Join, batches: &[Vec<Row<'_>>]) -> (Vec<Vec<Emitted>>, Vec<Emitted>) {
+        let now = Instant::now();
+        let mut per_batch = Vec::new();
         for batch in batches {
-            for event in join.add(&rows(batch), false).unwrap() {
-                out.push((
-                    event.event_id,
-                    event.telescopes.iter().map(|t| t.tel_id).collect(),
-                ));
-                assert!(
-                    join.pending.len() <= join.window,
-                    "the join holds more than its window"
-                );
+            let released = join.add(&rows(batch), false, now).unwrap();
+            assert!(
+                join.pending.len() <= join.window && join.emitted.len() <= join.remembered,
+                "the join holds more than its window"
+            );
+            per_batch.push(released.iter().map(summary).collect());
+        }
+        let end = join.flush().iter().map(summary).collect();
+        (per_batch, end)
+    }
+
+    const BOTH: &[i16] = &[1, 5];
+
+    #[test]
+    fn interleaved_and_shuffled_streams_join_into_whole_events_as_soon_as_complete() {
+        // Two telescope types in separate batches, events shuffled inside each batch;
+        // event 3's trigger says telescope 5 took part but its row never comes; event 6
+        // only triggered telescope 1.
+        let lst = vec![
+            (2, 1, BOTH),
+            (1, 1, BOTH),
+            (3, 1, BOTH),
+            (6, 1, &[1]),
+            (4, 1, BOTH),
+        ];
+        let mst = vec![(4, 5, BOTH), (1, 5, BOTH), (2, 5, BOTH)];
+        let mut join = Join::new(8, None);
+        let (per_batch, end) = drain(&mut join, &[lst, mst]);
+        let whole = |e: i64| (e, vec![1, 5], vec![], false);
+        assert_eq!(per_batch[0], vec![(6, vec![1], vec![], false)]);
+        assert_eq!(per_batch[1], vec![whole(4), whole(1), whole(2)]);
+        assert_eq!(end, vec![(3, vec![1], vec![5], false)]);
+        let counts = join.counts;
+        assert_eq!(
+            (
+                counts.events_complete,
+                counts.events_incomplete,
+                counts.missing_telescopes,
+                counts.late_rows
+            ),
+            (4, 1, 1, 0)
+        );
+    }
+
+    #[test]
+    fn late_rows_are_flagged_and_form_a_partial_event_never_dropped() {
+        // Window of 2 open events: events 1 and 2 are emitted without telescope 5 when
+        // events 3 and 4 begin.
+        let lst: Vec<Row<'_>> = (1..=4).map(|e| (e, 1, BOTH)).collect();
+        let mst = vec![(1, 5, BOTH)];
+        let mut join = Join::new(2, None);
+        let (per_batch, end) = drain(&mut join, &[lst, mst]);
+        let without_5 = |e: i64| (e, vec![1], vec![5], false);
+        assert_eq!(per_batch[0], vec![without_5(1), without_5(2)]);
+        // The late row completes what event 1 missed: emitted at once, flagged late.
+        assert_eq!(per_batch[1], vec![(1, vec![5], vec![], true)]);
+        assert_eq!(end, vec![without_5(3), without_5(4)]);
+        let counts = join.counts;
+        assert_eq!(
+            (
+                counts.events_complete,
+                counts.events_incomplete,
+                counts.missing_telescopes,
+                counts.late_rows,
+                counts.late_events
+            ),
+            (0, 4, 4, 1, 1)
+        );
+    }
+
+    #[test]
+    fn late_event_waits_for_every_telescope_still_missing() {
+        let all: &[i16] = &[1, 2, 3];
+        let batches = vec![
+            vec![(1, 1, all), (2, 1, all)], // window 1: event 1 is emitted missing 2 and 3
+            vec![(1, 2, all)],              // late, waits for telescope 3
+            vec![(1, 3, all)],              // completes the late event
+        ];
+        let (per_batch, end) = drain(&mut Join::new(1, None), &batches);
+        assert_eq!(per_batch[0], vec![(1, vec![1], vec![2, 3], false)]);
+        assert_eq!(per_batch[1], vec![(2, vec![1], vec![2, 3], false)]);
+        assert_eq!(per_batch[2], vec![(1, vec![2, 3], vec![], true)]);
+        assert!(end.is_empty(), "{end:?}");
+    }
+
+    #[test]
+    fn time_window_releases_incomplete_events_after_their_deadline() {
+        let start = Instant::now();
+        let mut join = Join::new(100, Some(Duration::from_secs(10)));
+        assert_eq!(join.next_deadline(), None);
+        let released = join
+            .add(&rows(&[(1, 1, BOTH), (2, 1, BOTH)]), false, start)
+            .unwrap();
+        assert!(released.is_empty());
+        let later = start + Duration::from_secs(4);
+        assert!(
+            join.add(&rows(&[(3, 1, BOTH)]), false, later)
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(join.next_deadline(), Some(start + Duration::from_secs(10)));
+        assert!(join.expire(start + Duration::from_secs(9)).is_empty());
+        let expired: Vec<i64> = join
+            .expire(start + Duration::from_secs(10))
+            .iter()
+            .map(|e| e.event_id)
+            .collect();
+        assert_eq!(expired, vec![1, 2]);
+        assert_eq!(join.next_deadline(), Some(later + Duration::from_secs(10)));
+        assert_eq!((join.counts.events_incomplete, join.pending.len()), (2, 1));
+    }
+
+    #[test]
+    fn memory_stays_bounded_on_a_long_stream_with_missing_and_delayed_telescopes() {
+        // 10,000 array events of telescopes 1 and 2; telescope 2 lags 40 events behind in
+        // its own stream and never comes for every tenth event.
+        let window = 100;
+        let mut join = Join::new(window, None);
+        let now = Instant::now();
+        let (mut complete, mut incomplete, mut late, mut peak) = (0, 0, 0, 0);
+        for chunk in 0..250i64 {
+            let ids = chunk * 40..(chunk + 1) * 40;
+            let first: Vec<Row<'_>> = ids.clone().map(|e| (e, 1, &[1, 2][..])).collect();
+            let second: Vec<Row<'_>> = ids
+                .map(|e| e - 40)
+                .filter(|e| *e >= 0 && e % 10 != 0)
+                .map(|e| (e, 2, &[1, 2][..]))
+                .collect();
+            for batch in [first, second] {
+                for event in join.add(&rows(&batch), false, now).unwrap() {
+                    if event.late {
+                        late += 1;
+                    } else if event.missing.is_empty() {
+                        complete += 1;
+                    } else {
+                        incomplete += 1;
+                    }
+                }
+                peak = peak.max(join.pending.len());
+                assert!(join.pending.len() <= window && join.open.len() <= window);
+                assert!(join.emitted.len() <= MIN_REMEMBERED);
+                assert_eq!(join.emitted.len(), join.emitted_order.len());
             }
         }
-        out.extend(
-            join.flush()
-                .into_iter()
-                .map(|e| (e.event_id, e.telescopes.iter().map(|t| t.tel_id).collect())),
-        );
-        for (_, tels) in &mut out {
-            tels.sort();
-        }
-        out
-    }
-
-    #[test]
-    fn interleaved_and_shuffled_streams_join_into_whole_events() {
-        // Two telescope types in separate batches, events shuffled inside each batch, and
-        // event 3 missing its second telescope altogether.
-        let lst = vec![(2, 1), (1, 1), (3, 1), (4, 1)];
-        let mst = vec![(4, 5), (1, 5), (2, 5)];
-        let mut out = drain(&mut Join::new(8), &[lst, mst]);
-        out.sort();
+        let tail = join.flush();
+        incomplete += tail.len();
+        assert_eq!(complete + incomplete, 10_000);
         assert_eq!(
-            out,
-            vec![
-                (1, vec![1, 5]),
-                (2, vec![1, 5]),
-                (3, vec![1]),
-                (4, vec![1, 5])
-            ]
+            incomplete,
+            1_000 + 36,
+            "every tenth, and the last 40 without their lag"
         );
-    }
-
-    #[test]
-    fn rows_later_than_the_window_form_a_partial_event_and_are_never_dropped() {
-        let batches = vec![vec![(1, 1), (2, 1), (3, 1), (4, 1)], vec![(1, 5)]];
-        let out = drain(&mut Join::new(2), &batches);
-        let rows: usize = out.iter().map(|(_, t)| t.len()).sum();
-        assert_eq!(rows, 5);
-        assert_eq!(out.iter().filter(|(e, _)| *e == 1).count(), 2, "{out:?}");
-    }
-
-    #[test]
-    fn memory_stays_bounded_on_a_long_stream() {
-        let mut join = Join::new(16);
-        let mut emitted = 0;
-        for chunk in 0..200i64 {
-            let batch: Vec<(i64, i16)> = (0..50).map(|i| (chunk * 50 + i, 1)).collect();
-            emitted += join.add(&rows(&batch), false).unwrap().len();
-            assert!(join.pending.len() <= 16 && join.order.len() <= 16);
-        }
-        emitted += join.flush().len();
-        assert_eq!(emitted, 10_000);
+        assert_eq!((late, join.counts.late_rows), (0, 0));
+        assert!(peak > 40, "the lag keeps events open: peak {peak}");
     }
 }
