@@ -863,6 +863,55 @@ mod tests {
         assert_eq!((join.counts.events_incomplete, join.pending.len()), (2, 1));
     }
 
+    #[tokio::test]
+    async fn time_window_emits_an_incomplete_event_while_the_input_stays_open() {
+        use datafusion_physical_plan::stream::RecordBatchStreamAdapter;
+
+        let stage = Stereo {
+            config: StereoConfig {
+                window_seconds: Some(0.05),
+                ..StereoConfig::default()
+            },
+            subarray: Arc::new(StereoSubarray::new(
+                &crate::toy::toy_array().subarray,
+                FocalLengthChoice::Equivalent,
+            )),
+        };
+        let batch = rows(&[(1, 1, BOTH)]);
+        let (sender, receiver) = futures::channel::mpsc::unbounded();
+        sender.unbounded_send(Ok(batch.clone())).unwrap();
+        let input = RecordBatchStreamAdapter::new(batch.schema(), receiver);
+        let metrics = Arc::new(StageMetrics::default());
+        let ctx = StageContext {
+            name: "stereo".to_string(),
+            metrics: Arc::clone(&metrics),
+            batch_size: 64,
+        };
+        let mut output = stage.execute(vec![Box::pin(input)], ctx).unwrap();
+        // Telescope 5 never comes and the input stays open: the time window emits event 1.
+        let emitted = tokio::time::timeout(Duration::from_secs(10), output.next())
+            .await
+            .expect("emitted while the input is open")
+            .unwrap()
+            .unwrap();
+        let column = |name: &str| Arc::clone(emitted.column_by_name(name).unwrap());
+        assert_eq!(emitted.num_rows(), 1);
+        assert_eq!(column("event_id").as_primitive::<Int64Type>().value(0), 1);
+        let missing = column("n_tels_missing");
+        assert_eq!(missing.as_primitive::<Int16Type>().value(0), 1);
+        assert!(!column("join_complete").as_boolean().value(0));
+        drop(sender);
+        assert!(output.next().await.is_none());
+        let counters = metrics.snapshot().counters;
+        assert_eq!(
+            (
+                counters["events_incomplete"],
+                counters["missing_telescopes"]
+            ),
+            (1, 1)
+        );
+    }
+
     #[test]
     fn memory_stays_bounded_on_a_long_stream_with_missing_and_delayed_telescopes() {
         // 10,000 array events of telescopes 1 and 2; telescope 2 lags 40 events behind in
