@@ -110,12 +110,13 @@ impl PipelineGraph {
         });
     }
 
-    /// Replaces the stage named `name`, keeping its inputs and consumers; returns the stage
-    /// it replaced, or `None` (and changes nothing) when there is no such stage. Benchmarks
-    /// use it to swap a pipeline file's source for an in-memory one.
-    pub fn replace_stage(&mut self, name: &str, stage: Arc<dyn Stage>) -> Option<Arc<dyn Stage>> {
-        let node = self.nodes.iter_mut().find(|node| node.name == name)?;
-        Some(std::mem::replace(&mut node.stage, stage))
+    /// The stage named `name`, if there is one (benchmarks reuse stages built from a
+    /// pipeline file in a graph of their own).
+    pub fn stage(&self, name: &str) -> Option<&Arc<dyn Stage>> {
+        self.nodes
+            .iter()
+            .find(|node| node.name == name)
+            .map(|node| &node.stage)
     }
 
     /// Stage names, in insertion order.

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -14,8 +14,10 @@ pub struct StageMetrics {
     rows_out: AtomicU64,
     batches_out: AtomicU64,
     busy_ns: AtomicU64,
-    buffered: AtomicU64,
-    peak_buffered: AtomicU64,
+    /// Batches in the output channels. Signed: a consumer may take a batch out (and
+    /// decrement) before its producer, back from the send, increments.
+    buffered: AtomicI64,
+    peak_buffered: AtomicI64,
     /// The stage's own counters, by name (see [`StageMetrics::add_count`]).
     counters: Mutex<BTreeMap<&'static str, u64>>,
 }
@@ -77,7 +79,7 @@ impl StageMetrics {
             rows: self.rows_out.load(Ordering::Relaxed),
             batches: self.batches_out.load(Ordering::Relaxed),
             busy_seconds: self.busy_ns.load(Ordering::Relaxed) as f64 * 1e-9,
-            peak_buffered_batches: self.peak_buffered.load(Ordering::Relaxed),
+            peak_buffered_batches: self.peak_buffered.load(Ordering::Relaxed).max(0) as u64,
             counters: self
                 .counters
                 .lock()

@@ -356,18 +356,7 @@ fn plan_tree_has_one_node_per_stage() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn replaced_source_replays_memory_batches_for_every_pass() {
-    let mut graph = PipelineGraph::new();
-    graph.add_stage(
-        "events",
-        Arc::new(Counter {
-            batches: 1,
-            rows: 1,
-        }),
-        vec![],
-    );
-    let (sink_stage, rows) = sink(0);
-    graph.add_stage("sink", sink_stage, vec!["events".into()]);
+async fn memory_source_replays_its_batches_for_every_pass() {
     let batch = |ids: Vec<i64>| {
         RecordBatch::try_new(counter_schema(), vec![Arc::new(Int64Array::from(ids))]).unwrap()
     };
@@ -375,9 +364,12 @@ async fn replaced_source_replays_memory_batches_for_every_pass() {
         .unwrap()
         .with_passes(3);
     assert_eq!(memory.rows_per_pass(), 4);
-    let replaced = graph.replace_stage("events", Arc::new(memory)).unwrap();
-    assert_eq!(replaced.kind(), "counter");
-    assert!(graph.replace_stage("nothing", replaced).is_none());
+    let mut graph = PipelineGraph::new();
+    graph.add_stage("events", Arc::new(memory), vec![]);
+    let (sink_stage, rows) = sink(0);
+    graph.add_stage("sink", sink_stage, vec!["events".into()]);
+    assert_eq!(graph.stage("events").unwrap().kind(), "memory");
+    assert!(graph.stage("nothing").is_none());
     let report = graph
         .compile(RunOptions::default())
         .unwrap()
