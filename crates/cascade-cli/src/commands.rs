@@ -269,7 +269,7 @@ fn print_report(report: &MetricsReport) {
 }
 
 /// Writes `bytes` to `path` through a temporary file and a rename.
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let temporary = path.with_extension("tmp-cascade");
     std::fs::write(&temporary, bytes)?;
     std::fs::rename(&temporary, path)

@@ -7,6 +7,7 @@
 //! cascade schema [LEVEL]
 //! cascade stages [KIND]
 //! cascade info FILE [--json]
+//! cascade bench [--threads N] [--ctapipe ctapipe_throughput.json] [--json FILE]
 //! ```
 
 /// `println!` to stdout that ends the program quietly when stdout is closed early
@@ -20,6 +21,7 @@ macro_rules! out {
     ($($arg:tt)*) => { $crate::write_stdout(format_args!($($arg)*), false) };
 }
 
+mod bench;
 mod commands;
 mod info;
 mod progress;
@@ -99,6 +101,39 @@ enum Command {
         #[arg(long)]
         markdown: bool,
     },
+    /// Measure events/s per core of the main stages on toy events held in memory, and
+    /// compare with ctapipe's measured throughput.
+    Bench {
+        /// Rayon worker threads (1 gives per-core figures).
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+        /// Toy array events generated for the telescope-event scenarios (LST-like
+        /// telescopes only; about a third of them trigger each telescope).
+        #[arg(long, default_value_t = 400)]
+        events: u64,
+        /// Toy array events generated for the stereo scenario (all 18 telescopes).
+        #[arg(long, default_value_t = 2000)]
+        array_events: u64,
+        /// Telescope events per batch.
+        #[arg(long, default_value_t = 256)]
+        batch_size: usize,
+        /// Minimum duration of one timed run (s); inputs are replayed until it is reached.
+        #[arg(long, default_value_t = 2.0)]
+        min_time: f64,
+        /// Timed runs per scenario (the median and best are reported).
+        #[arg(long, default_value_t = 3)]
+        repeat: usize,
+        /// ctapipe's measured throughput (ctapipe_throughput.json) to compute ratios.
+        #[arg(long, value_name = "FILE")]
+        ctapipe: Option<String>,
+        /// Run only these scenarios: calibrate, dl1_image_to_parameters,
+        /// r1_to_dl1_parameters, join_stereo.
+        #[arg(long = "scenario", value_name = "NAME")]
+        scenarios: Vec<String>,
+        /// Write the results as JSON to this file.
+        #[arg(long, value_name = "FILE")]
+        json: Option<String>,
+    },
     /// Describe what a file holds (sim_telarray file or Parquet dataset).
     Info {
         /// The file or dataset directory.
@@ -156,6 +191,27 @@ fn main() -> ExitCode {
         Command::Schema { level, markdown } => commands::schema(level.as_deref(), markdown),
         Command::Stages { kind, markdown } => commands::stages(kind.as_deref(), markdown),
         Command::Info { file, json } => commands::info(&file, json),
+        Command::Bench {
+            threads,
+            events,
+            array_events,
+            batch_size,
+            min_time,
+            repeat,
+            ctapipe,
+            scenarios,
+            json,
+        } => bench::bench(&bench::BenchOptions {
+            threads,
+            events,
+            array_events,
+            batch_size,
+            min_time_s: min_time,
+            repeat,
+            ctapipe,
+            scenarios,
+            json,
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

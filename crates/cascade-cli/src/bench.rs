@@ -1,0 +1,579 @@
+//! `cascade bench`: end-to-end throughput of cascade's stages, per core, on toy events held
+//! in memory, compared with ctapipe's measured throughput.
+//!
+//! Each scenario is a small pipeline built from the registry exactly as a pipeline file
+//! would build it. Its inputs are generated once by the toy source and kept in memory; the
+//! timed runs replay them through a [`MemorySource`], so generation, I/O and Parquet writing
+//! are not timed. A run replays the inputs as many passes as needed to last `min_time`, and
+//! the scenario is run `repeat` times: the median and best process CPU rates are reported
+//! (CPU time of every thread of the process, like ctapipe's `time.process_time` figures).
+//!
+//! | scenario | input | stages | unit | ctapipe figure |
+//! |---|---|---|---|---|
+//! | `calibrate` | R1 waveforms | calibrate | telescope event | CameraCalibrator |
+//! | `dl1_image_to_parameters` | DL1 images | tailcuts_clean, image_parameters | telescope event | ImageProcessor without true images |
+//! | `r1_to_dl1_parameters` | R1 waveforms | the three above | telescope event | CameraCalibrator + ImageProcessor |
+//! | `join_stereo` | DL1 parameters of the whole toy array | stereo | array event | ShowerProcessor |
+//!
+//! The telescope-event scenarios use the four LST-like toy telescopes (1855 hexagonal
+//! pixels, 40 samples) and compare with ctapipe on `lst_muons.simtel.zst` (LSTCam, 1855
+//! pixels, 30 samples: ctapipe has 25 % fewer samples to process). The stereo scenario
+//! uses all 18 toy telescopes and compares with ctapipe on `proton_north_alpha_run201`.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use arrow::record_batch::RecordBatch;
+use cascade_pipeline::{Edits, LoadedPipeline, load_pipeline};
+use cascade_runtime::{CompiledPipeline, MemorySource, MetricsReport, PipelineGraph, RunOptions};
+use futures::TryStreamExt;
+use serde::Serialize;
+
+use crate::commands::{registry, write_atomically};
+
+/// Options of `cascade bench`.
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    /// Rayon worker threads (1: per-core figures).
+    pub threads: usize,
+    /// Array events the toy source generates for the telescope-event scenarios.
+    pub events: u64,
+    /// Array events the toy source generates for the stereo scenario.
+    pub array_events: u64,
+    /// Telescope events per batch.
+    pub batch_size: usize,
+    /// Minimum duration of one timed run (s).
+    pub min_time_s: f64,
+    /// Timed runs per scenario.
+    pub repeat: usize,
+    /// ctapipe's `ctapipe_throughput.json`, to compute ratios.
+    pub ctapipe: Option<String>,
+    /// Scenarios to run (all when empty).
+    pub scenarios: Vec<String>,
+    /// Where to write the results as JSON.
+    pub json: Option<String>,
+}
+
+/// `cascade bench`.
+pub fn bench(options: &BenchOptions) -> anyhow::Result<()> {
+    if options.threads == 0 || options.repeat == 0 || options.batch_size == 0 {
+        bail!("--threads, --repeat and --batch-size must be at least 1");
+    }
+    if options.array_events < 4 * STEREO_WINDOW_EVENTS {
+        bail!(
+            "--array-events must be at least {} (4 x the stereo window), so that replayed \
+             passes never meet in the join",
+            4 * STEREO_WINDOW_EVENTS
+        );
+    }
+    if let Some(unknown) = options
+        .scenarios
+        .iter()
+        .find(|name| !SCENARIOS.iter().any(|s| s.name == name.as_str()))
+    {
+        bail!(
+            "unknown scenario `{unknown}`; scenarios: {}",
+            SCENARIOS
+                .iter()
+                .map(|s| s.name)
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    let ctapipe = options
+        .ctapipe
+        .as_deref()
+        .map(CtapipeThroughput::read)
+        .transpose()?;
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(options.threads)
+        .build_global()
+        .context("cannot configure the rayon thread pool")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(options.threads)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let selected: Vec<&Scenario> = SCENARIOS
+        .iter()
+        .filter(|s| options.scenarios.is_empty() || options.scenarios.iter().any(|n| n == s.name))
+        .collect();
+    eprintln!(
+        "cascade bench: {} thread(s), batch size {}, >= {} s per run, {} runs per scenario",
+        options.threads, options.batch_size, options.min_time_s, options.repeat
+    );
+    let mut inputs = Inputs::default();
+    let mut results = Vec::new();
+    for scenario in selected {
+        let batches = runtime.block_on(inputs.get(scenario.input, options))?;
+        let result = runtime
+            .block_on(measure(scenario, batches, options))
+            .with_context(|| format!("scenario {} failed", scenario.name))?;
+        let ctapipe_rate = ctapipe.as_ref().and_then(|c| c.rate(scenario.ctapipe));
+        results.push(BenchResult::new(scenario, result, ctapipe_rate));
+    }
+    print_results(&results);
+    if let Some(file) = &options.json {
+        let report = BenchReport {
+            threads: options.threads,
+            batch_size: options.batch_size,
+            results,
+        };
+        write_atomically(
+            Path::new(file),
+            serde_json::to_string_pretty(&report)?.as_bytes(),
+        )
+        .with_context(|| format!("cannot write {file}"))?;
+    }
+    Ok(())
+}
+
+/// One benchmark: which generated input it replays through which stages.
+struct Scenario {
+    name: &'static str,
+    input: Input,
+    /// The timed stages of [`CHAIN`], in order; the first reads the replayed input.
+    stages: &'static [&'static str],
+    /// Counted rows: telescope events, or array events (rows of the stereo output).
+    unit: &'static str,
+    ctapipe: CtapipeFigure,
+}
+
+const SCENARIOS: &[Scenario] = &[
+    Scenario {
+        name: "calibrate",
+        input: Input::LstR1,
+        stages: &["calibrate"],
+        unit: "tel_event",
+        ctapipe: CtapipeFigure::Calibrator,
+    },
+    Scenario {
+        name: "dl1_image_to_parameters",
+        input: Input::LstImages,
+        stages: &["clean", "parameters"],
+        unit: "tel_event",
+        ctapipe: CtapipeFigure::ImageProcessor,
+    },
+    Scenario {
+        name: "r1_to_dl1_parameters",
+        input: Input::LstR1,
+        stages: &["calibrate", "clean", "parameters"],
+        unit: "tel_event",
+        ctapipe: CtapipeFigure::CalibratorAndImageProcessor,
+    },
+    Scenario {
+        name: "join_stereo",
+        input: Input::ArrayParameters,
+        stages: &["stereo"],
+        unit: "array_event",
+        ctapipe: CtapipeFigure::ShowerProcessor,
+    },
+];
+
+/// Array events the stereo join waits for a late telescope ([`CHAIN`]'s `window_events`).
+const STEREO_WINDOW_EVENTS: u64 = 256;
+
+/// The stages every scenario takes its timed stages from, with their default options
+/// (ctapipe's defaults) except the stereo window ([`toy_pipeline`] appends
+/// [`STEREO_WINDOW_EVENTS`]), much smaller than the array events of one pass so that
+/// replayed passes never meet in the join.
+const CHAIN: &str = r#"
+[stages.calibrate]
+kind = "calibrate"
+inputs = ["events"]
+
+[stages.clean]
+kind = "tailcuts_clean"
+inputs = ["calibrate"]
+
+[stages.parameters]
+kind = "image_parameters"
+inputs = ["clean"]
+
+[stages.stereo]
+kind = "stereo"
+inputs = ["parameters"]
+"#;
+
+/// The generated inputs the scenarios replay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Input {
+    /// R1 waveforms of the LST-like telescopes.
+    LstR1,
+    /// Calibrated images of the LST-like telescopes.
+    LstImages,
+    /// Image parameters of every telescope of the toy array.
+    ArrayParameters,
+}
+
+/// Inputs generated so far (each at most once).
+#[derive(Default)]
+struct Inputs {
+    generated: Vec<(Input, Vec<RecordBatch>)>,
+}
+
+impl Inputs {
+    async fn get(
+        &mut self,
+        input: Input,
+        options: &BenchOptions,
+    ) -> anyhow::Result<Vec<RecordBatch>> {
+        if let Some((_, batches)) = self.generated.iter().find(|(i, _)| *i == input) {
+            return Ok(batches.clone());
+        }
+        let (tel_ids, events, output) = match input {
+            Input::LstR1 => (LST_TEL_IDS, options.events, "events"),
+            Input::LstImages => (LST_TEL_IDS, options.events, "calibrate"),
+            Input::ArrayParameters => ("[]", options.array_events, "parameters"),
+        };
+        let started = Instant::now();
+        let pipeline = load(&toy_pipeline(tel_ids, events, options.batch_size))?;
+        let batches = collect(&pipeline, output).await?;
+        let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+        eprintln!(
+            "generated {input:?}: {rows} telescope events from {events} toy array events in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+        self.generated.push((input, batches.clone()));
+        Ok(batches)
+    }
+}
+
+/// Telescope ids of the four LST-like toy telescopes.
+const LST_TEL_IDS: &str = "[1, 2, 3, 4]";
+
+/// The toy source `events` (gamma rays, seed 1) for the given telescopes, and [`CHAIN`]
+/// with the stereo window (its last table) set.
+fn toy_pipeline(tel_ids: &str, n_events: u64, batch_size: usize) -> String {
+    format!(
+        "[pipeline]\nname = \"bench\"\nbatch_size = {batch_size}\n\n\
+         [sources.events]\nkind = \"toy\"\nn_events = {n_events}\nseed = 1\ntel_ids = {tel_ids}\n\
+         {CHAIN}window_events = {STEREO_WINDOW_EVENTS}\n"
+    )
+}
+
+fn load(text: &str) -> anyhow::Result<LoadedPipeline> {
+    load_pipeline("<bench>", text, &registry(), &Edits::default())
+        .map_err(|diagnostics| anyhow::anyhow!("invalid benchmark pipeline:\n{diagnostics}"))
+}
+
+/// Runs the stages of `pipeline` up to `output` and returns the batches `output` emits.
+async fn collect(pipeline: &LoadedPipeline, output: &str) -> anyhow::Result<Vec<RecordBatch>> {
+    let mut graph = PipelineGraph::new();
+    let mut input = None;
+    for name in ["events", "calibrate", "clean", "parameters"] {
+        let stage = pipeline
+            .graph
+            .stage(name)
+            .with_context(|| format!("the benchmark pipeline has no stage `{name}`"))?;
+        graph.add_stage(name, Arc::clone(stage), input.into_iter().collect());
+        if name == output {
+            break;
+        }
+        input = Some(name.to_string());
+    }
+    let compiled = compile(&graph, pipeline.run_options())?;
+    let [root] = compiled.roots() else {
+        bail!("a benchmark input pipeline must have exactly one output");
+    };
+    let context = Arc::new(datafusion_execution::TaskContext::default());
+    let stream = root.execute(0, context)?;
+    Ok(stream.try_collect().await?)
+}
+
+fn compile(graph: &PipelineGraph, options: RunOptions) -> anyhow::Result<CompiledPipeline> {
+    graph.compile(options).map_err(|errors| {
+        anyhow::anyhow!(
+            "{}",
+            errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n")
+        )
+    })
+}
+
+/// What the timed runs of one scenario measured.
+struct Measurement {
+    rows_per_run: u64,
+    passes: usize,
+    cpu_s: Vec<f64>,
+    wall_s: Vec<f64>,
+    /// Busy time per counted row of each stage (s), from the last run.
+    stage_busy_s_per_row: Vec<(String, f64)>,
+}
+
+/// Times `scenario` on `batches`: one calibration run of one pass, then `repeat` runs of
+/// enough passes to last `min_time_s`.
+async fn measure(
+    scenario: &Scenario,
+    batches: Vec<RecordBatch>,
+    options: &BenchOptions,
+) -> anyhow::Result<Measurement> {
+    let Some(first) = batches.first() else {
+        bail!("the toy source generated no events for this scenario; raise --events");
+    };
+    let source = MemorySource::new(first.schema(), batches)?;
+    let chain = load(&toy_pipeline("[]", 1, options.batch_size))?;
+    let run_options = chain.run_options();
+    let run = |passes: usize| {
+        let graph = scenario_graph(&chain.graph, scenario, source.clone().with_passes(passes));
+        async move { run_timed(graph?, run_options).await }
+    };
+    let (calibration, _, _) = run(1).await?;
+    let passes = ((options.min_time_s / calibration.wall_seconds.max(1e-6)).ceil() as usize).max(1);
+    let mut measurement = Measurement {
+        rows_per_run: 0,
+        passes,
+        cpu_s: Vec::new(),
+        wall_s: Vec::new(),
+        stage_busy_s_per_row: Vec::new(),
+    };
+    for _ in 0..options.repeat {
+        let (report, cpu_s, rows) = run(passes).await?;
+        measurement.rows_per_run = rows;
+        measurement.cpu_s.push(cpu_s);
+        measurement.wall_s.push(report.wall_seconds);
+        measurement.stage_busy_s_per_row = report
+            .stages
+            .iter()
+            .filter(|stage| stage.name != "events")
+            .map(|stage| {
+                (
+                    stage.name.clone(),
+                    stage.metrics.busy_seconds / rows.max(1) as f64,
+                )
+            })
+            .collect();
+    }
+    Ok(measurement)
+}
+
+/// The timed graph of `scenario`: `source` as `events`, then the scenario's stages taken
+/// from `chain`.
+fn scenario_graph(
+    chain: &PipelineGraph,
+    scenario: &Scenario,
+    source: MemorySource,
+) -> anyhow::Result<PipelineGraph> {
+    let mut graph = PipelineGraph::new();
+    graph.add_stage("events", Arc::new(source), vec![]);
+    let mut input = "events";
+    for &name in scenario.stages {
+        let stage = chain
+            .stage(name)
+            .with_context(|| format!("the benchmark chain has no stage `{name}`"))?;
+        graph.add_stage(name, Arc::clone(stage), vec![input.to_string()]);
+        input = name;
+    }
+    Ok(graph)
+}
+
+/// Runs `graph`. Returns the metrics, the process CPU time (s) and the rows of the last
+/// stage.
+async fn run_timed(
+    graph: PipelineGraph,
+    options: RunOptions,
+) -> anyhow::Result<(MetricsReport, f64, u64)> {
+    let compiled = compile(&graph, options)?;
+    let cpu_start = process_cpu_seconds();
+    let report = compiled.run().await?;
+    let cpu_s = match (cpu_start, process_cpu_seconds()) {
+        (Some(start), Some(end)) => end - start,
+        _ => report.wall_seconds,
+    };
+    let rows = report.stages.last().map_or(0, |stage| stage.metrics.rows);
+    Ok((report, cpu_s, rows))
+}
+
+/// CPU time (user + system, s) of every thread of this process, from `/proc/self/stat`;
+/// `None` where that file does not exist (then wall time stands in for CPU time).
+fn process_cpu_seconds() -> Option<f64> {
+    cpu_seconds_from_stat(&std::fs::read_to_string("/proc/self/stat").ok()?)
+}
+
+/// User + system CPU time (s) from the text of a Linux `/proc/PID/stat` file (proc(5):
+/// fields 14 and 15, in clock ticks of USER_HZ, which the kernel ABI fixes at 100).
+fn cpu_seconds_from_stat(stat: &str) -> Option<f64> {
+    const TICKS_PER_SECOND: f64 = 100.0;
+    // The command name (field 2) is in parentheses and may itself contain spaces and ')'.
+    let after_name = stat.get(stat.rfind(')')? + 1..)?;
+    let mut fields = after_name.split_whitespace().skip(11);
+    let user: f64 = fields.next()?.parse().ok()?;
+    let system: f64 = fields.next()?.parse().ok()?;
+    Some((user + system) / TICKS_PER_SECOND)
+}
+
+/// One scenario's figures.
+#[derive(Debug, Serialize)]
+struct BenchResult {
+    scenario: &'static str,
+    unit: &'static str,
+    rows_per_run: u64,
+    passes: usize,
+    rate_cpu_median: f64,
+    rate_cpu_best: f64,
+    rate_wall_median: f64,
+    /// Busy time per counted row of each stage (µs).
+    stage_busy_us_per_row: Vec<(String, f64)>,
+    ctapipe_rate_cpu_median: Option<f64>,
+    ratio_cpu_median: Option<f64>,
+}
+
+impl BenchResult {
+    fn new(scenario: &Scenario, m: Measurement, ctapipe_rate: Option<f64>) -> Self {
+        let rows = m.rows_per_run as f64;
+        let rates = |seconds: &[f64]| {
+            let mut rates: Vec<f64> = seconds.iter().map(|s| rows / s.max(1e-9)).collect();
+            rates.sort_by(f64::total_cmp);
+            rates
+        };
+        let cpu = rates(&m.cpu_s);
+        let wall = rates(&m.wall_s);
+        let median = |rates: &[f64]| rates[rates.len() / 2];
+        let rate_cpu_median = median(&cpu);
+        Self {
+            scenario: scenario.name,
+            unit: scenario.unit,
+            rows_per_run: m.rows_per_run,
+            passes: m.passes,
+            rate_cpu_median,
+            rate_cpu_best: cpu.last().copied().unwrap_or(0.0),
+            rate_wall_median: median(&wall),
+            stage_busy_us_per_row: m
+                .stage_busy_s_per_row
+                .into_iter()
+                .map(|(name, s)| (name, s * 1e6))
+                .collect(),
+            ctapipe_rate_cpu_median: ctapipe_rate,
+            ratio_cpu_median: ctapipe_rate.map(|c| rate_cpu_median / c),
+        }
+    }
+}
+
+/// Everything `--json` writes.
+#[derive(Debug, Serialize)]
+struct BenchReport {
+    threads: usize,
+    batch_size: usize,
+    results: Vec<BenchResult>,
+}
+
+fn print_results(results: &[BenchResult]) {
+    outln!(
+        "\n{:<24} {:>11} {:>9} {:>12} {:>12} {:>12} {:>8}",
+        "scenario",
+        "unit",
+        "rows/run",
+        "cpu rate",
+        "best",
+        "ctapipe",
+        "ratio"
+    );
+    for r in results {
+        outln!(
+            "{:<24} {:>11} {:>9} {:>10.0}/s {:>10.0}/s {:>12} {:>8}",
+            r.scenario,
+            r.unit,
+            r.rows_per_run,
+            r.rate_cpu_median,
+            r.rate_cpu_best,
+            r.ctapipe_rate_cpu_median
+                .map_or("-".to_string(), |c| format!("{c:.0}/s")),
+            r.ratio_cpu_median
+                .map_or("-".to_string(), |ratio| format!("{ratio:.1}x"))
+        );
+        for (stage, us) in &r.stage_busy_us_per_row {
+            outln!("    {stage:<20} {us:>10.1} µs busy per {}", r.unit);
+        }
+    }
+}
+
+/// Which of ctapipe's measured figures a scenario compares with.
+#[derive(Debug, Clone, Copy)]
+enum CtapipeFigure {
+    Calibrator,
+    ImageProcessor,
+    CalibratorAndImageProcessor,
+    ShowerProcessor,
+}
+
+/// The CPU-time medians of `ctapipe_throughput.json` the scenarios compare with.
+struct CtapipeThroughput {
+    json: serde_json::Value,
+}
+
+/// The ctapipe measurements on LSTCam (telescope-event figures) and on a multi-telescope
+/// file (array-event figures).
+const CTAPIPE_SINGLE_CAMERA_FILE: &str = "lst_muons.simtel.zst";
+const CTAPIPE_ARRAY_FILE: &str = "proton_north_alpha_run201.simtel.zst";
+
+impl CtapipeThroughput {
+    fn read(path: &str) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read ctapipe throughput file {path}"))?;
+        let json = serde_json::from_str(&text)
+            .with_context(|| format!("{path} is not a ctapipe throughput JSON file"))?;
+        Ok(Self { json })
+    }
+
+    /// ctapipe's median CPU rate for the figure (per telescope or array event).
+    fn rate(&self, figure: CtapipeFigure) -> Option<f64> {
+        let single = |key| self.measured(CTAPIPE_SINGLE_CAMERA_FILE, key);
+        match figure {
+            CtapipeFigure::Calibrator => single("a_CameraCalibrator"),
+            CtapipeFigure::ImageProcessor => single("b_ImageProcessor_no_true_image"),
+            // Chained components: their times per event add up.
+            CtapipeFigure::CalibratorAndImageProcessor => {
+                let a = single("a_CameraCalibrator")?;
+                let b = single("b_ImageProcessor_no_true_image")?;
+                Some(1.0 / (1.0 / a + 1.0 / b))
+            }
+            CtapipeFigure::ShowerProcessor => {
+                self.measured(CTAPIPE_ARRAY_FILE, "c_ShowerProcessor")
+            }
+        }
+    }
+
+    fn measured(&self, file: &str, component: &str) -> Option<f64> {
+        self.json["files"]
+            .as_array()?
+            .iter()
+            .find(|f| f["name"] == file)?["in_memory"][component]["rate_cpu_median"]
+            .as_f64()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ctapipe_rates_are_read_and_chained_components_add_their_times() {
+        let json = serde_json::json!({ "files": [
+            { "name": CTAPIPE_SINGLE_CAMERA_FILE, "in_memory": {
+                "a_CameraCalibrator": { "rate_cpu_median": 2000.0 },
+                "b_ImageProcessor_no_true_image": { "rate_cpu_median": 500.0 } } },
+            { "name": CTAPIPE_ARRAY_FILE, "in_memory": {
+                "c_ShowerProcessor": { "rate_cpu_median": 100.0 } } },
+        ]});
+        let ctapipe = CtapipeThroughput { json };
+        assert_eq!(ctapipe.rate(CtapipeFigure::Calibrator), Some(2000.0));
+        assert_eq!(ctapipe.rate(CtapipeFigure::ImageProcessor), Some(500.0));
+        assert_eq!(
+            ctapipe.rate(CtapipeFigure::CalibratorAndImageProcessor),
+            Some(400.0)
+        );
+        assert_eq!(ctapipe.rate(CtapipeFigure::ShowerProcessor), Some(100.0));
+    }
+
+    #[test]
+    fn cpu_time_is_user_plus_system_ticks_even_with_odd_command_names() {
+        let stat = "4242 (my (odd) cmd) R 1 4242 4242 0 -1 4194304 1200 0 0 0 250 37 0 0 20 0 3";
+        assert_eq!(cpu_seconds_from_stat(stat), Some(2.87));
+        assert_eq!(cpu_seconds_from_stat("4242 (truncated) R 1"), None);
+    }
+}
