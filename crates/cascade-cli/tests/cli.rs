@@ -111,3 +111,72 @@ fn docs_stage_reference_is_up_to_date() {
         }
     }
 }
+
+#[test]
+fn bench_measures_every_event_it_replays_and_compares_with_ctapipe() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("bench.json");
+    let ctapipe = cascade_testdata::data_dir().join("reference/ctapipe_throughput.json");
+    let (ok, stdout, stderr) = cascade(&[
+        "bench",
+        "--scenario",
+        "dl1_image_to_parameters",
+        "--events",
+        "6",
+        "--min-time",
+        "0",
+        "--repeat",
+        "2",
+        "--ctapipe",
+        ctapipe.to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("dl1_image_to_parameters"), "{stdout}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let results = report["results"].as_array().unwrap();
+    assert_eq!(results.len(), 1);
+    let result = &results[0];
+    // One pass (min-time 0) over the LST-like telescope events of 6 toy array events.
+    let generated: u64 = stderr
+        .lines()
+        .find_map(|line| line.strip_prefix("generated LstImages: "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(generated >= 6, "{stderr}");
+    assert_eq!(result["passes"], 1);
+    assert_eq!(result["rows_per_run"].as_u64(), Some(generated));
+    let rate = result["rate_cpu_median"].as_f64().unwrap();
+    let ctapipe_rate = result["ctapipe_rate_cpu_median"].as_f64().unwrap();
+    // ctapipe's ImageProcessor (no true images) on lst_muons, from the reference file.
+    assert!((ctapipe_rate - 620.76).abs() < 0.01, "{ctapipe_rate}");
+    let ratio = result["ratio_cpu_median"].as_f64().unwrap();
+    assert!((ratio - rate / ctapipe_rate).abs() < 1e-9 * ratio);
+    let stages: Vec<&str> = result["stage_busy_us_per_row"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|stage| stage[0].as_str().unwrap())
+        .collect();
+    assert_eq!(stages, ["clean", "parameters"]);
+}
+
+#[test]
+fn bench_rejects_unknown_scenarios_and_too_short_stereo_runs() {
+    let (ok, _, stderr) = cascade(&["bench", "--scenario", "stereo"]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("unknown scenario `stereo`; scenarios: calibrate"),
+        "{stderr}"
+    );
+    let (ok, _, stderr) = cascade(&["bench", "--array-events", "10"]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("--array-events must be at least 1024"),
+        "{stderr}"
+    );
+}
