@@ -381,6 +381,48 @@ async fn memory_source_replays_its_batches_for_every_pass() {
     assert_eq!((events.metrics.rows, events.metrics.batches), (12, 6));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_source_pass_key_makes_every_pass_distinct() {
+    let batch = RecordBatch::try_new(
+        counter_schema(),
+        vec![Arc::new(Int64Array::from(vec![10, 20]))],
+    )
+    .unwrap();
+    let memory = MemorySource::new(counter_schema(), vec![batch])
+        .unwrap()
+        .with_passes(3)
+        .with_pass_key("event_id")
+        .unwrap();
+    let stream = memory
+        .execute(
+            vec![],
+            StageContext {
+                name: "events".into(),
+                metrics: Default::default(),
+                batch_size: 2,
+            },
+        )
+        .unwrap();
+    let batches: Vec<RecordBatch> = stream.map(|b| b.unwrap()).collect().await;
+    let ids: Vec<i64> = batches
+        .iter()
+        .flat_map(|b| {
+            b.column(0)
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .unwrap()
+                .values()
+                .to_vec()
+        })
+        .collect();
+    assert_eq!(ids, [10, 20, 11, 21, 12, 22]);
+    let error = MemorySource::new(counter_schema(), vec![])
+        .unwrap()
+        .with_pass_key("obs_id")
+        .unwrap_err();
+    assert!(error.to_string().contains("no column `obs_id`"), "{error}");
+}
+
 #[test]
 fn memory_source_rejects_batches_of_another_schema() {
     let other = Arc::new(Schema::new(vec![Field::new(
