@@ -61,13 +61,6 @@ pub fn bench(options: &BenchOptions) -> anyhow::Result<()> {
     if options.threads == 0 || options.repeat == 0 || options.batch_size == 0 {
         bail!("--threads, --repeat and --batch-size must be at least 1");
     }
-    if options.array_events < 4 * STEREO_WINDOW_EVENTS {
-        bail!(
-            "--array-events must be at least {} (4 x the stereo window), so that replayed \
-             passes never meet in the join",
-            4 * STEREO_WINDOW_EVENTS
-        );
-    }
     if let Some(unknown) = options
         .scenarios
         .iter()
@@ -172,13 +165,8 @@ const SCENARIOS: &[Scenario] = &[
     },
 ];
 
-/// Array events the stereo join waits for a late telescope ([`CHAIN`]'s `window_events`).
-const STEREO_WINDOW_EVENTS: u64 = 256;
-
 /// The stages every scenario takes its timed stages from, with their default options
-/// (ctapipe's defaults) except the stereo window ([`toy_pipeline`] appends
-/// [`STEREO_WINDOW_EVENTS`]), much smaller than the array events of one pass so that
-/// replayed passes never meet in the join.
+/// (ctapipe's defaults).
 const CHAIN: &str = r#"
 [stages.calibrate]
 kind = "calibrate"
@@ -244,13 +232,11 @@ impl Inputs {
 /// Telescope ids of the four LST-like toy telescopes.
 const LST_TEL_IDS: &str = "[1, 2, 3, 4]";
 
-/// The toy source `events` (gamma rays, seed 1) for the given telescopes, and [`CHAIN`]
-/// with the stereo window (its last table) set.
+/// The toy source `events` (gamma rays, seed 1) for the given telescopes, and [`CHAIN`].
 fn toy_pipeline(tel_ids: &str, n_events: u64, batch_size: usize) -> String {
     format!(
         "[pipeline]\nname = \"bench\"\nbatch_size = {batch_size}\n\n\
-         [sources.events]\nkind = \"toy\"\nn_events = {n_events}\nseed = 1\ntel_ids = {tel_ids}\n\
-         {CHAIN}window_events = {STEREO_WINDOW_EVENTS}\n"
+         [sources.events]\nkind = \"toy\"\nn_events = {n_events}\nseed = 1\ntel_ids = {tel_ids}\n{CHAIN}"
     )
 }
 
@@ -316,7 +302,8 @@ async fn measure(
     let Some(first) = batches.first() else {
         bail!("the toy source generated no events for this scenario; raise --events");
     };
-    let source = MemorySource::new(first.schema(), batches)?;
+    // Each pass is an observation of its own, so the stereo join never mixes passes.
+    let source = MemorySource::new(first.schema(), batches)?.with_pass_key("obs_id")?;
     let chain = load(&toy_pipeline("[]", 1, options.batch_size))?;
     let run_options = chain.run_options();
     let run = |passes: usize| {

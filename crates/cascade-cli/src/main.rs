@@ -107,12 +107,12 @@ enum Command {
         /// Rayon worker threads (1 gives per-core figures).
         #[arg(long, default_value_t = 1)]
         threads: usize,
-        /// Toy array events generated for the telescope-event scenarios (LST-like
-        /// telescopes only; about a third of them trigger each telescope).
+        /// Toy array events generated for the telescope-event scenarios (the 4 LST-like
+        /// telescopes only; about two of them see each event).
         #[arg(long, default_value_t = 400)]
         events: u64,
         /// Toy array events generated for the stereo scenario (all 18 telescopes).
-        #[arg(long, default_value_t = 2000)]
+        #[arg(long, default_value_t = 1000)]
         array_events: u64,
         /// Telescope events per batch.
         #[arg(long, default_value_t = 256)]
