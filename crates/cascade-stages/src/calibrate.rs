@@ -11,8 +11,8 @@ use arrow::array::{ArrayRef, Float32Array, Int8Array};
 use arrow::datatypes::{DataType, Float32Type, Int8Type, Int16Type, Schema, SchemaRef, UInt16Type};
 use arrow::record_batch::RecordBatch;
 use cascade_calib::{
-    CalibrationConfig, CameraCalibrator, CameraReadout, ImageExtractorConfig, InvalidPixelHandler,
-    TelescopeCalibration,
+    CalibrationConfig, CameraCalibrator, CameraReadout, GainSelector, ImageExtractorConfig,
+    InvalidPixelHandler, R1Config, TelescopeCalibration,
 };
 use cascade_pipeline::{BuildContext, BuildError, BuiltStage, PerTelescope, TypedFactory};
 use cascade_runtime::{BatchStage, MapStage, StageError, StageRole, check_column};
@@ -32,6 +32,13 @@ cascade_pipeline::stage_config! {
         image_extractor: ImageExtractorConfig = ImageExtractorConfig::default(),
         /// Treatment of broken pixels (ctapipe `InvalidPixelHandler`).
         invalid_pixel_handler: InvalidPixelHandler = InvalidPixelHandler::default(),
+        /// Which gain channel of a two-gain camera each pixel keeps, applied to raw (R0)
+        /// input (ctapipe `SimTelEventSource.gain_selector_type`), by ctapipe's class name
+        /// in `type` with its options, e.g.
+        /// `gain_selector = { type = "ThresholdGainSelector", threshold = 400.0 }` (low gain
+        /// where a raw high-gain sample exceeds `threshold` ADC counts) or
+        /// `{ type = "ManualGainSelector", channel = "LOW" }`. Default: threshold 4000.
+        gain_selector: GainSelector = GainSelector::default(),
     }
 }
 
@@ -59,6 +66,10 @@ fn build(
         };
         let options = config.get(tel_id);
         let calibration = CalibrationConfig {
+            r1: R1Config {
+                gain_selector: options.gain_selector.clone(),
+                ..R1Config::default()
+            },
             image_extractor: options.image_extractor.clone(),
             invalid_pixel_handler: options.invalid_pixel_handler,
             ..CalibrationConfig::default()
