@@ -1,0 +1,137 @@
+//! The low-gain / gain-selection path against ctapipe 0.28: `tests/golden/low_gain.parquet`
+//! (made by `tests/golden/make_low_gain_golden.py`, see `tests/golden/README.md`) holds
+//! ctapipe's selected gain channel, image and peak time with `ThresholdGainSelector`'s
+//! threshold lowered so that many pixels select the low gain, which no pixel of the shared
+//! files does with the default threshold (4000 ADC counts).
+//!
+//! `pipelines/ctapipe_dl1.toml` with the golden's threshold must give, for every golden
+//! telescope event, the same selected gain per pixel exactly, and the image (p.e.) and peak
+//! time (ns) within 1e-3 absolute or 1e-4 relative (the DL1 tolerances of
+//! `dl1_conformance.rs`).
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use cascade_pipeline::Edits;
+use cascade_testdata::{Table, simtel_path};
+use cascade_tests::run_pipeline;
+use parquet::file::reader::{FileReader, SerializedFileReader};
+
+fn golden_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("golden/low_gain.parquet")
+}
+
+/// The `ThresholdGainSelector.threshold` ctapipe used, from the golden's metadata.
+fn golden_threshold() -> f64 {
+    let file = std::fs::File::open(golden_path()).unwrap();
+    let reader = SerializedFileReader::new(file).unwrap();
+    let metadata = reader
+        .metadata()
+        .file_metadata()
+        .key_value_metadata()
+        .unwrap();
+    let entry = metadata
+        .iter()
+        .find(|kv| kv.key == "gain_selector_threshold")
+        .unwrap();
+    entry.value.as_deref().unwrap().parse().unwrap()
+}
+
+fn close(reference: f64, ours: f64) -> bool {
+    if reference.is_nan() || ours.is_nan() {
+        return reference.is_nan() && ours.is_nan();
+    }
+    (reference - ours).abs() <= 1e-3_f64.max(1e-4 * reference.abs())
+}
+
+/// (obs_id, event_id, tel_id) of every row.
+fn keys(table: &Table) -> Vec<(i64, i64, i64)> {
+    let (obs, events, tels) = (
+        table.i64("obs_id"),
+        table.i64("event_id"),
+        table.i64("tel_id"),
+    );
+    (0..table.n_rows())
+        .map(|i| (obs[i], events[i], tels[i]))
+        .collect()
+}
+
+#[test]
+fn low_gain_selection_and_dl1_match_ctapipe() {
+    let golden = Table::read(&golden_path());
+    let threshold = golden_threshold();
+    let files = golden.str("file");
+    let cameras = golden.str("camera_name");
+    let (gains, images, times) = (
+        golden.list_i64("selected_gain_channel"),
+        golden.list_f64("image"),
+        golden.list_f64("peak_time"),
+    );
+    let golden_keys = keys(&golden);
+
+    // The golden must exercise the low gain on both camera types.
+    let mut low_per_camera: BTreeMap<&str, usize> = BTreeMap::new();
+    for (camera, gains) in cameras.iter().zip(&gains) {
+        let camera = if camera.starts_with("LST") {
+            "LSTCam"
+        } else {
+            "NectarCam"
+        };
+        *low_per_camera.entry(camera).or_default() += gains.iter().filter(|&&g| g == 1).count();
+    }
+    assert_eq!(golden.n_rows(), 13);
+    assert!(low_per_camera["LSTCam"] >= 3000, "{low_per_camera:?}");
+    assert!(low_per_camera["NectarCam"] >= 20, "{low_per_camera:?}");
+
+    let mut stems: Vec<&String> = files.iter().collect();
+    stems.dedup();
+    let mut checked = 0;
+    for stem in stems {
+        let output = tempfile::tempdir().unwrap();
+        let edits = Edits {
+            inputs: vec![simtel_path(stem).display().to_string()],
+            output: Some(output.path().display().to_string()),
+            sets: vec![format!(
+                "stages.calibrate.gain_selector = {{ type = \"ThresholdGainSelector\", threshold = {threshold:?} }}"
+            )],
+        };
+        run_pipeline("ctapipe_dl1.toml", &edits);
+        let ours = Table::read(&output.path().join("dl1_images/part-00000.parquet"));
+        let our_rows: HashMap<_, _> = keys(&ours)
+            .into_iter()
+            .enumerate()
+            .map(|(i, key)| (key, i))
+            .collect();
+        let (our_gains, our_images, our_times) = (
+            ours.list_i64("selected_gain_channel"),
+            ours.list_f64("image"),
+            ours.list_f64("peak_time"),
+        );
+        for g in (0..golden.n_rows()).filter(|&g| files[g] == *stem) {
+            let key = golden_keys[g];
+            let o = *our_rows
+                .get(&key)
+                .unwrap_or_else(|| panic!("{stem} {key:?}: no such telescope event from cascade"));
+            assert_eq!(
+                gains[g], our_gains[o],
+                "{stem} {key:?}: selected_gain_channel"
+            );
+            for (column, expected, found) in [
+                ("image", &images[g], &our_images[o]),
+                ("peak_time", &times[g], &our_times[o]),
+            ] {
+                assert_eq!(expected.len(), found.len(), "{stem} {key:?} {column}");
+                for (pixel, (&e, &f)) in expected.iter().zip(found).enumerate() {
+                    assert!(
+                        close(e, f),
+                        "{stem} {key:?} {column}[{pixel}] (gain {}): ctapipe {e}, cascade {f}",
+                        gains[g][pixel]
+                    );
+                }
+            }
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, golden.n_rows());
+}
