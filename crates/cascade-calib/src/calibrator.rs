@@ -9,8 +9,11 @@
 //!   -> invalid_pixels::neighbor_average                          (broken pixels)
 //! ```
 //! Cameras with a single sample per pixel skip extraction: the image is the R1 sample and
-//! the peak time 0, as in ctapipe. Events are processed in parallel with rayon; every
-//! worker reuses its scratch space.
+//! the peak time 0, as in ctapipe. Batches are processed in parallel over events with
+//! rayon; every worker reuses its [`CalibrationScratch`], so nothing is allocated per
+//! event. The per-event functions ([`CameraCalibrator::r0_to_dl1_event`],
+//! [`CameraCalibrator::r1_to_dl1_event`]) take the scratch space from the caller, for
+//! callers that iterate over events themselves.
 
 use cascade_instrument::Neighbors;
 use ndarray::{ArrayView2, ArrayView3, ArrayView4, ArrayViewMut2};
@@ -59,9 +62,10 @@ pub struct CameraCalibrator {
     neighbors: Neighbors,
 }
 
-/// Per-worker scratch space of [`CameraCalibrator`].
-#[derive(Debug, Default)]
-struct Scratch {
+/// Scratch space of [`CameraCalibrator`] (R1 waveforms, extractor buffers), reused from
+/// event to event; one per thread.
+#[derive(Debug, Clone, Default)]
+pub struct CalibrationScratch {
     extractor: ExtractorScratch,
     r1: Vec<f32>,
 }
@@ -136,14 +140,82 @@ impl CameraCalibrator {
             .zip(gains.par_chunks_exact_mut(n_pixels))
             .zip(image.par_chunks_exact_mut(n_pixels))
             .zip(peak_time.par_chunks_exact_mut(n_pixels))
-            .for_each_init(Scratch::default, |scratch, (((r0, gains), image), time)| {
-                let mut r1 = std::mem::take(&mut scratch.r1);
-                r1.resize(n_pixels * n_samples, 0.0);
-                r0_to_r1_event(r0, n_samples, calibration, &self.r1, &mut r1, gains);
-                self.dl1_event(&r1, n_samples, gains, calibration, scratch, image, time);
-                scratch.r1 = r1;
-            });
+            .for_each_init(
+                CalibrationScratch::default,
+                |scratch, (((r0, gains), image), time)| {
+                    self.r0_event(r0, n_samples, calibration, scratch, gains, image, time);
+                },
+            );
         Ok(())
+    }
+
+    /// R0 -> DL1 for one telescope event, with the caller's scratch space.
+    ///
+    /// `r0` is `[channel][pixel][sample]` (ADC counts) with `n_samples` samples; outputs
+    /// `selected_gain_channel`, `image` (p.e.) and `peak_time` (ns), one value per pixel.
+    #[allow(clippy::too_many_arguments)]
+    pub fn r0_to_dl1_event(
+        &self,
+        r0: &[u16],
+        n_samples: usize,
+        calibration: &TelescopeCalibration,
+        scratch: &mut CalibrationScratch,
+        selected_gain_channel: &mut [i8],
+        image: &mut [f32],
+        peak_time: &mut [f32],
+    ) -> Result<(), CalibError> {
+        let n_pixels = self.check_calibration(calibration, n_samples)?;
+        check_shape(
+            "r0",
+            &[r0.len()],
+            &[calibration.n_channels() * n_pixels * n_samples],
+        )?;
+        for (what, len) in [
+            ("selected_gain_channel", selected_gain_channel.len()),
+            ("image", image.len()),
+            ("peak_time", peak_time.len()),
+        ] {
+            check_shape(what, &[len], &[n_pixels])?;
+        }
+        if n_pixels > 0 && n_samples > 0 {
+            self.r0_event(
+                r0,
+                n_samples,
+                calibration,
+                scratch,
+                selected_gain_channel,
+                image,
+                peak_time,
+            );
+        }
+        Ok(())
+    }
+
+    /// R0 -> R1 -> DL1 of one event whose shapes were checked.
+    #[allow(clippy::too_many_arguments)]
+    fn r0_event(
+        &self,
+        r0: &[u16],
+        n_samples: usize,
+        calibration: &TelescopeCalibration,
+        scratch: &mut CalibrationScratch,
+        gains: &mut [i8],
+        image: &mut [f32],
+        peak_time: &mut [f32],
+    ) {
+        let mut r1 = std::mem::take(&mut scratch.r1);
+        r1.resize(image.len() * n_samples, 0.0);
+        r0_to_r1_event(r0, n_samples, calibration, &self.r1, &mut r1, gains);
+        self.dl1_event(
+            &r1,
+            n_samples,
+            gains,
+            calibration,
+            scratch,
+            image,
+            peak_time,
+        );
+        scratch.r1 = r1;
     }
 
     /// R1 -> DL1 for a batch of gain-selected telescope events of this camera.
@@ -174,17 +246,7 @@ impl CameraCalibrator {
             .ok_or(CalibError::NotContiguous {
                 what: "selected_gain_channel",
             })?;
-        let n_channels = calibration.n_channels();
-        if let Some(index) = gains
-            .iter()
-            .position(|&g| g < 0 || g as usize >= n_channels)
-        {
-            return Err(CalibError::InvalidGainChannel {
-                pixel: index % n_pixels.max(1),
-                channel: gains[index],
-                n_channels,
-            });
-        }
+        check_gains(gains, n_pixels, calibration.n_channels())?;
         let image = as_event_slice("image", &mut image, n_events, n_pixels)?;
         let peak_time = as_event_slice("peak_time", &mut peak_time, n_events, n_pixels)?;
         if n_events == 0 || n_pixels == 0 || n_samples == 0 {
@@ -194,9 +256,46 @@ impl CameraCalibrator {
             .zip(gains.par_chunks_exact(n_pixels))
             .zip(image.par_chunks_exact_mut(n_pixels))
             .zip(peak_time.par_chunks_exact_mut(n_pixels))
-            .for_each_init(Scratch::default, |scratch, (((r1, gains), image), time)| {
-                self.dl1_event(r1, n_samples, gains, calibration, scratch, image, time);
-            });
+            .for_each_init(
+                CalibrationScratch::default,
+                |scratch, (((r1, gains), image), time)| {
+                    self.dl1_event(r1, n_samples, gains, calibration, scratch, image, time);
+                },
+            );
+        Ok(())
+    }
+
+    /// R1 -> DL1 for one gain-selected telescope event, with the caller's scratch space.
+    ///
+    /// `r1` is `[pixel][sample]` (p.e.) with `n_samples` samples; `selected_gain_channel`
+    /// one channel per pixel; outputs `image` (p.e.) and `peak_time` (ns) per pixel.
+    #[allow(clippy::too_many_arguments)]
+    pub fn r1_to_dl1_event(
+        &self,
+        r1: &[f32],
+        n_samples: usize,
+        selected_gain_channel: &[i8],
+        calibration: &TelescopeCalibration,
+        scratch: &mut CalibrationScratch,
+        image: &mut [f32],
+        peak_time: &mut [f32],
+    ) -> Result<(), CalibError> {
+        let n_pixels = self.check_calibration(calibration, n_samples)?;
+        check_shape("r1", &[r1.len()], &[n_pixels * n_samples])?;
+        check_gains(selected_gain_channel, n_pixels, calibration.n_channels())?;
+        check_shape("image", &[image.len()], &[n_pixels])?;
+        check_shape("peak_time", &[peak_time.len()], &[n_pixels])?;
+        if n_pixels > 0 && n_samples > 0 {
+            self.dl1_event(
+                r1,
+                n_samples,
+                selected_gain_channel,
+                calibration,
+                scratch,
+                image,
+                peak_time,
+            );
+        }
         Ok(())
     }
 
@@ -221,7 +320,7 @@ impl CameraCalibrator {
         n_samples: usize,
         selected_gain_channel: &[i8],
         calibration: &TelescopeCalibration,
-        scratch: &mut Scratch,
+        scratch: &mut CalibrationScratch,
         image: &mut [f32],
         peak_time: &mut [f32],
     ) {
@@ -260,6 +359,21 @@ impl CameraCalibrator {
     }
 }
 
+/// Every selected gain channel of `[event][pixel]` indexes a calibration channel.
+fn check_gains(gains: &[i8], n_pixels: usize, n_channels: usize) -> Result<(), CalibError> {
+    match gains
+        .iter()
+        .position(|&g| g < 0 || g as usize >= n_channels)
+    {
+        Some(index) => Err(CalibError::InvalidGainChannel {
+            pixel: index % n_pixels.max(1),
+            channel: gains[index],
+            n_channels,
+        }),
+        None => Ok(()),
+    }
+}
+
 fn as_event_slice<'a, T>(
     what: &'static str,
     array: &'a mut ArrayViewMut2<'_, T>,
@@ -287,6 +401,111 @@ mod tests {
         assert_eq!(config.image_extractor.name(), "NeighborPeakWindowSum");
         let parsed: Result<CalibrationConfig, _> = toml::from_str("");
         assert_eq!(parsed.ok(), Some(config));
+    }
+
+    #[test]
+    fn per_event_calls_with_reused_scratch_equal_the_batch() {
+        // 2 events, 2 gains, 3 pixels in a chain, 5 samples; pixel 2 saturates in event 1.
+        let neighbors = Neighbors::from_lists(&[vec![1], vec![0, 2], vec![1]]);
+        let readout = CameraReadout {
+            sampling_rate_ghz: 1.0,
+            reference_pulse_shape: ndarray::Array2::from_elem((2, 3), 1.0),
+            reference_pulse_sample_width_ns: 1.0,
+        };
+        let calibration = TelescopeCalibration {
+            pedestal_per_sample: ndarray::Array2::from_elem((2, 3), 10.0),
+            dc_to_pe: ndarray::array![[0.5, 0.25, 0.5], [5.0, 2.5, 5.0]],
+            time_shift_ns: None,
+            broken_pixels: vec![false; 3],
+        };
+        let r0 = ndarray::Array4::from_shape_fn((2, 2, 3, 5), |(e, g, p, s)| {
+            let pulse = [0, 4, 12, 6, 1][s] * (p as u16 + 1) * (e as u16 + 1);
+            if e == 1 && p == 2 && g == 0 {
+                4001
+            } else {
+                10 + pulse
+            }
+        });
+        let config = CalibrationConfig {
+            image_extractor: ImageExtractorConfig::NeighborPeakWindowSum(
+                crate::extractor::NeighborPeakWindowSum {
+                    window_width: 3,
+                    window_shift: 1,
+                    ..Default::default()
+                },
+            ),
+            ..Default::default()
+        };
+        let calibrator = CameraCalibrator::new(&config, &readout, &neighbors).expect("valid");
+        let (mut gains, mut image, mut time) = (
+            ndarray::Array2::<i8>::zeros((2, 3)),
+            ndarray::Array2::<f32>::zeros((2, 3)),
+            ndarray::Array2::<f32>::zeros((2, 3)),
+        );
+        calibrator
+            .r0_to_dl1(
+                r0.view(),
+                &calibration,
+                gains.view_mut(),
+                image.view_mut(),
+                time.view_mut(),
+            )
+            .expect("valid shapes");
+        assert_eq!(gains, ndarray::array![[0, 0, 0], [0, 0, 1]]);
+        let mut scratch = CalibrationScratch::default();
+        let r0 = r0.as_slice().expect("standard layout");
+        for event in 0..2 {
+            let (mut event_gains, mut event_image, mut event_time) = ([0; 3], [0.0; 3], [0.0; 3]);
+            calibrator
+                .r0_to_dl1_event(
+                    &r0[event * 30..(event + 1) * 30],
+                    5,
+                    &calibration,
+                    &mut scratch,
+                    &mut event_gains,
+                    &mut event_image,
+                    &mut event_time,
+                )
+                .expect("valid shapes");
+            assert_eq!(
+                event_gains.as_slice(),
+                gains.row(event).as_slice().expect("row")
+            );
+            assert_eq!(
+                event_image.as_slice(),
+                image.row(event).as_slice().expect("row")
+            );
+            assert_eq!(
+                event_time.as_slice(),
+                time.row(event).as_slice().expect("row")
+            );
+        }
+        let short = calibrator.r0_to_dl1_event(
+            &r0[..29],
+            5,
+            &calibration,
+            &mut scratch,
+            &mut [0; 3],
+            &mut [0.0; 3],
+            &mut [0.0; 3],
+        );
+        assert!(matches!(
+            short,
+            Err(CalibError::ShapeMismatch { what: "r0", .. })
+        ));
+        let bad_gain = calibrator.r1_to_dl1_event(
+            &[0.0; 15],
+            5,
+            &[0, 2, 0],
+            &calibration,
+            &mut scratch,
+            &mut [0.0; 3],
+            &mut [0.0; 3],
+        );
+        assert!(matches!(
+            bad_gain,
+            Err(CalibError::InvalidGainChannel { channel: 2, .. })
+        ));
     }
 
     #[test]

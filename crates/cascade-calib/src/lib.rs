@@ -60,7 +60,7 @@ pub mod invalid_pixels;
 pub mod r1;
 mod readout;
 
-pub use calibrator::{CalibrationConfig, CameraCalibrator};
+pub use calibrator::{CalibrationConfig, CalibrationScratch, CameraCalibrator};
 pub use error::CalibError;
 pub use extractor::{ExtractorScratch, ImageExtractor, ImageExtractorConfig};
 pub use gain_selection::{GainChannel, GainSelector, ManualGainSelector, ThresholdGainSelector};

@@ -68,7 +68,7 @@ impl TelescopeCalibration {
 
     /// Checks that all arrays agree on the number of channels and pixels.
     pub fn validate(&self) -> Result<(), CalibError> {
-        let expected = vec![self.n_channels(), self.n_pixels()];
+        let expected = [self.n_channels(), self.n_pixels()];
         check_shape(
             "pedestal_per_sample",
             self.pedestal_per_sample.shape(),

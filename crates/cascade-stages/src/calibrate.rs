@@ -11,13 +11,13 @@ use arrow::array::{ArrayRef, Float32Array, Int8Array};
 use arrow::datatypes::{DataType, Float32Type, Int8Type, Int16Type, Schema, SchemaRef, UInt16Type};
 use arrow::record_batch::RecordBatch;
 use cascade_calib::{
-    CalibrationConfig, CameraCalibrator, CameraReadout, GainSelector, ImageExtractorConfig,
-    InvalidPixelHandler, R1Config, TelescopeCalibration,
+    CalibrationConfig, CalibrationScratch, CameraCalibrator, CameraReadout, GainSelector,
+    ImageExtractorConfig, InvalidPixelHandler, R1Config, TelescopeCalibration,
 };
 use cascade_pipeline::{BuildContext, BuildError, BuiltStage, PerTelescope, TypedFactory};
 use cascade_runtime::{BatchStage, MapStage, StageError, StageRole, check_column};
 use cascade_schema::Level;
-use ndarray::{Array2, ArrayView2, ArrayView3, ArrayView4, ArrayViewMut2};
+use ndarray::Array2;
 use rayon::prelude::*;
 
 use crate::calibration_board::{CalibrationBoard, SHARED_NAME};
@@ -181,33 +181,32 @@ impl BatchStage for Calibrate {
         let n_samples = row_len.checked_div(n_pixels).unwrap_or(0);
         let mut image = vec![0.0f32; n_events * n_pixels];
         let mut peak_time = vec![0.0f32; n_events * n_pixels];
+        // One scratch space per rayon job, not per event.
         image
             .par_chunks_mut(n_pixels.max(1))
             .zip(peak_time.par_chunks_mut(n_pixels.max(1)))
             .enumerate()
-            .try_for_each(|(event, (image, peak_time))| -> Result<(), StageError> {
-                let tel_id = tel_ids.value(event) as u16;
-                let (calibrator, calibration) = self.calibrators.get(&tel_id).ok_or_else(|| {
-                    StageError::Data(format!("telescope {tel_id} is not in the instrument"))
-                })?;
-                let r1 = ArrayView3::from_shape(
-                    (1, n_pixels, n_samples),
-                    &waveforms[event * row_len..(event + 1) * row_len],
-                )
-                .map_err(|e| StageError::Data(e.to_string()))?;
-                let gain = ArrayView2::from_shape(
-                    (1, n_pixels),
-                    &gains[event * n_pixels..(event + 1) * n_pixels],
-                )
-                .map_err(|e| StageError::Data(e.to_string()))?;
-                let image = ArrayViewMut2::from_shape((1, n_pixels), image)
-                    .map_err(|e| StageError::Data(e.to_string()))?;
-                let peak_time = ArrayViewMut2::from_shape((1, n_pixels), peak_time)
-                    .map_err(|e| StageError::Data(e.to_string()))?;
-                calibrator
-                    .r1_to_dl1(r1, gain, calibration, image, peak_time)
-                    .map_err(|e| StageError::Data(format!("telescope {tel_id}: {e}")))
-            })?;
+            .try_for_each_init(
+                CalibrationScratch::default,
+                |scratch, (event, (image, peak_time))| -> Result<(), StageError> {
+                    let tel_id = tel_ids.value(event) as u16;
+                    let (calibrator, calibration) =
+                        self.calibrators.get(&tel_id).ok_or_else(|| {
+                            StageError::Data(format!("telescope {tel_id} is not in the instrument"))
+                        })?;
+                    calibrator
+                        .r1_to_dl1_event(
+                            &waveforms[event * row_len..(event + 1) * row_len],
+                            n_samples,
+                            &gains[event * n_pixels..(event + 1) * n_pixels],
+                            calibration,
+                            scratch,
+                            image,
+                            peak_time,
+                        )
+                        .map_err(|e| StageError::Data(format!("telescope {tel_id}: {e}")))
+                },
+            )?;
         let [image, peak_time] = dl1_columns(image, peak_time, n_pixels)?;
         with_columns(&batch, output, vec![image, peak_time])
     }
@@ -256,13 +255,15 @@ impl Calibrate {
         let mut image = vec![0.0f32; n_events * n_pixels];
         let mut peak_time = vec![0.0f32; n_events * n_pixels];
         let width = n_pixels.max(1);
+        // One scratch space per rayon job, not per event.
         selected
             .par_chunks_mut(width)
             .zip(image.par_chunks_mut(width))
             .zip(peak_time.par_chunks_mut(width))
             .enumerate()
-            .try_for_each(
-                |(event, ((selected, image), peak_time))| -> Result<(), StageError> {
+            .try_for_each_init(
+                CalibrationScratch::default,
+                |scratch, (event, ((selected, image), peak_time))| -> Result<(), StageError> {
                     let tel_id = tel_ids.value(event) as u16;
                     let (calibrator, static_calibration) =
                         self.calibrators.get(&tel_id).ok_or_else(|| {
@@ -278,21 +279,16 @@ impl Calibrate {
                             )));
                         }
                     };
-                    let data = |e: ndarray::ShapeError| {
-                        StageError::Data(format!("telescope {tel_id}: {e}"))
-                    };
-                    let r0 = ArrayView4::from_shape(
-                        (1, n_gains, n_pixels, n_samples),
-                        &waveforms[event * row_len..(event + 1) * row_len],
-                    )
-                    .map_err(data)?;
-                    let selected =
-                        ArrayViewMut2::from_shape((1, n_pixels), selected).map_err(data)?;
-                    let image = ArrayViewMut2::from_shape((1, n_pixels), image).map_err(data)?;
-                    let peak_time =
-                        ArrayViewMut2::from_shape((1, n_pixels), peak_time).map_err(data)?;
                     calibrator
-                        .r0_to_dl1(r0, calibration, selected, image, peak_time)
+                        .r0_to_dl1_event(
+                            &waveforms[event * row_len..(event + 1) * row_len],
+                            n_samples,
+                            calibration,
+                            scratch,
+                            selected,
+                            image,
+                            peak_time,
+                        )
                         .map_err(|e| StageError::Data(format!("telescope {tel_id}: {e}")))
                 },
             )?;

@@ -29,10 +29,10 @@ pub fn extract_around_peak(
         for (offset, &sample) in waveform[start as usize..end as usize].iter().enumerate() {
             let value = f64::from(sample);
             sum += value;
-            if value > 0.0 {
-                time_num += value * (start as usize + offset) as f64;
-                time_den += value;
-            }
+            // Without a branch: adding +0.0 leaves the (never negative) time sums as they are.
+            let positive = if value > 0.0 { value } else { 0.0 };
+            time_num += positive * (start as usize + offset) as f64;
+            time_den += positive;
         }
     }
     let peak_time_samples = if time_den > 0.0 {
