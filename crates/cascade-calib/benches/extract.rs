@@ -1,21 +1,28 @@
-//! R0 -> DL1 image throughput on LST-like data: 1855 pixels, 40 samples, 2 gains, 1 GHz,
-//! default chain (threshold gain selection, NeighborPeakWindowSum, integration correction,
-//! time shift, NeighborAverage). Throughput is telescope events per second; the
-//! `one_thread` group is the per-core figure to compare with ctapipe's `CameraCalibrator`
-//! in `../shared/data/reference/ctapipe_throughput.json`.
+//! Calibration throughput on LST-like data (1855 pixels, 2 gains, 1 GHz), default chain
+//! (threshold gain selection, NeighborPeakWindowSum, integration correction, time shift,
+//! NeighborAverage). Throughput is telescope events per second; the `one_thread` groups are
+//! the per-core figures.
+//!
+//! * `r1_to_dl1_lst_like`: gain-selected f32 R1 waveforms of 30 samples -> image and peak
+//!   time, i.e. exactly what ctapipe's `CameraCalibrator` measures in
+//!   `../shared/data/reference/ctapipe_throughput.json` (lst_muons: 2,274 events/s).
+//! * `r0_to_dl1_lst_like`: raw R0 of both gains, 40 samples -> gain selection, pedestal,
+//!   dc-to-pe, then the same extraction.
 
 use std::hint::black_box;
 
 use cascade_calib::{
-    CalibrationConfig, CameraCalibrator, CameraReadout, ImageExtractorConfig, TelescopeCalibration,
-    extractor::LocalPeakWindowSum,
+    CalibrationConfig, CameraCalibrator, CameraReadout, ImageExtractorConfig, R1Config,
+    TelescopeCalibration, extractor::LocalPeakWindowSum, r0_to_r1,
 };
 use cascade_instrument::Neighbors;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use ndarray::{Array2, Array4};
+use ndarray::{Array2, Array3, Array4};
 
 const N_PIXELS: usize = 1855;
 const N_SAMPLES: usize = 40;
+/// Samples of the R1 case: lst_muons, the file of ctapipe's 2,274 events/s, has 30.
+const N_SAMPLES_R1: usize = 30;
 const N_CHANNELS: usize = 2;
 const N_EVENTS: usize = 64;
 
@@ -51,11 +58,13 @@ impl Lcg {
     }
 }
 
-fn lst_like_batch() -> (Array4<u16>, TelescopeCalibration, CameraReadout) {
+/// R0 of `n_samples` samples with a pulse in the middle, and its calibration and readout.
+fn lst_like_batch(n_samples: usize) -> (Array4<u16>, TelescopeCalibration, CameraReadout) {
     let mut random = Lcg(42);
-    let mut r0 = Array4::<u16>::zeros((N_EVENTS, N_CHANNELS, N_PIXELS, N_SAMPLES));
+    let mut r0 = Array4::<u16>::zeros((N_EVENTS, N_CHANNELS, N_PIXELS, n_samples));
+    let middle = n_samples as f64 / 2.0;
     for ((_, channel, _, sample), adc) in r0.indexed_iter_mut() {
-        let pulse = (-((sample as f64 - 20.0) / 2.0).powi(2)).exp();
+        let pulse = (-((sample as f64 - middle) / 2.0).powi(2)).exp();
         let amplitude = if channel == 0 { 200.0 } else { 10.0 };
         *adc = (400.0 + 5.0 * random.next() + amplitude * random.next() * pulse) as u16;
     }
@@ -82,8 +91,54 @@ fn lst_like_batch() -> (Array4<u16>, TelescopeCalibration, CameraReadout) {
     (r0, calibration, readout)
 }
 
+fn one_thread_pool() -> rayon::ThreadPool {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .expect("thread pool")
+}
+
+fn bench_r1_to_dl1(c: &mut Criterion) {
+    let (r0, calibration, readout) = lst_like_batch(N_SAMPLES_R1);
+    let neighbors = hex_neighbors(N_PIXELS);
+    let mut r1 = Array3::<f32>::zeros((N_EVENTS, N_PIXELS, N_SAMPLES_R1));
+    let mut gains = Array2::<i8>::zeros((N_EVENTS, N_PIXELS));
+    r0_to_r1(
+        r0.view(),
+        &calibration,
+        &R1Config::default(),
+        r1.view_mut(),
+        gains.view_mut(),
+    )
+    .expect("r0_to_r1");
+    let mut image = Array2::<f32>::zeros((N_EVENTS, N_PIXELS));
+    let mut peak_time = Array2::<f32>::zeros((N_EVENTS, N_PIXELS));
+    let calibrator = CameraCalibrator::new(&CalibrationConfig::default(), &readout, &neighbors)
+        .expect("calibrator");
+    let pool = one_thread_pool();
+    let mut group = c.benchmark_group("r1_to_dl1_lst_like/one_thread");
+    group.throughput(Throughput::Elements(N_EVENTS as u64));
+    group.sample_size(20);
+    group.bench_function("NeighborPeakWindowSum", |b| {
+        b.iter(|| {
+            pool.install(|| {
+                calibrator
+                    .r1_to_dl1(
+                        black_box(r1.view()),
+                        gains.view(),
+                        &calibration,
+                        image.view_mut(),
+                        peak_time.view_mut(),
+                    )
+                    .expect("r1_to_dl1");
+            });
+        });
+    });
+    group.finish();
+}
+
 fn bench_r0_to_dl1(c: &mut Criterion) {
-    let (r0, calibration, readout) = lst_like_batch();
+    let (r0, calibration, readout) = lst_like_batch(N_SAMPLES);
     let neighbors = hex_neighbors(N_PIXELS);
     let configs = [
         ("NeighborPeakWindowSum", CalibrationConfig::default()),
@@ -100,10 +155,7 @@ fn bench_r0_to_dl1(c: &mut Criterion) {
     let mut gains = Array2::<i8>::zeros((N_EVENTS, N_PIXELS));
     let mut image = Array2::<f32>::zeros((N_EVENTS, N_PIXELS));
     let mut peak_time = Array2::<f32>::zeros((N_EVENTS, N_PIXELS));
-    let one_thread = rayon::ThreadPoolBuilder::new()
-        .num_threads(1)
-        .build()
-        .expect("thread pool");
+    let one_thread = one_thread_pool();
     for (threads, pool) in [("one_thread", Some(&one_thread)), ("all_threads", None)] {
         let mut group = c.benchmark_group(format!("r0_to_dl1_lst_like/{threads}"));
         group.throughput(Throughput::Elements(N_EVENTS as u64));
@@ -131,5 +183,5 @@ fn bench_r0_to_dl1(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench_r0_to_dl1);
+criterion_group!(benches, bench_r1_to_dl1, bench_r0_to_dl1);
 criterion_main!(benches);
