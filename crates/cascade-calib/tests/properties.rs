@@ -1,8 +1,7 @@
 //! Property tests of the extractors and the calibration chain.
 
-use cascade_calib::extractor::kernels::{
-    argmax_f32, extract_around_peak, extract_sliding_window, neighbor_peak_index,
-};
+use cascade_calib::extractor::kernels::{argmax_f32, extract_around_peak, extract_sliding_window};
+use cascade_calib::extractor::neighbor_peak::{NeighborPeakScratch, neighbor_peak_indices};
 use cascade_calib::extractor::{
     FixedWindowSum, FullWaveformSum, GlobalPeakWindowSum, LocalPeakWindowSum,
     NeighborPeakWindowSum, SlidingWindowMaxSum, integration_correction,
@@ -210,9 +209,17 @@ proptest! {
     fn neighbor_peak_with_own_weight_and_no_neighbors_is_the_local_peak(
         samples in waveforms(1, 25, -5.0),
     ) {
-        let mut average = vec![0.0; 25];
-        let peak = neighbor_peak_index(&samples, 25, 0, &[], 1, &[false], &mut average);
-        prop_assert_eq!(peak, argmax_f32(&samples));
+        let mut peaks = [0];
+        neighbor_peak_indices(
+            &samples,
+            25,
+            &Neighbors::from_lists(&[vec![]]),
+            1,
+            &[false],
+            &mut NeighborPeakScratch::default(),
+            &mut peaks,
+        );
+        prop_assert_eq!(peaks[0], argmax_f32(&samples));
     }
 
     #[test]

@@ -143,63 +143,6 @@ fn first_index_of_max<T: Copy + PartialOrd>(values: &[T], lowest: T) -> usize {
     values.iter().position(|&value| value == max).unwrap_or(0)
 }
 
-/// Peak index of one pixel from the sum of its neighbours' waveforms.
-///
-/// ctapipe `neighbor_average_maximum`: `local_weight * own waveform + sum of the waveforms
-/// of the neighbours that are not broken`, accumulated in `f64`, then the first maximum.
-/// `waveforms` holds all pixels of one camera image, `[pixel][sample]`; `average` is
-/// scratch space of `n_samples` values.
-#[inline]
-pub fn neighbor_peak_index(
-    waveforms: &[f32],
-    n_samples: usize,
-    pixel: usize,
-    neighbors: &[u32],
-    local_weight: i64,
-    broken_pixels: &[bool],
-    average: &mut [f64],
-) -> usize {
-    const BLOCK: usize = 8;
-    let weight = local_weight as f64;
-    let waveform = |pixel: usize| &waveforms[pixel * n_samples..(pixel + 1) * n_samples];
-    let valid_neighbors = || {
-        neighbors
-            .iter()
-            .map(|&neighbor| neighbor as usize)
-            .filter(|&neighbor| !broken_pixels[neighbor])
-    };
-    // Blocks of samples summed in registers over all neighbours; per sample the additions
-    // happen in ctapipe's order (own waveform first, then neighbours by index).
-    let n_full = n_samples - n_samples % BLOCK;
-    for start in (0..n_full).step_by(BLOCK) {
-        let mut block = [0.0_f64; BLOCK];
-        for (acc, &sample) in block.iter_mut().zip(&waveform(pixel)[start..start + BLOCK]) {
-            *acc = f64::from(sample) * weight;
-        }
-        for neighbor in valid_neighbors() {
-            for (acc, &sample) in block
-                .iter_mut()
-                .zip(&waveform(neighbor)[start..start + BLOCK])
-            {
-                *acc += f64::from(sample);
-            }
-        }
-        average[start..start + BLOCK].copy_from_slice(&block);
-    }
-    for (acc, &sample) in average[n_full..].iter_mut().zip(&waveform(pixel)[n_full..]) {
-        *acc = f64::from(sample) * weight;
-    }
-    for neighbor in valid_neighbors() {
-        for (acc, &sample) in average[n_full..]
-            .iter_mut()
-            .zip(&waveform(neighbor)[n_full..])
-        {
-            *acc += f64::from(sample);
-        }
-    }
-    argmax_f64(average)
-}
-
 /// Converts a peak time in samples to ns with ctapipe's rounding: the time is stored as
 /// `f32` in samples, then divided by the sampling rate (GHz) and stored as `f32` again.
 #[inline]
@@ -253,24 +196,5 @@ mod tests {
     fn argmax_returns_first_maximum() {
         assert_eq!(argmax_f32(&[1.0, 3.0, 3.0, 2.0]), 1);
         assert_eq!(argmax_f64(&[0.0, 0.0]), 0);
-    }
-
-    #[test]
-    fn neighbor_peak_ignores_broken_neighbors_and_own_pixel_by_default() {
-        // 3 pixels x 4 samples: pixel 0 peaks at 0, pixel 1 at 1, pixel 2 at 3.
-        let waveforms = [
-            9.0_f32, 0.0, 0.0, 0.0, //
-            0.0, 5.0, 0.0, 0.0, //
-            0.0, 0.0, 0.0, 7.0,
-        ];
-        let mut average = [0.0; 4];
-        let broken = [false, false, false];
-        let peak = neighbor_peak_index(&waveforms, 4, 0, &[1, 2], 0, &broken, &mut average);
-        assert_eq!(peak, 3);
-        let broken = [false, false, true];
-        let peak = neighbor_peak_index(&waveforms, 4, 0, &[1, 2], 0, &broken, &mut average);
-        assert_eq!(peak, 1);
-        let peak = neighbor_peak_index(&waveforms, 4, 0, &[1, 2], 1, &broken, &mut average);
-        assert_eq!(peak, 0);
     }
 }

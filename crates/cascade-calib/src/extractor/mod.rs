@@ -9,6 +9,7 @@
 mod config;
 mod correction;
 pub mod kernels;
+pub mod neighbor_peak;
 
 pub use config::{
     FixedWindowSum, FullWaveformSum, GlobalPeakWindowSum, ImageExtractorConfig, LocalPeakWindowSum,
@@ -19,7 +20,8 @@ pub use correction::{integration_correction, sliding_window_correction};
 use cascade_instrument::Neighbors;
 
 use crate::{CalibError, CameraReadout};
-use kernels::{argmax_f32, extract_around_peak, extract_sliding_window, neighbor_peak_index};
+use kernels::{argmax_f32, extract_around_peak, extract_sliding_window};
+use neighbor_peak::{NeighborPeakScratch, neighbor_peak_indices};
 
 /// An image extractor prepared for one camera type.
 #[derive(Debug, Clone, PartialEq)]
@@ -33,7 +35,8 @@ pub struct ImageExtractor {
 /// Reusable scratch space of [`ImageExtractor::extract`]; one per thread.
 #[derive(Debug, Clone, Default)]
 pub struct ExtractorScratch {
-    average: Vec<f64>,
+    neighbor_peak: NeighborPeakScratch,
+    peaks: Vec<usize>,
     global_sum: Vec<f32>,
     brightest: Vec<(f32, usize)>,
 }
@@ -181,19 +184,25 @@ impl ImageExtractor {
                 }
             }
             ImageExtractorConfig::NeighborPeakWindowSum(c) => {
-                scratch.average.resize(n_samples, 0.0);
-                for (pixel, (waveform, (charge, time))) in pixels.zip(outputs).enumerate() {
-                    let peak = neighbor_peak_index(
-                        waveforms,
-                        n_samples,
-                        pixel,
-                        neighbors.of(pixel),
-                        c.local_weight,
-                        broken_pixels,
-                        &mut scratch.average,
-                    ) as i64;
-                    (*charge, *time) =
-                        extract_around_peak(waveform, peak, c.window_width, c.window_shift, rate);
+                let peaks = &mut scratch.peaks;
+                peaks.resize(waveforms.len() / n_samples, 0);
+                neighbor_peak_indices(
+                    waveforms,
+                    n_samples,
+                    neighbors,
+                    c.local_weight,
+                    broken_pixels,
+                    &mut scratch.neighbor_peak,
+                    peaks,
+                );
+                for ((waveform, (charge, time)), &peak) in pixels.zip(outputs).zip(peaks.iter()) {
+                    (*charge, *time) = extract_around_peak(
+                        waveform,
+                        peak as i64,
+                        c.window_width,
+                        c.window_shift,
+                        rate,
+                    );
                 }
             }
             ImageExtractorConfig::SlidingWindowMaxSum(c) => {
