@@ -4,15 +4,17 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "support/cpu_time.rs"]
+mod cpu_time;
 
-use std::time::Duration;
+use std::hint::black_box;
 
 use cascade_image::cleaning::{
     CleaningWorkspace, FactParams, TailcutsParams, fact_image_cleaning, mars_cleaning_1st_pass,
     number_of_islands, tailcuts_clean,
 };
 use cascade_testdata::Table;
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 
 const STEM: &str = "lst_muons";
 
@@ -31,43 +33,58 @@ fn cleaning(c: &mut Criterion) {
     let params = TailcutsParams::default();
 
     let mut group = c.benchmark_group(format!("cleaning/{STEM}_{n}px"));
+    group.sampling_mode(SamplingMode::Flat);
     group.throughput(Throughput::Elements(images.len() as u64));
     group.bench_function("tailcuts_clean_10_5_2", |b| {
-        b.iter(|| {
-            for image in &images {
-                tailcuts_clean(neighbors, image, &params, &mut workspace, &mut mask).unwrap();
-            }
+        b.iter_custom(|iters| {
+            cpu_time::measure(iters, || {
+                for image in &images {
+                    tailcuts_clean(neighbors, image, &params, &mut workspace, &mut mask).unwrap();
+                    black_box(&mask);
+                }
+            })
         })
     });
     group.bench_function("mars_cleaning_1st_pass_10_5", |b| {
-        b.iter(|| {
-            for image in &images {
-                mars_cleaning_1st_pass(neighbors, image, &params, &mut workspace, &mut mask)
-                    .unwrap();
-            }
+        b.iter_custom(|iters| {
+            cpu_time::measure(iters, || {
+                for image in &images {
+                    mars_cleaning_1st_pass(neighbors, image, &params, &mut workspace, &mut mask)
+                        .unwrap();
+                    black_box(&mask);
+                }
+            })
         })
     });
     group.bench_function("fact_image_cleaning", |b| {
-        b.iter(|| {
-            for (image, peak_time) in images.iter().zip(&peak_times) {
-                fact_image_cleaning(
-                    neighbors,
-                    image,
-                    peak_time,
-                    &FactParams::default(),
-                    &mut workspace,
-                    &mut mask,
-                )
-                .unwrap();
-            }
+        b.iter_custom(|iters| {
+            cpu_time::measure(iters, || {
+                for (image, peak_time) in images.iter().zip(&peak_times) {
+                    fact_image_cleaning(
+                        neighbors,
+                        image,
+                        peak_time,
+                        &FactParams::default(),
+                        &mut workspace,
+                        &mut mask,
+                    )
+                    .unwrap();
+                    black_box(&mask);
+                }
+            })
         })
     });
     group.bench_function("tailcuts_clean_and_number_of_islands", |b| {
-        b.iter(|| {
-            for image in &images {
-                tailcuts_clean(neighbors, image, &params, &mut workspace, &mut mask).unwrap();
-                number_of_islands(neighbors, &mask, &mut labels, &mut workspace).unwrap();
-            }
+        b.iter_custom(|iters| {
+            cpu_time::measure(iters, || {
+                for image in &images {
+                    tailcuts_clean(neighbors, image, &params, &mut workspace, &mut mask).unwrap();
+                    black_box(&mask);
+                    black_box(
+                        number_of_islands(neighbors, &mask, &mut labels, &mut workspace).unwrap(),
+                    );
+                }
+            })
         })
     });
     group.finish();
@@ -84,19 +101,23 @@ fn cleaning_large_camera(c: &mut Criterion) {
     let mut workspace = CleaningWorkspace::default();
     let mut mask = vec![false; camera.n_pixels()];
     let mut group = c.benchmark_group(format!("cleaning/{LARGE}_{}px", camera.n_pixels()));
+    group.sampling_mode(SamplingMode::Flat);
     group.throughput(Throughput::Elements(images.len() as u64));
     group.bench_function("tailcuts_clean_10_5_2", |b| {
-        b.iter(|| {
-            for image in &images {
-                tailcuts_clean(
-                    &camera.neighbors,
-                    image,
-                    &TailcutsParams::default(),
-                    &mut workspace,
-                    &mut mask,
-                )
-                .unwrap();
-            }
+        b.iter_custom(|iters| {
+            cpu_time::measure(iters, || {
+                for image in &images {
+                    tailcuts_clean(
+                        &camera.neighbors,
+                        image,
+                        &TailcutsParams::default(),
+                        &mut workspace,
+                        &mut mask,
+                    )
+                    .unwrap();
+                    black_box(&mask);
+                }
+            })
         })
     });
     group.finish();
@@ -104,7 +125,7 @@ fn cleaning_large_camera(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
+    config = cpu_time::criterion();
     targets = cleaning, cleaning_large_camera
 }
 criterion_main!(benches);

@@ -5,8 +5,10 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "support/cpu_time.rs"]
+mod cpu_time;
 
-use std::time::Duration;
+use std::hint::black_box;
 
 use cascade_image::cleaning::{CleaningWorkspace, TailcutsParams, tailcuts_clean};
 use cascade_image::params::{
@@ -14,7 +16,7 @@ use cascade_image::params::{
     timing_parameters,
 };
 use cascade_testdata::Table;
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 
 const STEM: &str = "lst_muons";
 
@@ -35,12 +37,15 @@ fn parameters(c: &mut Criterion) {
     let mut mask = vec![false; n];
 
     let mut group = c.benchmark_group(format!("parameters/{STEM}_{n}px"));
+    group.sampling_mode(SamplingMode::Flat);
     group.throughput(Throughput::Elements(images.len() as u64));
     group.bench_function("hillas_parameters", |b| {
-        b.iter(|| {
-            for (image, mask) in images.iter().zip(&masks) {
-                hillas_parameters(&pixels, image, mask).unwrap();
-            }
+        b.iter_custom(|iters| {
+            cpu_time::measure(iters, || {
+                for (image, mask) in images.iter().zip(&masks) {
+                    black_box(hillas_parameters(&pixels, image, mask).unwrap());
+                }
+            })
         })
     });
     group.bench_function("timing_parameters", |b| {
@@ -49,56 +54,69 @@ fn parameters(c: &mut Criterion) {
             .zip(&masks)
             .map(|(image, mask)| hillas_parameters(&pixels, image, mask).unwrap())
             .collect();
-        b.iter(|| {
-            for (((image, peak_time), mask), hillas) in
-                images.iter().zip(&peak_times).zip(&masks).zip(&hillas)
-            {
-                timing_parameters(
-                    &pixels,
-                    image,
-                    peak_time,
-                    mask,
-                    hillas,
-                    &mut timing_workspace,
-                )
-                .unwrap();
-            }
+        b.iter_custom(|iters| {
+            cpu_time::measure(iters, || {
+                for (((image, peak_time), mask), hillas) in
+                    images.iter().zip(&peak_times).zip(&masks).zip(&hillas)
+                {
+                    black_box(
+                        timing_parameters(
+                            &pixels,
+                            image,
+                            peak_time,
+                            mask,
+                            hillas,
+                            &mut timing_workspace,
+                        )
+                        .unwrap(),
+                    );
+                }
+            })
         })
     });
     group.bench_function("image_parameters_all", |b| {
-        b.iter(|| {
-            for ((image, peak_time), mask) in images.iter().zip(&peak_times).zip(&masks) {
-                image_parameters(
-                    &geometry,
-                    image,
-                    Some(peak_time.as_slice()),
-                    mask,
-                    &mut workspace,
-                )
-                .unwrap();
-            }
+        b.iter_custom(|iters| {
+            cpu_time::measure(iters, || {
+                for ((image, peak_time), mask) in images.iter().zip(&peak_times).zip(&masks) {
+                    black_box(
+                        image_parameters(
+                            &geometry,
+                            image,
+                            Some(peak_time.as_slice()),
+                            mask,
+                            &mut workspace,
+                        )
+                        .unwrap(),
+                    );
+                }
+            })
         })
     });
     group.bench_function("tailcuts_clean_and_image_parameters", |b| {
-        b.iter(|| {
-            for (image, peak_time) in images.iter().zip(&peak_times) {
-                tailcuts_clean(
-                    geometry.neighbors(),
-                    image,
-                    &TailcutsParams::default(),
-                    &mut cleaning_workspace,
-                    &mut mask,
-                )
-                .unwrap();
-                image_parameters(
-                    &geometry,
-                    image,
-                    Some(peak_time.as_slice()),
-                    &mask,
-                    &mut workspace,
-                )
-                .unwrap();
-            }
+        b.iter_custom(|iters| {
+            cpu_time::measure(iters, || {
+                for (image, peak_time) in images.iter().zip(&peak_times) {
+                    tailcuts_clean(
+                        geometry.neighbors(),
+                        image,
+                        &TailcutsParams::default(),
+                        &mut cleaning_workspace,
+                        &mut mask,
+                    )
+                    .unwrap();
+                    black_box(&mask);
+                    black_box(
+                        image_parameters(
+                            &geometry,
+                            image,
+                            Some(peak_time.as_slice()),
+                            &mask,
+                            &mut workspace,
+                        )
+                        .unwrap(),
+                    );
+                }
+            })
         })
     });
     group.finish();
@@ -106,7 +124,7 @@ fn parameters(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
+    config = cpu_time::criterion();
     targets = parameters
 }
 criterion_main!(benches);

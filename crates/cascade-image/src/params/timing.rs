@@ -3,12 +3,15 @@
 //!
 //! # Why and how the fit is deterministic
 //!
-//! ctapipe fits with a least-trimmed-squares (LTS) regression: from 5 random pairs of
-//! points it iterates "C-steps" (refit on the 85 % of points with the smallest residuals)
-//! and keeps the solution with the smallest residual sum of squares. The pairs are drawn
-//! from a process-global random generator, so ctapipe's result depends on how many fits
-//! ran before in the same process; about a third of real images get a different answer
-//! with a different seed. A parallel pipeline cannot reproduce that stream, and should not.
+//! ctapipe fits with a least-trimmed-squares (LTS) regression (`lts_linear_regression`,
+//! after Rousseeuw & Van Driessen 2006, FAST-LTS): from 5 random pairs of points it
+//! iterates "C-steps" (refit on the 85 % of points with the smallest squared residuals,
+//! at most 20 times, until the trimmed residual sum of squares changes by less than
+//! 1e-12) and keeps the solution with the smallest trimmed residual sum of squares. The
+//! pairs are drawn from a process-global random generator, so ctapipe's result depends on
+//! how many fits ran before in the same process; about a third of real images get a
+//! different answer with a different seed. A parallel pipeline cannot reproduce that
+//! stream, and should not.
 //!
 //! cascade runs the same C-steps (same trimming fraction, iteration limit, convergence
 //! test and singularity check) from starts that depend on nothing but the data: the
@@ -16,16 +19,35 @@
 //! by a SplitMix64 generator that is re-seeded with a fixed constant for every fit. The
 //! best result by ctapipe's criterion (smallest trimmed residual sum of squares) is
 //! returned. The result is therefore identical on every run, thread and batch split.
-//! Using 20 pair starts instead of ctapipe's 5 finds the LTS optimum far more reliably:
-//! on a real LST muon image whose optimum is reached from about a third of all pairs, 5
-//! starts miss it 12 % of the time, 20 starts 0.02 % of the time. Most starts merge into
-//! the path of an earlier start after a step or two; such a start is stopped at the first
-//! fit an earlier start already visited (it would repeat that path), so the extra starts
-//! cost little. Where ctapipe's answer
-//! does not depend on its seed, it is that optimum and the two agree; the reference tests
-//! check this on every such image.
+//!
+//! Why 20 pair starts: a C-step never increases the trimmed sum of squares, so every
+//! start ends in a fixed point, and the LTS optimum is the fixed point with the smallest
+//! sum. Where ctapipe's answer does not depend on its seed, it is that optimum, reached
+//! (on the reference images, running C-steps from every pair of points) from at least
+//! 31 % of all pairs. ctapipe's 5 starts then miss it up to 16 % of the time; 20 miss it
+//! with probability below 0.07 %, so the two agree; the reference tests check this on
+//! every such image.
+//!
+//! # Cost
+//!
+//! Most starts end where an earlier one went. Each trimmed subset is identified by a
+//! 128-bit hash of the points left out (the XOR of fixed random keys per point, so it does
+//! not depend on the order of anything); a start that reaches a subset an earlier start
+//! visited would repeat that start's path and is stopped there, and a start whose subset
+//! repeats has converged (ctapipe's test would stop one C-step later with the same fit).
+//! On the LSTCam reference images a fit takes ~53 C-steps in all instead of up to 420.
+//!
+//! A C-step is one pass over the points plus work on a short tail: the pass computes the
+//! squared residuals and gathers those above a guess of the cut (a quantile of a sample
+//! of 32 residuals for the first step of a start, a multiple of the last fit's mean
+//! squared residual after that); `select_nth_unstable` on the gathered ~30 % finds the
+//! points left out, and the subset's sums are the sums over all points minus theirs.
+//! The sums are taken in coordinates centred on the mean point, so the closed-form line
+//! and residual sum of squares of one pass keep full `f64` precision. Nothing is sorted
+//! and nothing is allocated once the [`TimingWorkspace`] has grown to the image size.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use super::columns::Column;
 use super::hillas::HillasParameters;
@@ -43,6 +65,18 @@ const CONVERGENCE_EPS: f64 = 1e-12;
 pub const N_PAIR_STARTS: usize = 20;
 /// Seed of the per-fit generator of start pairs.
 const START_SEED: u64 = 0x0ca5_cade_5eed;
+/// Seed of the per-point keys that identify trimmed subsets.
+const SUBSET_KEY_SEED: u64 = 0x5eed_0f5b_5e7e_e5a1;
+/// The first cut of a start is guessed as this quantile of a sample of squared residuals, below
+/// the cut at [`RELATIVE_SAMPLE_SIZE`]: selection then runs on the ~30 % of points above
+/// the guess; a guess above the cut (3 of ~1,750 C-steps on the reference images) costs
+/// a second pass with every point.
+const CUT_GUESS_QUANTILE: f64 = 0.7;
+/// Number of points sampled for the guess.
+const CUT_GUESS_SAMPLE: usize = 32;
+/// After the first C-step of a start, the cut is guessed from the last fit instead: this
+/// times its mean squared residual (about 3.4 for normal residuals at 85 %).
+const FIT_GUESS_FACTOR: f64 = 2.5;
 
 /// Timing parameters of one image.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -93,10 +127,13 @@ impl TimingParameters {
     }
 }
 
-/// Reusable scratch memory of the timing fit.
+/// Reusable scratch memory of the timing fit; buffers grow to the largest image seen and
+/// are then reused, so a fit allocates nothing.
 #[derive(Debug, Default, Clone)]
 pub struct TimingWorkspace {
+    /// Longitudinal coordinates of the fitted pixels (unit of the pixel coordinates).
     x: Vec<f64>,
+    /// Arrival times of the fitted pixels (ns).
     y: Vec<f64>,
     scratch: LtsScratch,
 }
@@ -104,15 +141,24 @@ pub struct TimingWorkspace {
 /// Scratch of the C-steps.
 #[derive(Debug, Default, Clone)]
 struct LtsScratch {
-    squared_residuals: Vec<f64>,
-    order: Vec<u32>,
-    /// The trimmed subset as a mask, so that sums run in point order and a fit is a
-    /// function of the subset alone.
-    in_subset: Vec<bool>,
-    /// Every fit visited in this regression (bit patterns of beta) and the start that
-    /// reached it first: a start that reaches a visited fit follows that start's path from
-    /// there on, so it is stopped.
-    visited: HashMap<[u64; 2], usize>,
+    /// The points minus their mean, which keeps the one-pass sums of squares accurate.
+    x: Vec<f64>,
+    y: Vec<f64>,
+    /// Sums over all points.
+    totals: Sums,
+    /// Squared residuals (f64 bits: non-negative floats order like their bits, so
+    /// selection compares integers) and indices of the points above the guessed cut.
+    tail_bits: Vec<u64>,
+    tail_index: Vec<u32>,
+    /// Squared residuals that selection reorders.
+    selection: Vec<u64>,
+    /// A random 128-bit key per point; the XOR of the keys of the points left out
+    /// identifies a trimmed subset whatever the order its sums were taken in.
+    keys: Vec<[u64; 2]>,
+    /// Every subset visited in this regression and the start that reached it first: a
+    /// start that reaches a visited subset follows that start's path from there on, so it
+    /// is stopped.
+    visited: HashMap<u128, usize, BuildHasherDefault<FitHasher>>,
 }
 
 /// Timing parameters of the pixels selected by `mask` (ctapipe `timing_parameters`):
@@ -208,107 +254,292 @@ fn lts_fit(x: &mut Vec<f64>, y: &mut Vec<f64>, scratch: &mut LtsScratch) -> ([f6
         return ([f64::NAN, f64::NAN], f64::NAN);
     }
     let sample_size = (RELATIVE_SAMPLE_SIZE * n as f64) as usize;
+    let x_mean = x.iter().sum::<f64>() / n as f64;
+    let y_mean = y.iter().sum::<f64>() / n as f64;
+    scratch.prepare(x, y, x_mean, y_mean);
 
     // starts: all points, then pairs drawn like ctapipe's choose_two_without_replacement
     let mut generator = SplitMix64(START_SEED);
-    let pairs = (0..N_PAIR_STARTS).map(move |_| {
-        let first = generator.below(n);
-        let mut second = generator.below(n - 1);
-        if second >= first {
-            second += 1;
-        }
-        [first, second]
-    });
-    let starts = std::iter::once(regression(x, y, 0..n))
-        .chain(pairs.map(|pair| regression(x, y, pair.into_iter())));
-
     let (mut best_beta, mut best_error) = ([f64::NAN, f64::NAN], f64::INFINITY);
-    scratch.visited.clear();
-    for (index, start) in starts.enumerate().filter(|(_, beta)| !beta[0].is_nan()) {
-        let (beta, error) = c_steps(x, y, start, index, sample_size, scratch);
-        if error < best_error {
+    for start_index in 0..=N_PAIR_STARTS {
+        let start = if start_index == 0 {
+            scratch.totals.line()
+        } else {
+            let first = generator.below(n);
+            let mut second = generator.below(n - 1);
+            if second >= first {
+                second += 1;
+            }
+            pair_line(&scratch.x, &scratch.y, first, second)
+        };
+        let Some((start, _)) = start else {
+            continue;
+        };
+        if let Some((beta, error)) = scratch.c_steps(start, start_index, sample_size)
+            && error < best_error
+        {
             best_beta = beta;
             best_error = error;
         }
     }
+    // back from centred coordinates
+    best_beta[1] += y_mean - best_beta[0] * x_mean;
     (best_beta, best_error)
 }
 
-/// ctapipe `_lts_single_sample` after the initial fit: repeatedly refit on the
-/// `sample_size` points with the smallest squared residuals until the trimmed residual sum
-/// of squares changes by less than 1e-12. A start that reaches a fit an earlier start
-/// visited would repeat that start's path; it returns an infinite error instead.
-fn c_steps(
-    x: &[f64],
-    y: &[f64],
-    start: [f64; 2],
-    start_index: usize,
-    sample_size: usize,
-    scratch: &mut LtsScratch,
-) -> ([f64; 2], f64) {
-    let LtsScratch {
-        squared_residuals,
-        order,
-        in_subset,
-        visited,
-    } = scratch;
-    let mut beta = start;
-    // ctapipe starts from the residuals of the two-point start, i.e. 0
-    let mut error = 0.0;
-    for _ in 0..MAX_ITERATIONS {
-        squared_residuals.clear();
-        squared_residuals.extend(
-            x.iter()
-                .zip(y)
-                .map(|(&xi, &yi)| (yi - (xi * beta[0] + beta[1])).powi(2)),
-        );
-        order.clear();
-        order.extend(0..x.len() as u32);
-        if sample_size < order.len() && sample_size > 0 {
-            order.select_nth_unstable_by(sample_size - 1, |&a, &b| {
-                squared_residuals[a as usize].total_cmp(&squared_residuals[b as usize])
-            });
+impl LtsScratch {
+    /// Centres the points, sums them, and sizes the buffers for `x.len()` points.
+    fn prepare(&mut self, x: &[f64], y: &[f64], x_mean: f64, y_mean: f64) {
+        let n = x.len();
+        self.x.clear();
+        self.x.extend(x.iter().map(|&v| v - x_mean));
+        self.y.clear();
+        self.y.extend(y.iter().map(|&v| v - y_mean));
+        let mut totals = Sums::default();
+        for (&xi, &yi) in self.x.iter().zip(&self.y) {
+            totals.add(xi, yi);
         }
-        in_subset.clear();
-        in_subset.resize(x.len(), false);
-        for &i in &order[..sample_size.min(order.len())] {
-            in_subset[i as usize] = true;
+        self.totals = totals;
+        self.tail_bits.clear();
+        self.tail_bits.resize(n, 0);
+        self.tail_index.clear();
+        self.tail_index.resize(n, 0);
+        let mut generator = SplitMix64(SUBSET_KEY_SEED.wrapping_add(self.keys.len() as u64));
+        while self.keys.len() < n {
+            self.keys.push([generator.next(), generator.next()]);
         }
-        let subset = || (0..x.len()).filter(|&i| in_subset[i]);
-        beta = regression(x, y, subset());
-        let last_error = error;
-        error = subset()
-            .map(|i| (y[i] - (x[i] * beta[0] + beta[1])).powi(2))
-            .sum();
-        if (last_error - error).abs() < CONVERGENCE_EPS {
-            break;
-        }
-        let first_visitor = *visited
-            .entry([beta[0].to_bits(), beta[1].to_bits()])
-            .or_insert(start_index);
-        if first_visitor != start_index {
-            return (beta, f64::INFINITY);
-        }
+        self.visited.clear();
     }
-    (beta, error)
+
+    /// ctapipe `_lts_single_sample` after the initial fit: repeatedly refit on the
+    /// `sample_size` points with the smallest squared residuals until the trimmed residual
+    /// sum of squares changes by less than 1e-12 or the subset repeats, at most
+    /// [`MAX_ITERATIONS`] times. Returns `None` when a subset is singular (ctapipe's NaN
+    /// fit, never the best) or when the path reaches a subset an earlier start visited (it
+    /// would repeat that start's path).
+    fn c_steps(
+        &mut self,
+        start: [f64; 2],
+        start_index: usize,
+        sample_size: usize,
+    ) -> Option<([f64; 2], f64)> {
+        let mut beta = start;
+        // ctapipe starts from the residuals of the two-point start, i.e. 0
+        let mut last_error = 0.0;
+        let mut last_subset = None;
+        let mut guess = None;
+        for _ in 0..MAX_ITERATIONS {
+            let (subset, sums) = self.trimmed_subset(beta, sample_size, guess);
+            let (next, error) = sums.line()?;
+            beta = next;
+            guess = Some((FIT_GUESS_FACTOR * error / sample_size as f64).to_bits());
+            if (last_error - error).abs() < CONVERGENCE_EPS || last_subset == Some(subset) {
+                return Some((beta, error));
+            }
+            if *self.visited.entry(subset).or_insert(start_index) != start_index {
+                return None;
+            }
+            last_error = error;
+            last_subset = Some(subset);
+        }
+        Some((beta, last_error))
+    }
+
+    /// The `sample_size` points with the smallest squared residuals from the line `beta`
+    /// (ctapipe `np.argsort(squared_residuals)[:sample_size]`; of equal residuals, those
+    /// with the lower index): their identity (a 128-bit hash of the points left out) and
+    /// their sums.
+    ///
+    /// One pass computes the residuals and gathers the points above a guess of the cut
+    /// (`guess`, or [`LtsScratch::sampled_cut`]) into the tail; selection
+    /// (`select_nth_unstable`, linear time) then runs on that short tail only, and the
+    /// subset's sums are the totals minus those of the points left out. When the guess is
+    /// too high (fewer points above it than are left out), the pass is redone with every
+    /// point in the tail.
+    fn trimmed_subset(
+        &mut self,
+        beta: [f64; 2],
+        sample_size: usize,
+        guess: Option<u64>,
+    ) -> (u128, Sums) {
+        let n_left_out = self.x.len() - sample_size;
+        let guess = match guess {
+            Some(guess) => guess,
+            None => self.sampled_cut(beta),
+        };
+        let mut len = self.gather_above(beta, Some(guess));
+        if len < n_left_out {
+            len = self.gather_above(beta, None);
+        }
+        let Self {
+            x,
+            y,
+            tail_bits,
+            tail_index,
+            selection,
+            keys,
+            totals,
+            ..
+        } = self;
+        let (tail_bits, tail_index) = (&tail_bits[..len], &tail_index[..len]);
+        // the smallest squared residual left out
+        selection.clear();
+        selection.extend_from_slice(tail_bits);
+        let (_, &mut cut, _) = selection.select_nth_unstable(len - n_left_out);
+        // left out: every point above the cut, and of those at it the highest indices
+        let n_above = tail_bits.iter().filter(|&&bits| bits > cut).count();
+        let mut ties_left_out = n_left_out - n_above;
+        let mut left_out = Sums::default();
+        let mut hash = [0u64; 2];
+        for (&bits, &i) in tail_bits.iter().zip(tail_index).rev() {
+            let at_cut = bits == cut && ties_left_out > 0;
+            if bits > cut || at_cut {
+                ties_left_out -= usize::from(at_cut);
+                let i = i as usize;
+                left_out.add(x[i], y[i]);
+                hash[0] ^= keys[i][0];
+                hash[1] ^= keys[i][1];
+            }
+        }
+        let subset = (u128::from(hash[0]) << 64) | u128::from(hash[1]);
+        (subset, totals.minus(&left_out))
+    }
+
+    /// A guess of the cut a little below it: the [`CUT_GUESS_QUANTILE`] quantile of the
+    /// squared residuals of about [`CUT_GUESS_SAMPLE`] evenly spaced points.
+    fn sampled_cut(&mut self, beta: [f64; 2]) -> u64 {
+        let n = self.x.len();
+        self.selection.clear();
+        for i in (0..n).step_by((n / CUT_GUESS_SAMPLE).max(1)) {
+            let residual = self.y[i] - (self.x[i] * beta[0] + beta[1]);
+            self.selection.push((residual * residual).to_bits());
+        }
+        let at = (self.selection.len() as f64 * CUT_GUESS_QUANTILE) as usize;
+        *self.selection.select_nth_unstable(at).1
+    }
+
+    /// Writes the squared residuals (bits) from `beta` and indices of the points above
+    /// `cut` (every point for `None`) to the front of the tail, in index order; returns
+    /// how many. Branch-free: each point is written, the length grows only for those above.
+    fn gather_above(&mut self, beta: [f64; 2], cut: Option<u64>) -> usize {
+        // non-negative floats order like their bits; no u64 is above every other, hence
+        // the separate "every point" case
+        let (cut, all) = match cut {
+            Some(cut) => (cut, 0),
+            None => (0, 1),
+        };
+        let Self {
+            x,
+            y,
+            tail_bits,
+            tail_index,
+            ..
+        } = self;
+        let n = x.len();
+        let (tail_bits, tail_index) = (&mut tail_bits[..n], &mut tail_index[..n]);
+        let mut len = 0;
+        for (i, (&xi, &yi)) in x.iter().zip(y.iter()).enumerate() {
+            let residual = yi - (xi * beta[0] + beta[1]);
+            let bits = (residual * residual).to_bits();
+            tail_bits[len] = bits;
+            tail_index[len] = i as u32;
+            len += usize::from(bits > cut) | all;
+        }
+        len
+    }
 }
 
-/// Ordinary least squares on the given points (ctapipe `linear_regression`): NaN when
-/// `det(XᵀX) < 2 ε`.
-fn regression(x: &[f64], y: &[f64], points: impl Iterator<Item = usize>) -> [f64; 2] {
-    let (mut n, mut sx, mut sy, mut sxx, mut sxy) = (0.0, 0.0, 0.0, 0.0, 0.0);
-    for i in points {
-        n += 1.0;
-        sx += x[i];
-        sy += y[i];
-        sxx += x[i] * x[i];
-        sxy += x[i] * y[i];
+/// Sums of a subset of points for a least-squares line.
+#[derive(Debug, Default, Clone, Copy)]
+struct Sums {
+    n: f64,
+    x: f64,
+    y: f64,
+    xx: f64,
+    xy: f64,
+    yy: f64,
+}
+
+impl Sums {
+    /// Adds one point.
+    fn add(&mut self, x: f64, y: f64) {
+        self.n += 1.0;
+        self.x += x;
+        self.y += y;
+        self.xx += x * x;
+        self.xy += x * y;
+        self.yy += y * y;
     }
-    let det = sxx * n - sx * sx;
-    if det < SINGULAR_DET || det.is_nan() {
-        return [f64::NAN, f64::NAN];
+
+    /// The sums of the points in `self` but not in `part` (a subset of them).
+    fn minus(&self, part: &Sums) -> Sums {
+        Sums {
+            n: self.n - part.n,
+            x: self.x - part.x,
+            y: self.y - part.y,
+            xx: self.xx - part.xx,
+            xy: self.xy - part.xy,
+            yy: self.yy - part.yy,
+        }
     }
-    [(n * sxy - sx * sy) / det, (sxx * sy - sx * sxy) / det]
+
+    /// Ordinary least squares (ctapipe `linear_regression`) and the residual sum of
+    /// squares, or `None` when `det(XᵀX) = n Σx² - (Σx)² < 2 ε` (ctapipe's NaN fit).
+    fn line(&self) -> Option<([f64; 2], f64)> {
+        let (x_mean, y_mean) = (self.x / self.n, self.y / self.n);
+        // centred second moments: Σ(x - x̄)², Σ(x - x̄)(y - ȳ), Σ(y - ȳ)²
+        let sxx = self.xx - self.x * x_mean;
+        let sxy = self.xy - self.x * y_mean;
+        let syy = self.yy - self.y * y_mean;
+        let det = self.n * sxx;
+        if det.is_nan() || det < SINGULAR_DET {
+            return None;
+        }
+        let slope = sxy / sxx;
+        let intercept = y_mean - slope * x_mean;
+        // Σ(y - ŷ)² = Syy - slope Sxy
+        let error = (syy - slope * sxy).max(0.0);
+        Some(([slope, intercept], error))
+    }
+}
+
+/// The line through points `a` and `b` (ctapipe `linear_regression` of two points), or
+/// `None` when `det(XᵀX) = (x_a - x_b)² < 2 ε`.
+fn pair_line(x: &[f64], y: &[f64], a: usize, b: usize) -> Option<([f64; 2], f64)> {
+    let dx = x[b] - x[a];
+    if dx * dx < SINGULAR_DET {
+        return None;
+    }
+    let slope = (y[b] - y[a]) / dx;
+    Some(([slope, y[a] - slope * x[a]], 0.0))
+}
+
+/// rustc's FxHash: a multiply-rotate hasher, plenty for keys that are bit patterns of
+/// fitted lines and much cheaper than the default SipHash.
+#[derive(Debug, Default, Clone, Copy)]
+struct FitHasher(u64);
+
+impl Hasher for FitHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        self.0 = (self.0.rotate_left(5) ^ value).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+
+    fn write_u128(&mut self, value: u128) {
+        self.write_u64(value as u64);
+        self.write_u64((value >> 64) as u64);
+    }
 }
 
 /// SplitMix64 (Steele, Lea & Flood 2014): a tiny deterministic generator for start pairs.
