@@ -3,6 +3,7 @@
 //!
 //! Input: DL1 images (`image`). Output: the input plus `image_mask`.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -31,6 +32,11 @@ cascade_pipeline::stage_config! {
         /// Keep picture pixels without selected neighbours.
         keep_isolated_pixels: bool = false,
     }
+}
+
+thread_local! {
+    /// Per-thread scratch of the cleaning kernel, reused across events and batches.
+    static WORKSPACE: RefCell<CleaningWorkspace> = RefCell::default();
 }
 
 /// The cleaning stage's entry in the stage registry.
@@ -107,13 +113,16 @@ impl BatchStage for TailcutsClean {
         masks
             .par_chunks_mut(n_pixels.max(1))
             .enumerate()
-            .try_for_each_init(CleaningWorkspace::default, |workspace, (event, mask)| {
+            .try_for_each(|(event, mask)| {
                 let tel_id = tel_ids.value(event) as u16;
                 let (params, neighbors) = self.telescopes.get(&tel_id).ok_or_else(|| {
                     StageError::Data(format!("telescope {tel_id} is not in the instrument"))
                 })?;
                 let image = &images[event * n_pixels..(event + 1) * n_pixels];
-                tailcuts_clean(neighbors, image, params, workspace, mask)
+                WORKSPACE
+                    .with_borrow_mut(|workspace| {
+                        tailcuts_clean(neighbors, image, params, workspace, mask)
+                    })
                     .map_err(|e| StageError::Data(format!("telescope {tel_id}: {e}")))
             })?;
         let mask = uniform_list(

@@ -8,6 +8,7 @@
 //! the simulated truth). Images failing ctapipe's image quality query give NaN parameters
 //! (morphology counts -1), not errors.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -15,7 +16,8 @@ use arrow::array::{ArrayRef, Float64Array, Int64Array};
 use arrow::datatypes::{DataType, Float32Type, Int16Type, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use cascade_image::params::{
-    ColumnValue, Frame, ParameterWorkspace, ParametrizationGeometry, image_parameters,
+    ColumnValue, Frame, ImageParameters, ParameterWorkspace, ParametrizationGeometry,
+    image_parameters,
 };
 use cascade_instrument::frames::{CameraFrame, CameraPoint};
 use cascade_instrument::{FocalLengthChoice, TelescopeDescription};
@@ -46,6 +48,12 @@ pub fn factory() -> TypedFactory<ParametersConfig> {
     )
 }
 
+thread_local! {
+    /// Per-thread scratch of the kernels and the event's mask, reused across events and
+    /// batches (rayon's worker threads live as long as the pool).
+    static SCRATCH: RefCell<(ParameterWorkspace, Vec<bool>)> = RefCell::default();
+}
+
 /// Columns copied from the input when present, before the parameters.
 const ID_COLUMNS: [&str; 3] = ["obs_id", "event_id", "tel_id"];
 
@@ -74,6 +82,7 @@ fn build(
         ImageParametersStage {
             config,
             geometries: by_tel_id,
+            column_index: parameter_column_index(),
         },
     ))))
 }
@@ -108,11 +117,23 @@ fn telescope_frame_geometry(
     )
 }
 
+/// Position of every parameter column (ctapipe's name) in [`ImageParameters::columns`].
+fn parameter_column_index() -> HashMap<String, usize> {
+    ImageParameters::missing(Frame::Telescope)
+        .columns()
+        .iter()
+        .enumerate()
+        .map(|(index, column)| (column.full_name(), index))
+        .collect()
+}
+
 /// The image-parameter stage.
 #[derive(Debug)]
 pub struct ImageParametersStage {
     config: ParametersConfig,
     geometries: BTreeMap<u16, Arc<ParametrizationGeometry>>,
+    /// Column name -> position in [`ImageParameters::columns`], built once.
+    column_index: HashMap<String, usize>,
 }
 
 impl BatchStage for ImageParametersStage {
@@ -152,16 +173,15 @@ impl BatchStage for ImageParametersStage {
         let n_events = batch.num_rows();
         let parameters = (0..n_events)
             .into_par_iter()
-            .map_init(
-                || (ParameterWorkspace::default(), vec![false; n_pixels]),
-                |(workspace, mask), event| {
-                    let tel_id = tel_ids.value(event) as u16;
-                    let geometry = self.geometries.get(&tel_id).ok_or_else(|| {
-                        StageError::Data(format!("telescope {tel_id} is not in the instrument"))
-                    })?;
-                    for (pixel, selected) in mask.iter_mut().enumerate() {
-                        *selected = mask_values.value(mask_offset + event * n_pixels + pixel);
-                    }
+            .map(|event| {
+                let tel_id = tel_ids.value(event) as u16;
+                let geometry = self.geometries.get(&tel_id).ok_or_else(|| {
+                    StageError::Data(format!("telescope {tel_id} is not in the instrument"))
+                })?;
+                SCRATCH.with_borrow_mut(|(workspace, mask)| {
+                    mask.clear();
+                    let start = mask_offset + event * n_pixels;
+                    mask.extend((start..start + n_pixels).map(|i| mask_values.value(i)));
                     let pixels = event * n_pixels..(event + 1) * n_pixels;
                     image_parameters(
                         geometry,
@@ -171,17 +191,13 @@ impl BatchStage for ImageParametersStage {
                         workspace,
                     )
                     .map_err(|e| StageError::Data(format!("telescope {tel_id}: {e}")))
-                },
-            )
+                })
+            })
             .collect::<Result<Vec<_>, StageError>>()?;
-        let mut values: HashMap<String, Vec<ColumnValue>> = HashMap::new();
+        // one row-major [event][column] block, then one column per parameter
+        let mut values = Vec::with_capacity(n_events * ImageParameters::N_COLUMNS);
         for event in &parameters {
-            for column in event.columns() {
-                values
-                    .entry(column.full_name())
-                    .or_insert_with(|| Vec::with_capacity(n_events))
-                    .push(column.value);
-            }
+            event.for_each_column(|column| values.push(column.value));
         }
         let mut columns: Vec<ArrayRef> = Vec::with_capacity(output.fields().len());
         for field in output.fields() {
@@ -197,21 +213,24 @@ impl BatchStage for ImageParametersStage {
                 columns.push(Arc::clone(column));
                 continue;
             }
-            let column = values
-                .remove(name.as_str())
-                .unwrap_or_else(|| vec![ColumnValue::Float(f64::NAN); n_events]);
-            columns.push(match field.data_type() {
-                DataType::Int64 => {
-                    Arc::new(Int64Array::from_iter_values(column.iter().map(
-                        |v| match v {
-                            ColumnValue::Int(i) => *i,
-                            ColumnValue::Float(f) => *f as i64,
-                        },
-                    )))
+            let column = self.column_index.get(name.as_str()).map(|&index| {
+                values
+                    .iter()
+                    .skip(index)
+                    .step_by(ImageParameters::N_COLUMNS)
+            });
+            columns.push(match (field.data_type(), column) {
+                (DataType::Int64, Some(column)) => {
+                    Arc::new(Int64Array::from_iter_values(column.map(|v| match v {
+                        ColumnValue::Int(i) => *i,
+                        ColumnValue::Float(f) => *f as i64,
+                    })))
                 }
-                _ => Arc::new(Float64Array::from_iter_values(
-                    column.iter().map(|v| v.as_f64()),
-                )),
+                (_, Some(column)) => {
+                    Arc::new(Float64Array::from_iter_values(column.map(|v| v.as_f64())))
+                }
+                (DataType::Int64, None) => Arc::new(Int64Array::from(vec![-1; n_events])),
+                (_, None) => Arc::new(Float64Array::from(vec![f64::NAN; n_events])),
             });
         }
         Ok(RecordBatch::try_new(Arc::clone(output), columns)?)

@@ -34,9 +34,9 @@ impl ConcentrationParameters {
     }
 
     /// Columns in ctapipe's order (all dimensionless).
-    pub fn columns(&self) -> Vec<Column> {
+    pub fn columns(&self) -> [Column; 3] {
         let p = Self::PREFIX;
-        vec![
+        [
             Column::float(p, "cog", "", self.cog),
             Column::float(p, "core", "", self.core),
             Column::float(p, "pixel", "", self.pixel),

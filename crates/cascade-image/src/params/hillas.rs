@@ -81,14 +81,14 @@ impl HillasParameters {
     /// Columns in ctapipe's order: intensity, skewness, kurtosis, x/fov_lon, y/fov_lat, r,
     /// phi (deg), length, length_uncertainty, width, width_uncertainty, psi (deg),
     /// psi_uncertainty (deg), transverse_cog_uncertainty.
-    pub fn columns(&self) -> Vec<Column> {
+    pub fn columns(&self) -> [Column; 14] {
         let p = self.prefix();
         let unit = self.frame.length_unit();
         let (x_name, y_name) = match self.frame {
             Frame::Camera => ("x", "y"),
             Frame::Telescope => ("fov_lon", "fov_lat"),
         };
-        vec![
+        [
             Column::float(p, "intensity", "", self.intensity),
             Column::float(p, "skewness", "", self.skewness),
             Column::float(p, "kurtosis", "", self.kurtosis),

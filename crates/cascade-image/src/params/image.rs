@@ -159,20 +159,32 @@ impl ImageParameters {
     /// All columns, family by family in ctapipe's order (hillas, timing, leakage,
     /// concentration, morphology, intensity, peak_time); see [`Column::full_name`].
     pub fn columns(&self) -> Vec<Column> {
-        let mut columns = self.hillas.columns();
-        columns.extend(self.timing.columns());
-        columns.extend(self.leakage.columns());
-        columns.extend(self.concentration.columns());
-        columns.extend(self.morphology.columns());
-        columns.extend(
-            self.intensity_statistics
-                .columns(ImageStatistics::INTENSITY_PREFIX),
-        );
-        columns.extend(
-            self.peak_time_statistics
-                .columns(ImageStatistics::PEAK_TIME_PREFIX),
-        );
+        let mut columns = Vec::with_capacity(Self::N_COLUMNS);
+        self.for_each_column(|column| columns.push(column));
         columns
+    }
+
+    /// Number of [`ImageParameters::columns`].
+    pub const N_COLUMNS: usize = 14 + 3 + 4 + 3 + 5 + 6 + 6;
+
+    /// Calls `f` with every column in the order of [`ImageParameters::columns`], without
+    /// allocating (for writers that fill one column builder per parameter).
+    pub fn for_each_column(&self, mut f: impl FnMut(Column)) {
+        self.hillas.columns().into_iter().for_each(&mut f);
+        self.timing.columns().into_iter().for_each(&mut f);
+        self.leakage.columns().into_iter().for_each(&mut f);
+        self.concentration.columns().into_iter().for_each(&mut f);
+        self.morphology.columns().into_iter().for_each(&mut f);
+        let intensity = ImageStatistics::INTENSITY_PREFIX;
+        let peak_time = ImageStatistics::PEAK_TIME_PREFIX;
+        self.intensity_statistics
+            .columns(intensity)
+            .into_iter()
+            .for_each(&mut f);
+        self.peak_time_statistics
+            .columns(peak_time)
+            .into_iter()
+            .for_each(&mut f);
     }
 }
 
@@ -245,4 +257,20 @@ pub fn image_parameters<T: PixelValue, U: PixelValue>(
         intensity_statistics,
         peak_time_statistics,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn for_each_column_visits_every_column_in_order() {
+        let params = ImageParameters::missing(Frame::Telescope);
+        let mut visited = Vec::new();
+        params.for_each_column(|column| visited.push(column.full_name()));
+        assert_eq!(visited.len(), ImageParameters::N_COLUMNS);
+        assert_eq!(visited[0], "hillas_intensity");
+        assert_eq!(visited[14], "timing_intercept");
+        assert_eq!(visited[40], "peak_time_kurtosis");
+    }
 }

@@ -34,9 +34,9 @@ impl LeakageParameters {
     }
 
     /// Columns in ctapipe's order (all dimensionless).
-    pub fn columns(&self) -> Vec<Column> {
+    pub fn columns(&self) -> [Column; 4] {
         let p = Self::PREFIX;
-        vec![
+        [
             Column::float(p, "pixels_width_1", "", self.pixels_width_1),
             Column::float(p, "pixels_width_2", "", self.pixels_width_2),
             Column::float(p, "intensity_width_1", "", self.intensity_width_1),

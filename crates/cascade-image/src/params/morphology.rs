@@ -38,9 +38,9 @@ impl MorphologyParameters {
     }
 
     /// Columns in ctapipe's order (integers, dimensionless).
-    pub fn columns(&self) -> Vec<Column> {
+    pub fn columns(&self) -> [Column; 5] {
         let p = Self::PREFIX;
-        vec![
+        [
             Column::int(p, "n_pixels", self.n_pixels),
             Column::int(p, "n_islands", self.n_islands),
             Column::int(p, "n_small_islands", self.n_small_islands),

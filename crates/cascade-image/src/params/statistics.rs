@@ -49,8 +49,8 @@ impl ImageStatistics {
     }
 
     /// Columns in ctapipe's order with the given prefix (all unitless in ctapipe).
-    pub fn columns(&self, prefix: &'static str) -> Vec<Column> {
-        vec![
+    pub fn columns(&self, prefix: &'static str) -> [Column; 6] {
+        [
             Column::float(prefix, "max", "", self.max),
             Column::float(prefix, "min", "", self.min),
             Column::float(prefix, "mean", "", self.mean),

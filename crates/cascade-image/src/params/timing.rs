@@ -113,13 +113,13 @@ impl TimingParameters {
     }
 
     /// Columns in ctapipe's order: intercept, deviation, slope.
-    pub fn columns(&self) -> Vec<Column> {
+    pub fn columns(&self) -> [Column; 3] {
         let p = self.prefix();
         let slope_unit = match self.frame {
             Frame::Camera => "1 / m",
             Frame::Telescope => "1 / deg",
         };
-        vec![
+        [
             Column::float(p, "intercept", "", self.intercept),
             Column::float(p, "deviation", "", self.deviation),
             Column::float(p, "slope", slope_unit, self.slope),
