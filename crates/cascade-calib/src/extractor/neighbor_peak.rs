@@ -7,8 +7,11 @@
 //! additions in the same order are done here, so the peaks are identical to ctapipe's; only
 //! their arrangement differs, for speed:
 //!
-//! * the event's waveforms are converted to `f64` once, into rows padded with zeros to a
-//!   multiple of [`BLOCK`] samples, so every pixel's sum runs over whole blocks;
+//! * the event's waveforms are copied once into rows padded with zeros to a multiple of
+//!   [`BLOCK`] samples, so every pixel's sum runs over whole blocks (fixed-size loops that
+//!   vectorise completely); the rows stay `f32` (half the memory traffic of `f64`: the
+//!   rows of neighbouring pixels stay in the L1 cache) and are widened to `f64` in
+//!   registers;
 //! * a block of [`BLOCK`] samples is summed over all neighbours in registers before it is
 //!   stored (the additions of different samples are independent, so their order across
 //!   samples does not matter);
@@ -28,8 +31,8 @@ const BLOCK: usize = 16;
 /// Reusable buffers of [`neighbor_peak_indices`].
 #[derive(Debug, Clone, Default)]
 pub struct NeighborPeakScratch {
-    /// The event's waveforms in `f64`, `[pixel][padded sample]`.
-    waveforms: Vec<f64>,
+    /// The event's waveforms, `[pixel][padded sample]`.
+    waveforms: Vec<f32>,
     /// One pixel's neighbour sum, padded.
     average: Vec<f64>,
 }
@@ -112,36 +115,34 @@ fn neighbor_peak_indices_portable(
 ) {
     let stride = n_samples.div_ceil(BLOCK) * BLOCK;
     let n_pixels = peaks.len();
-    let wide = &mut scratch.waveforms;
-    wide.clear();
-    wide.resize(n_pixels * stride, 0.0);
-    for (row, waveform) in wide
+    let padded = &mut scratch.waveforms;
+    padded.clear();
+    padded.resize(n_pixels * stride, 0.0);
+    for (row, waveform) in padded
         .chunks_exact_mut(stride)
         .zip(waveforms.chunks_exact(n_samples))
     {
-        for (value, &sample) in row.iter_mut().zip(waveform) {
-            *value = f64::from(sample);
-        }
+        row[..n_samples].copy_from_slice(waveform);
     }
     let average = &mut scratch.average;
     average.resize(stride, 0.0);
     let weight = local_weight as f64;
-    let wide = &scratch.waveforms;
+    let padded = &scratch.waveforms;
     for (pixel, peak) in peaks.iter_mut().enumerate() {
         for start in (0..stride).step_by(BLOCK) {
             let mut block = [0.0_f64; BLOCK];
-            let own = &wide[pixel * stride + start..pixel * stride + start + BLOCK];
+            let own = &padded[pixel * stride + start..pixel * stride + start + BLOCK];
             for (acc, &sample) in block.iter_mut().zip(own) {
-                *acc = sample * weight;
+                *acc = f64::from(sample) * weight;
             }
             for &neighbor in neighbors.of(pixel) {
                 let neighbor = neighbor as usize;
                 if broken_pixels[neighbor] {
                     continue;
                 }
-                let row = &wide[neighbor * stride + start..neighbor * stride + start + BLOCK];
+                let row = &padded[neighbor * stride + start..neighbor * stride + start + BLOCK];
                 for (acc, &sample) in block.iter_mut().zip(row) {
-                    *acc += sample;
+                    *acc += f64::from(sample);
                 }
             }
             average[start..start + BLOCK].copy_from_slice(&block);
