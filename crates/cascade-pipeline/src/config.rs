@@ -79,7 +79,8 @@ macro_rules! stage_config {
                 let defaults = Self::default();
                 vec![$(
                     $crate::OptionDoc {
-                        name: stringify!($field),
+                        // `r#where` is the option `where`.
+                        name: stringify!($field).trim_start_matches("r#"),
                         type_name: stringify!($type),
                         default: $crate::config::toml_value_text(&defaults.$field),
                         doc: [$($doc.trim()),*].join(" "),

@@ -814,8 +814,17 @@ impl<'r> Loader<'r> {
                         .map(|i| i.get_ref().as_str())
                         .collect::<Vec<_>>()
                         .join(", ");
+                    // An error about an option written in the file points at its value.
+                    let span = match error {
+                        StageError::InvalidOption { option, .. } => entry
+                            .options
+                            .get_ref()
+                            .get(option.as_str())
+                            .map(|value| value.span()),
+                        _ => None,
+                    };
                     self.error_at(
-                        entry.name_span.clone(),
+                        span.unwrap_or_else(|| entry.name_span.clone()),
                         format!(
                             "`{}` (kind `{}`) cannot read the output of {inputs}: {error}",
                             entry.name, entry.kind

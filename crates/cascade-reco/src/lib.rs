@@ -104,7 +104,21 @@ impl ReconstructorType {
         event: &ArrayEvent<'_>,
         quality_query: &StereoQualityQuery,
     ) -> Result<ReconstructedGeometry, RecoError> {
-        let Some(telescopes) = select_telescopes(event, quality_query)? else {
+        self.reconstruct_selected(event, |telescope| quality_query.passes(telescope))
+    }
+
+    /// [`ReconstructorType::reconstruct`] with the telescopes for which `selected` holds,
+    /// for a telescope selection made elsewhere (e.g. quality criteria evaluated on whole
+    /// batches of telescope events).
+    ///
+    /// # Errors
+    /// As [`ReconstructorType::reconstruct`].
+    pub fn reconstruct_selected(
+        self,
+        event: &ArrayEvent<'_>,
+        selected: impl Fn(&TelescopeEvent) -> bool,
+    ) -> Result<ReconstructedGeometry, RecoError> {
+        let Some(telescopes) = select_telescopes(event, selected)? else {
             return Ok(ReconstructedGeometry::invalid());
         };
         match self {
@@ -188,12 +202,12 @@ pub enum RecoError {
 }
 
 /// The telescopes used for reconstruction, in event order (ctapipe's
-/// `HillasGeometryReconstructor._create_hillas_dict`): those passing the quality query;
-/// `None` when fewer than two pass or a kept width is NaN or 0 (ctapipe's
+/// `HillasGeometryReconstructor._create_hillas_dict`): those `selected` (passing the
+/// quality query); `None` when fewer than two are or a kept width is NaN or 0 (ctapipe's
 /// `TooFewTelescopesException` / `InvalidWidthException`, both giving an invalid result).
 fn select_telescopes<'a>(
     event: &ArrayEvent<'a>,
-    quality_query: &StereoQualityQuery,
+    selected: impl Fn(&TelescopeEvent) -> bool,
 ) -> Result<Option<Vec<&'a TelescopeEvent>>, RecoError> {
     for (i, telescope) in event.telescopes.iter().enumerate() {
         if event.telescopes[..i]
@@ -208,7 +222,7 @@ fn select_telescopes<'a>(
     let kept: Vec<&TelescopeEvent> = event
         .telescopes
         .iter()
-        .filter(|t| quality_query.passes(t))
+        .filter(|t| selected(t))
         .collect();
     let invalid_width = kept
         .iter()

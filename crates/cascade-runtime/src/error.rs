@@ -35,6 +35,15 @@ pub enum StageError {
     /// A configuration problem found when building or starting the stage.
     #[error("{0}")]
     Config(String),
+    /// An option's value does not fit the input, e.g. an expression naming a column the
+    /// input does not have. Pipeline validation points at the option's line.
+    #[error("option `{option}`: {message}")]
+    InvalidOption {
+        /// The option, as named in the pipeline file.
+        option: String,
+        /// What is wrong with its value.
+        message: String,
+    },
     /// Bad input data (a corrupt file, an inconsistent batch).
     #[error("{0}")]
     Data(String),

@@ -8,8 +8,11 @@ pub mod calibrate;
 pub mod calibration_board;
 pub mod clean;
 pub mod columns;
+pub mod expr;
+pub mod filter;
 pub mod parameters;
 pub mod parquet_sink;
+pub mod quality;
 pub mod select;
 pub mod simtel_source;
 pub mod stereo;
@@ -27,6 +30,7 @@ pub fn stages() -> Vec<Arc<dyn StageFactory>> {
         Arc::new(clean::factory()),
         Arc::new(parameters::factory()),
         Arc::new(select::factory()),
+        Arc::new(filter::factory()),
         Arc::new(simtel_source::factory()),
         Arc::new(stereo::factory()),
         Arc::new(parquet_sink::factory()),

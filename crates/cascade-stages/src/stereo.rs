@@ -30,6 +30,10 @@
 //! `join_late`) and, when the input has them, the simulated truth (`true_*`). Rows come out
 //! in the order the events are emitted, not sorted by event id.
 //!
+//! Quality: telescope events failing any of `quality_criteria` (ctapipe's
+//! StereoQualityQuery, conditions as in the `filter` stage, evaluated on whole input batches)
+//! are joined and counted in `n_tels_joined` but not used for the reconstruction.
+//!
 //! Metrics: the stage reports its counters `events_complete`, `events_incomplete`,
 //! `missing_telescopes` (expected telescopes absent when their event was emitted),
 //! `late_rows`, `late_events` and `peak_open_events` in the run metrics.
@@ -47,9 +51,7 @@ use arrow::datatypes::{DataType, Float64Type, Int16Type, Int32Type, Int64Type, S
 use cascade_instrument::FocalLengthChoice;
 use cascade_instrument::frames::AltAz;
 use cascade_pipeline::{BuildContext, BuildError, BuiltStage, PerTelescope, TypedFactory};
-use cascade_reco::{
-    HillasParameters, ReconstructorType, StereoQualityQuery, StereoSubarray, TelescopeEvent,
-};
+use cascade_reco::{HillasParameters, ReconstructorType, StereoSubarray, TelescopeEvent};
 use cascade_runtime::{
     Arity, SendableRecordBatchStream, Stage, StageContext, StageError, StageMetrics, StageRole,
     check_column,
@@ -59,21 +61,28 @@ use datafusion_physical_plan::stream::RecordBatchReceiverStreamBuilder;
 use futures::StreamExt;
 
 use crate::columns::primitive;
+use crate::quality::{
+    QualityCriterion, QualityError, QualityQuery, ctapipe_stereo_quality_criteria,
+};
 
 cascade_pipeline::stage_config! {
     /// Options of the stereo reconstruction.
     pub struct StereoConfig {
         /// The reconstructor, by ctapipe's name: "HillasReconstructor" or "HillasIntersection".
         reconstructor: ReconstructorType = ReconstructorType::HillasReconstructor,
-        /// Telescope selection before stereo (ctapipe's StereoQualityQuery; default:
-        /// intensity > 50 p.e., width > 0, more than 3 pixels).
-        quality: StereoQualityQuery = StereoQualityQuery::default(),
+        /// Telescope selection before stereo, as ctapipe's StereoQualityQuery
+        /// `quality_criteria`: `[name, condition]` pairs, conditions on the input columns as
+        /// in the `filter` stage's `where` (a comparison with NaN is false). A telescope
+        /// event failing any one is not used for the reconstruction. Default: ctapipe 0.28's
+        /// criteria.
+        quality_criteria: Vec<QualityCriterion> = ctapipe_stereo_quality_criteria(),
         /// Array events kept open for late telescope rows (see the module docs).
         window_events: usize = 1024,
         /// Also emit an incomplete array event once it has been open this long (wall-clock
         /// seconds); no time limit when absent.
         window_seconds: Option<f64> = None,
-        /// Focal length used for the camera radius of the quality query: "equivalent" or "effective".
+        /// Focal length of the telescope frame the Hillas parameters are in (for the camera
+        /// radius of the HillasReconstructor): "equivalent" or "effective".
         focal_length_choice: FocalLengthChoice = FocalLengthChoice::Equivalent,
     }
 }
@@ -107,18 +116,32 @@ fn build(
             "must be a positive number of seconds",
         ));
     }
+    let quality = QualityQuery::parse(&config.quality_criteria)
+        .map_err(|e| BuildError::option("quality_criteria", e.to_string()))?;
     let subarray = Arc::new(StereoSubarray::new(
         &context.subarray,
         config.focal_length_choice,
     ));
-    Ok(BuiltStage::new(Arc::new(Stereo { config, subarray })))
+    Ok(BuiltStage::new(Arc::new(Stereo {
+        config,
+        quality,
+        subarray,
+    })))
 }
 
 /// The stereo stage.
 #[derive(Debug)]
 pub struct Stereo {
     config: StereoConfig,
+    quality: QualityQuery,
     subarray: Arc<StereoSubarray>,
+}
+
+fn quality_error(error: QualityError) -> StageError {
+    StageError::InvalidOption {
+        option: "quality_criteria".to_string(),
+        message: error.to_string(),
+    }
 }
 
 const TRUTH: [&str; 8] = [
@@ -174,6 +197,7 @@ impl Stage for Stereo {
             for column in INPUT_F64.iter().chain(&ARRAY_F64) {
                 check_column(input, column, &DataType::Float64)?;
             }
+            self.quality.bind(input).map_err(quality_error)?;
         }
         let mut fields: Vec<_> = Level::Dl2Shower.schema().fields().iter().cloned().collect();
         if TRUTH
@@ -198,6 +222,7 @@ impl Stage for Stereo {
         let sender = builder.tx();
         let config = self.config.clone();
         let subarray = Arc::clone(&self.subarray);
+        let quality = self.quality.clone();
         builder.spawn(async move {
             let window_time = config.window_seconds.map(Duration::from_secs_f64);
             let mut join = Join::new(config.window_events, window_time);
@@ -210,7 +235,14 @@ impl Stage for Stereo {
                 };
                 let start = Instant::now();
                 let (ready, timed_out) = match next {
-                    Ok(Some(batch)) => (join.add(&batch?, with_truth, start)?, false),
+                    Ok(Some(batch)) => {
+                        let batch = batch?;
+                        let selected = quality
+                            .bind(&batch.schema())
+                            .and_then(|q| q.passes(&batch))
+                            .map_err(quality_error)?;
+                        (join.add(&batch, &selected, with_truth, start)?, false)
+                    }
                     Ok(None) => break,
                     Err(_elapsed) => (join.expire(start), true),
                 };
@@ -244,6 +276,8 @@ impl Stage for Stereo {
 /// One telescope's row of an array event.
 struct TelescopeRow {
     tel_id: u16,
+    /// Passes the quality criteria: used for the reconstruction.
+    selected: bool,
     values: [f64; 8],
     pointing_az: f64,
     n_pixels: i64,
@@ -328,11 +362,13 @@ impl Join {
         }
     }
 
-    /// Adds a batch of telescope rows received at `now`; returns the array events it
-    /// completed and those that fell out of the window.
+    /// Adds a batch of telescope rows received at `now`, `selected` where they pass the
+    /// quality criteria; returns the array events it completed and those that fell out of
+    /// the window.
     fn add(
         &mut self,
         batch: &RecordBatch,
+        selected: &BooleanArray,
         with_truth: bool,
         now: Instant,
     ) -> Result<Vec<PendingEvent>, StageError> {
@@ -382,6 +418,7 @@ impl Join {
             }
             event.telescopes.push(TelescopeRow {
                 tel_id,
+                selected: selected.value(row),
                 values: std::array::from_fn(|i| values[i].value(row)),
                 pointing_az: az.value(row),
                 n_pixels: n_pixels.value(row),
@@ -584,9 +621,15 @@ impl OutputRows {
             observation_level_m: subarray.observation_level_m,
             telescopes: &telescopes,
         };
+        let selected: Vec<u16> = event
+            .telescopes
+            .iter()
+            .filter(|t| t.selected)
+            .map(|t| t.tel_id)
+            .collect();
         let result = config
             .reconstructor
-            .reconstruct(&array_event, &config.quality)
+            .reconstruct_selected(&array_event, |t| selected.contains(&t.tel_id))
             .map_err(|e| {
                 StageError::Data(format!(
                     "array event ({}, {}): {e}",
@@ -737,6 +780,11 @@ mod tests {
         RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap()
     }
 
+    /// Every row passes the quality criteria.
+    fn all_selected(n: usize) -> BooleanArray {
+        BooleanArray::from(vec![true; n])
+    }
+
     /// An emitted array event as (event_id, telescopes, missing, late).
     type Emitted = (i64, Vec<u16>, Vec<u16>, bool);
 
@@ -751,7 +799,9 @@ mod tests {
         let now = Instant::now();
         let mut per_batch = Vec::new();
         for batch in batches {
-            let released = join.add(&rows(batch), false, now).unwrap();
+            let released = join
+                .add(&rows(batch), &all_selected(batch.len()), false, now)
+                .unwrap();
             assert!(
                 join.pending.len() <= join.window && join.emitted.len() <= join.remembered,
                 "the join holds more than its window"
@@ -842,12 +892,17 @@ mod tests {
         let mut join = Join::new(100, Some(Duration::from_secs(10)));
         assert_eq!(join.next_deadline(), None);
         let released = join
-            .add(&rows(&[(1, 1, BOTH), (2, 1, BOTH)]), false, start)
+            .add(
+                &rows(&[(1, 1, BOTH), (2, 1, BOTH)]),
+                &all_selected(2),
+                false,
+                start,
+            )
             .unwrap();
         assert!(released.is_empty());
         let later = start + Duration::from_secs(4);
         assert!(
-            join.add(&rows(&[(3, 1, BOTH)]), false, later)
+            join.add(&rows(&[(3, 1, BOTH)]), &all_selected(1), false, later)
                 .unwrap()
                 .is_empty()
         );
@@ -863,6 +918,48 @@ mod tests {
         assert_eq!((join.counts.events_incomplete, join.pending.len()), (2, 1));
     }
 
+    #[test]
+    fn rows_failing_the_quality_criteria_are_joined_but_not_selected() {
+        let mut join = Join::new(8, None);
+        let selected = BooleanArray::from(vec![true, false]);
+        let batch = rows(&[(1, 1, BOTH), (1, 5, BOTH)]);
+        let released = join.add(&batch, &selected, false, Instant::now()).unwrap();
+        assert_eq!(released.len(), 1, "both expected telescopes arrived");
+        let flags: Vec<(u16, bool)> = released[0]
+            .telescopes
+            .iter()
+            .map(|t| (t.tel_id, t.selected))
+            .collect();
+        assert_eq!(flags, [(1, true), (5, false)]);
+    }
+
+    #[test]
+    fn quality_criteria_are_checked_against_the_input_schema() {
+        let stage = |criteria: Vec<QualityCriterion>| Stereo {
+            config: StereoConfig::default(),
+            quality: QualityQuery::parse(&criteria).unwrap(),
+            subarray: Arc::default(),
+        };
+        let input = rows(&[]).schema();
+        assert!(
+            stage(ctapipe_stereo_quality_criteria())
+                .output_schema(&[Arc::clone(&input)])
+                .is_ok()
+        );
+        let error = stage(vec![QualityCriterion::new(
+            "contained",
+            "leakage_intensity_width_2 < 0.2 AND leakage_pixels_width_2 < 0.1",
+        )])
+        .output_schema(&[input])
+        .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "option `quality_criteria`: criterion 1 `contained` (`leakage_intensity_width_2 < 0.2 \
+             AND leakage_pixels_width_2 < 0.1`): unknown column `leakage_pixels_width_2` at \
+             character 37; did you mean `leakage_intensity_width_2`?"
+        );
+    }
+
     #[tokio::test]
     async fn time_window_emits_an_incomplete_event_while_the_input_stays_open() {
         use datafusion_physical_plan::stream::RecordBatchStreamAdapter;
@@ -872,6 +969,7 @@ mod tests {
                 window_seconds: Some(0.05),
                 ..StereoConfig::default()
             },
+            quality: QualityQuery::parse(&ctapipe_stereo_quality_criteria()).unwrap(),
             subarray: Arc::new(StereoSubarray::new(
                 &crate::toy::toy_array().subarray,
                 FocalLengthChoice::Equivalent,
@@ -929,7 +1027,10 @@ mod tests {
                 .map(|e| (e, 2, &[1, 2][..]))
                 .collect();
             for batch in [first, second] {
-                for event in join.add(&rows(&batch), false, now).unwrap() {
+                for event in join
+                    .add(&rows(&batch), &all_selected(batch.len()), false, now)
+                    .unwrap()
+                {
                     if event.late {
                         late += 1;
                     } else if event.missing.is_empty() {
