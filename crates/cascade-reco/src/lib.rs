@@ -219,11 +219,7 @@ fn select_telescopes<'a>(
             });
         }
     }
-    let kept: Vec<&TelescopeEvent> = event
-        .telescopes
-        .iter()
-        .filter(|t| selected(t))
-        .collect();
+    let kept: Vec<&TelescopeEvent> = event.telescopes.iter().filter(|t| selected(t)).collect();
     let invalid_width = kept
         .iter()
         .any(|t| t.hillas.width_deg.is_nan() || t.hillas.width_deg == 0.0);
