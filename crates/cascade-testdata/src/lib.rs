@@ -26,19 +26,30 @@ pub const STEMS: [&str; 8] = [
     "square_40k_pixels",
 ];
 
-/// `../shared/data` resolved from the workspace root (override with `CASCADE_SHARED_DATA`).
+/// `../shared/data` next to the project root (override with `CASCADE_SHARED_DATA`).
+///
+/// The root is searched upwards from the directory of the package under test, which
+/// `cargo test` sets in `CARGO_MANIFEST_DIR` at run time, so a test binary built for one
+/// checkout (build caches are shared between clones) finds the data of the checkout it runs
+/// in; the directory this crate was compiled in is the fallback.
 pub fn data_dir() -> PathBuf {
     if let Ok(dir) = std::env::var("CASCADE_SHARED_DATA") {
         return PathBuf::from(dir);
     }
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let dir = workspace.join("../shared/data");
-    assert!(
-        dir.is_dir(),
-        "shared data not found at {} (set CASCADE_SHARED_DATA)",
-        dir.display()
-    );
-    dir
+    let start = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    let found = start
+        .ancestors()
+        .map(|dir| dir.join("../shared/data"))
+        .find(|dir| dir.is_dir());
+    match found {
+        Some(dir) => dir,
+        None => panic!(
+            "shared data not found in ../shared/data above {} (set CASCADE_SHARED_DATA)",
+            start.display()
+        ),
+    }
 }
 
 /// Path of the sim_telarray file with the given stem.
