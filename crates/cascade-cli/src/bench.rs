@@ -27,11 +27,11 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use arrow::record_batch::RecordBatch;
 use cascade_pipeline::{Edits, LoadedPipeline, load_pipeline};
-use cascade_runtime::{CompiledPipeline, MemorySource, MetricsReport, PipelineGraph, RunOptions};
+use cascade_runtime::{MemorySource, MetricsReport, PipelineGraph, RunOptions};
 use futures::TryStreamExt;
 use serde::Serialize;
 
-use crate::commands::{registry, write_atomically};
+use crate::commands::{compile, registry, write_atomically};
 
 /// Options of `cascade bench`.
 #[derive(Debug, Clone)]
@@ -267,19 +267,6 @@ async fn collect(pipeline: &LoadedPipeline, output: &str) -> anyhow::Result<Vec<
     let context = Arc::new(datafusion_execution::TaskContext::default());
     let stream = root.execute(0, context)?;
     Ok(stream.try_collect().await?)
-}
-
-fn compile(graph: &PipelineGraph, options: RunOptions) -> anyhow::Result<CompiledPipeline> {
-    graph.compile(options).map_err(|errors| {
-        anyhow::anyhow!(
-            "{}",
-            errors
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("\n")
-        )
-    })
 }
 
 /// What the timed runs of one scenario measured.

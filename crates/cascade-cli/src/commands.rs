@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use cascade_pipeline::{Edits, LoadedPipeline, Registry, StageFactory, load_pipeline};
-use cascade_runtime::MetricsReport;
+use cascade_runtime::{CompiledPipeline, MetricsReport, PipelineGraph, RunOptions};
 use cascade_schema::Level;
 
 use crate::progress::Progress;
@@ -46,19 +46,7 @@ pub fn run(
             sets,
         },
     )?;
-    let compiled = pipeline
-        .graph
-        .compile(pipeline.run_options())
-        .map_err(|errors| {
-            anyhow::anyhow!(
-                "{}",
-                errors
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            )
-        })?;
+    let compiled = compile(&pipeline.graph, pipeline.run_options())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -81,6 +69,23 @@ pub fn run(
             .with_context(|| format!("cannot write metrics to {file}"))?;
     }
     Ok(())
+}
+
+/// Compiles a checked graph; every graph error becomes one line of the error.
+pub(crate) fn compile(
+    graph: &PipelineGraph,
+    options: RunOptions,
+) -> anyhow::Result<CompiledPipeline> {
+    graph.compile(options).map_err(|errors| {
+        anyhow::anyhow!(
+            "{}",
+            errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n")
+        )
+    })
 }
 
 /// `cascade validate`.
