@@ -61,6 +61,9 @@ pub fn bench(options: &BenchOptions) -> anyhow::Result<()> {
     if options.threads == 0 || options.repeat == 0 || options.batch_size == 0 {
         bail!("--threads, --repeat and --batch-size must be at least 1");
     }
+    if !(0.0..=86_400.0).contains(&options.min_time_s) {
+        bail!("--min-time must be between 0 and 86400 s");
+    }
     if let Some(unknown) = options
         .scenarios
         .iter()

@@ -166,7 +166,7 @@ fn bench_measures_every_event_it_replays_and_compares_with_ctapipe() {
 }
 
 #[test]
-fn bench_rejects_unknown_scenarios_and_zero_threads() {
+fn bench_rejects_unknown_scenarios_and_bad_numbers() {
     let (ok, _, stderr) = cascade(&["bench", "--scenario", "stereo"]);
     assert!(!ok);
     assert!(
@@ -176,4 +176,10 @@ fn bench_rejects_unknown_scenarios_and_zero_threads() {
     let (ok, _, stderr) = cascade(&["bench", "--threads", "0"]);
     assert!(!ok);
     assert!(stderr.contains("must be at least 1"), "{stderr}");
+    let (ok, _, stderr) = cascade(&["bench", "--min-time", "NaN"]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("--min-time must be between 0 and 86400 s"),
+        "{stderr}"
+    );
 }

@@ -102,7 +102,7 @@ impl Stage for MemorySource {
         let batches = Arc::clone(&self.batches);
         let n_batches = batches.len();
         let pass_key = self.pass_key;
-        let replay = (0..self.passes * n_batches).map(move |k| {
+        let replay = (0..self.passes.saturating_mul(n_batches)).map(move |k| {
             let batch = &batches[k % n_batches];
             match pass_key {
                 Some(column) if k >= n_batches => {
