@@ -6,11 +6,14 @@
 //! * `r1_to_dl1_lst_like`: gain-selected f32 R1 waveforms of 30 samples -> image and peak
 //!   time, i.e. exactly what ctapipe's `CameraCalibrator` measures in
 //!   `../shared/data/reference/ctapipe_throughput.json` (lst_muons: 2,274 events/s).
+//! * `neighbor_peak_indices_lst_like`: the peak finder of NeighborPeakWindowSum alone on
+//!   the same R1 events.
 //! * `r0_to_dl1_lst_like`: raw R0 of both gains, 40 samples -> gain selection, pedestal,
 //!   dc-to-pe, then the same extraction.
 
 use std::hint::black_box;
 
+use cascade_calib::extractor::neighbor_peak::{NeighborPeakScratch, neighbor_peak_indices};
 use cascade_calib::{
     CalibrationConfig, CameraCalibrator, CameraReadout, ImageExtractorConfig, R1Config,
     TelescopeCalibration, extractor::LocalPeakWindowSum, r0_to_r1,
@@ -132,6 +135,32 @@ fn bench_r1_to_dl1(c: &mut Criterion) {
                     )
                     .expect("r1_to_dl1");
             });
+        });
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("neighbor_peak_indices_lst_like");
+    group.throughput(Throughput::Elements(N_EVENTS as u64));
+    group.sample_size(20);
+    let mut scratch = NeighborPeakScratch::default();
+    let mut peaks = vec![0; N_PIXELS];
+    let r1 = r1.as_slice().expect("standard layout");
+    group.bench_function("local_weight_0", |b| {
+        b.iter(|| {
+            for event in r1
+                .chunks_exact(N_PIXELS * N_SAMPLES_R1)
+                .map(|_| &r1[..N_PIXELS * N_SAMPLES_R1])
+            {
+                neighbor_peak_indices(
+                    black_box(event),
+                    N_SAMPLES_R1,
+                    &neighbors,
+                    0,
+                    &calibration.broken_pixels,
+                    &mut scratch,
+                    &mut peaks,
+                );
+            }
         });
     });
     group.finish();
