@@ -35,13 +35,17 @@
 //! not depend on the order of anything); a start that reaches a subset an earlier start
 //! visited would repeat that start's path and is stopped there, and a start whose subset
 //! repeats has converged (ctapipe's test would stop one C-step later with the same fit).
-//! On the LSTCam reference images a fit takes ~53 C-steps in all instead of up to 420.
+//! On the LSTCam reference images a fit takes ~57 C-steps in all instead of up to 420.
 //!
 //! A C-step is one pass over the points plus work on a short tail: the pass computes the
-//! squared residuals and gathers those above a guess of the cut (a quantile of a sample
-//! of 32 residuals for the first step of a start, a multiple of the last fit's mean
-//! squared residual after that); `select_nth_unstable` on the gathered ~30 % finds the
-//! points left out, and the subset's sums are the sums over all points minus theirs.
+//! squared residuals and gathers those above a guess of the cut (an order statistic of a
+//! sample of ~24 residuals for the first step of a start, a multiple of the last fit's
+//! mean squared residual after that; a lower guess, then every point, when too few are
+//! above it). A branch-free quickselect on the gathered ~25 % finds the cut, one more
+//! pass over the tail the points left out, and the subset's sums are the sums over all
+//! points minus theirs. Every step reproduces ctapipe's `argsort` exactly (the tests
+//! compare it with a stable sort on data full of ties); residuals that are NaN, possible
+//! only for non-finite lines, are selected on their bits instead (`select_nth_unstable`).
 //! The sums are taken in coordinates centred on the mean point, so the closed-form line
 //! and residual sum of squares of one pass keep full `f64` precision. Nothing is sorted
 //! and nothing is allocated once the [`TimingWorkspace`] has grown to the image size.
@@ -67,16 +71,29 @@ pub const N_PAIR_STARTS: usize = 20;
 const START_SEED: u64 = 0x0ca5_cade_5eed;
 /// Seed of the per-point keys that identify trimmed subsets.
 const SUBSET_KEY_SEED: u64 = 0x5eed_0f5b_5e7e_e5a1;
-/// The first cut of a start is guessed as this quantile of a sample of squared residuals, below
-/// the cut at [`RELATIVE_SAMPLE_SIZE`]: selection then runs on the ~30 % of points above
-/// the guess; a guess above the cut (3 of ~1,750 C-steps on the reference images) costs
-/// a second pass with every point.
-const CUT_GUESS_QUANTILE: f64 = 0.7;
-/// Number of points sampled for the guess.
-const CUT_GUESS_SAMPLE: usize = 32;
-/// After the first C-step of a start, the cut is guessed from the last fit instead: this
-/// times its mean squared residual (about 3.4 for normal residuals at 85 %).
-const FIT_GUESS_FACTOR: f64 = 2.5;
+/// Number of guesses of the cut tried before a C-step takes every point into the tail.
+const N_GUESSES: usize = 2;
+/// The cut of the first C-step of a start is guessed as an order statistic of a sample of
+/// about this many squared residuals, evenly spaced over the points.
+const CUT_GUESS_SAMPLE: usize = 24;
+/// The guesses from the sample: its 6th largest, then its 12th largest value (of 25 on a
+/// 122-pixel image: a little and well below the cut at [`RELATIVE_SAMPLE_SIZE`]).
+const SAMPLE_GUESS_RANKS: [usize; N_GUESSES] = [6, 12];
+/// After the first C-step of a start, the cut is guessed from the last fit instead: these
+/// times its mean squared residual over the trimmed subset (the cut is about 3.4 times
+/// that for normal residuals at 85 %).
+const FIT_GUESS_FACTORS: [f64; N_GUESSES] = [2.5, 1.0];
+/// [`kth_largest`] compares every pair of candidates once at most this many are left.
+const SMALL_BAND: usize = 8;
+
+/// Where a C-step's guesses of its cut come from.
+#[derive(Debug, Clone, Copy)]
+enum CutGuess {
+    /// Order statistics of a sample of the squared residuals (the first C-step of a start).
+    Sample,
+    /// The mean squared residual over the trimmed subset of the last fit.
+    Fit(f64),
+}
 
 /// Timing parameters of one image.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -146,11 +163,18 @@ struct LtsScratch {
     y: Vec<f64>,
     /// Sums over all points.
     totals: Sums,
-    /// Squared residuals (f64 bits: non-negative floats order like their bits, so
-    /// selection compares integers) and indices of the points above the guessed cut.
-    tail_bits: Vec<u64>,
+    /// Indices of the points above the guessed cut, in index order, and their squared
+    /// residuals.
     tail_index: Vec<u32>,
-    /// Squared residuals that selection reorders.
+    tail_squares: Vec<f64>,
+    /// Indices of the points left out, by descending index.
+    left_out: Vec<u32>,
+    /// Squared residuals of the points sampled for a guess of the cut.
+    sample: Vec<f64>,
+    /// Candidates for the cut that [`kth_largest`] narrows down.
+    band: Vec<f64>,
+    /// Squared residuals (f64 bits: non-negative floats order like their bits) that
+    /// selection reorders.
     selection: Vec<u64>,
     /// A random 128-bit key per point; the XOR of the keys of the points left out
     /// identifies a trimmed subset whatever the order its sums were taken in.
@@ -300,10 +324,12 @@ impl LtsScratch {
             totals.add(xi, yi);
         }
         self.totals = totals;
-        self.tail_bits.clear();
-        self.tail_bits.resize(n, 0);
-        self.tail_index.clear();
-        self.tail_index.resize(n, 0);
+        self.tail_squares.clear();
+        self.tail_squares.resize(n, 0.0);
+        for buffer in [&mut self.tail_index, &mut self.left_out] {
+            buffer.clear();
+            buffer.resize(n, 0);
+        }
         let mut generator = SplitMix64(SUBSET_KEY_SEED.wrapping_add(self.keys.len() as u64));
         while self.keys.len() < n {
             self.keys.push([generator.next(), generator.next()]);
@@ -327,12 +353,12 @@ impl LtsScratch {
         // ctapipe starts from the residuals of the two-point start, i.e. 0
         let mut last_error = 0.0;
         let mut last_subset = None;
-        let mut guess = None;
+        let mut guess = CutGuess::Sample;
         for _ in 0..MAX_ITERATIONS {
             let (subset, sums) = self.trimmed_subset(beta, sample_size, guess);
             let (next, error) = sums.line()?;
             beta = next;
-            guess = Some((FIT_GUESS_FACTOR * error / sample_size as f64).to_bits());
+            guess = CutGuess::Fit(error / sample_size as f64);
             if (last_error - error).abs() < CONVERGENCE_EPS || last_subset == Some(subset) {
                 return Some((beta, error));
             }
@@ -350,103 +376,211 @@ impl LtsScratch {
     /// with the lower index): their identity (a 128-bit hash of the points left out) and
     /// their sums.
     ///
-    /// One pass computes the residuals and gathers the points above a guess of the cut
-    /// (`guess`, or [`LtsScratch::sampled_cut`]) into the tail; selection
-    /// (`select_nth_unstable`, linear time) then runs on that short tail only, and the
-    /// subset's sums are the totals minus those of the points left out. When the guess is
-    /// too high (fewer points above it than are left out), the pass is redone with every
-    /// point in the tail.
+    /// One pass computes the squared residuals and gathers those above a guess of the cut
+    /// into the tail; when a guess is too high (fewer points above it than are left out),
+    /// the next lower guess of `guess` is tried, and at last every point. The cut is
+    /// selected in that short tail only ([`kth_largest`]), and the subset's sums are the
+    /// totals minus those of the points left out.
     fn trimmed_subset(
         &mut self,
         beta: [f64; 2],
         sample_size: usize,
-        guess: Option<u64>,
+        guess: CutGuess,
     ) -> (u128, Sums) {
         let n_left_out = self.x.len() - sample_size;
-        let guess = match guess {
-            Some(guess) => guess,
-            None => self.sampled_cut(beta),
-        };
-        let mut len = self.gather_above(beta, Some(guess));
-        if len < n_left_out {
-            len = self.gather_above(beta, None);
+        let (mut len, mut nan) = (0, false);
+        for attempt in 0..N_GUESSES {
+            let cut = match guess {
+                CutGuess::Fit(mean_square) => FIT_GUESS_FACTORS[attempt] * mean_square,
+                CutGuess::Sample => self.sampled_cut(beta, SAMPLE_GUESS_RANKS[attempt]),
+            };
+            (len, nan) = self.gather_above(beta, Some(cut));
+            if nan || len >= n_left_out {
+                break;
+            }
         }
+        if nan || len < n_left_out {
+            len = self.gather_above(beta, None).0;
+        }
+        let n_left = if nan {
+            // a NaN residual: order by bits like the values' total order
+            self.select_tail(len, n_left_out)
+        } else {
+            let cut = kth_largest(&self.tail_squares[..len], n_left_out, &mut self.band);
+            self.collect_left_out(len, cut, n_left_out)
+        };
         let Self {
             x,
             y,
-            tail_bits,
-            tail_index,
-            selection,
+            left_out,
             keys,
             totals,
             ..
         } = self;
-        let (tail_bits, tail_index) = (&tail_bits[..len], &tail_index[..len]);
-        // the smallest squared residual left out
-        selection.clear();
-        selection.extend_from_slice(tail_bits);
-        let (_, &mut cut, _) = selection.select_nth_unstable(len - n_left_out);
-        // left out: every point above the cut, and of those at it the highest indices
-        let n_above = tail_bits.iter().filter(|&&bits| bits > cut).count();
-        let mut ties_left_out = n_left_out - n_above;
-        let mut left_out = Sums::default();
+        let mut left_out_sums = Sums::default();
         let mut hash = [0u64; 2];
-        for (&bits, &i) in tail_bits.iter().zip(tail_index).rev() {
-            let at_cut = bits == cut && ties_left_out > 0;
-            if bits > cut || at_cut {
-                ties_left_out -= usize::from(at_cut);
-                let i = i as usize;
-                left_out.add(x[i], y[i]);
-                hash[0] ^= keys[i][0];
-                hash[1] ^= keys[i][1];
-            }
+        for &i in &left_out[..n_left] {
+            let i = i as usize;
+            left_out_sums.add(x[i], y[i]);
+            hash[0] ^= keys[i][0];
+            hash[1] ^= keys[i][1];
         }
         let subset = (u128::from(hash[0]) << 64) | u128::from(hash[1]);
-        (subset, totals.minus(&left_out))
+        (subset, totals.minus(&left_out_sums))
     }
 
-    /// A guess of the cut a little below it: the [`CUT_GUESS_QUANTILE`] quantile of the
-    /// squared residuals of about [`CUT_GUESS_SAMPLE`] evenly spaced points.
-    fn sampled_cut(&mut self, beta: [f64; 2]) -> u64 {
+    /// A guess of the cut a little below it: the `rank`-th largest of the squared
+    /// residuals from the line `beta` of about [`CUT_GUESS_SAMPLE`] evenly spaced points.
+    fn sampled_cut(&mut self, beta: [f64; 2], rank: usize) -> f64 {
         let n = self.x.len();
-        self.selection.clear();
-        for i in (0..n).step_by((n / CUT_GUESS_SAMPLE).max(1)) {
+        let stride = (n / CUT_GUESS_SAMPLE).max(1);
+        self.sample.clear();
+        for i in (0..n).step_by(stride) {
             let residual = self.y[i] - (self.x[i] * beta[0] + beta[1]);
-            self.selection.push((residual * residual).to_bits());
+            self.sample.push(residual * residual);
         }
-        let at = (self.selection.len() as f64 * CUT_GUESS_QUANTILE) as usize;
-        *self.selection.select_nth_unstable(at).1
+        let rank = rank.clamp(1, self.sample.len());
+        kth_largest(&self.sample, rank, &mut self.band)
     }
 
-    /// Writes the squared residuals (bits) from `beta` and indices of the points above
+    /// Writes the indices and squared residuals from the line `beta` of the points above
     /// `cut` (every point for `None`) to the front of the tail, in index order; returns
-    /// how many. Branch-free: each point is written, the length grows only for those above.
-    fn gather_above(&mut self, beta: [f64; 2], cut: Option<u64>) -> usize {
-        // non-negative floats order like their bits; no u64 is above every other, hence
-        // the separate "every point" case
-        let (cut, all) = match cut {
-            Some(cut) => (cut, 0),
-            None => (0, 1),
-        };
+    /// how many, and whether a squared residual is NaN. Branch-free: each point is
+    /// written, the length grows only for those above.
+    fn gather_above(&mut self, beta: [f64; 2], cut: Option<f64>) -> (usize, bool) {
         let Self {
             x,
             y,
-            tail_bits,
             tail_index,
+            tail_squares,
             ..
         } = self;
         let n = x.len();
-        let (tail_bits, tail_index) = (&mut tail_bits[..n], &mut tail_index[..n]);
-        let mut len = 0;
+        let (tail_index, tail_squares) = (&mut tail_index[..n], &mut tail_squares[..n]);
+        // an absent cut keeps every point: comparing with it is always true
+        let (cut, all) = match cut {
+            Some(cut) => (cut, false),
+            None => (0.0, true),
+        };
+        let (mut len, mut nan) = (0, false);
         for (i, (&xi, &yi)) in x.iter().zip(y.iter()).enumerate() {
             let residual = yi - (xi * beta[0] + beta[1]);
-            let bits = (residual * residual).to_bits();
-            tail_bits[len] = bits;
+            let square = residual * residual;
+            nan |= square.is_nan();
             tail_index[len] = i as u32;
-            len += usize::from(bits > cut) | all;
+            tail_squares[len] = square;
+            len += usize::from(all | (square > cut));
         }
-        len
+        (len, nan)
     }
+
+    /// Writes the points of the tail's first `len` that are left out at `cut` (the
+    /// `n_left_out`-th largest squared residual) to `left_out`, by descending index: every
+    /// point above the cut and, of those at it, the highest indices. Returns `n_left_out`.
+    fn collect_left_out(&mut self, len: usize, cut: f64, n_left_out: usize) -> usize {
+        let tail = &self.tail_squares[..len];
+        let tail_index = &self.tail_index[..len];
+        let (mut n_above, mut n_at_or_above) = (0, 0);
+        for &square in tail {
+            n_above += usize::from(square > cut);
+            n_at_or_above += usize::from(square >= cut);
+        }
+        let mut n = 0;
+        if n_at_or_above == n_left_out {
+            // no tie at the cut to break (the usual case)
+            for (&square, &i) in tail.iter().zip(tail_index).rev() {
+                self.left_out[n] = i;
+                n += usize::from(square >= cut);
+            }
+            return n;
+        }
+        let mut ties_left_out = n_left_out - n_above;
+        for (&square, &i) in tail.iter().zip(tail_index).rev() {
+            let at_cut = square == cut && ties_left_out > 0;
+            ties_left_out -= usize::from(at_cut);
+            self.left_out[n] = i;
+            n += usize::from(square > cut || at_cut);
+        }
+        n
+    }
+
+    /// The points of the tail's first `len` left out, as [`LtsScratch::collect_left_out`]
+    /// writes them, for squares that may be NaN: the cut is selected on the squares' bits
+    /// (`select_nth_unstable`), which order like the values where those are not NaN.
+    fn select_tail(&mut self, len: usize, n_left_out: usize) -> usize {
+        let Self {
+            tail_index,
+            tail_squares,
+            left_out,
+            selection,
+            ..
+        } = self;
+        let (tail_squares, tail_index) = (&tail_squares[..len], &tail_index[..len]);
+        selection.clear();
+        selection.extend(tail_squares.iter().map(|square| square.to_bits()));
+        let (_, &mut cut, _) = selection.select_nth_unstable(len - n_left_out);
+        let n_above = tail_squares
+            .iter()
+            .filter(|&&square| square.to_bits() > cut)
+            .count();
+        let mut ties_left_out = n_left_out - n_above;
+        let mut n = 0;
+        for (&square, &i) in tail_squares.iter().zip(tail_index).rev() {
+            let bits = square.to_bits();
+            let at_cut = bits == cut && ties_left_out > 0;
+            if bits > cut || at_cut {
+                ties_left_out -= usize::from(at_cut);
+                left_out[n] = i;
+                n += 1;
+            }
+        }
+        n
+    }
+}
+
+/// The `rank`-th largest of `values` (`1 <= rank <= values.len()`, none NaN), counting
+/// equal values separately (`np.sort(values)[-rank]`). Quickselect: each round counts the
+/// values above and at a median-of-three pivot and keeps only the side holding the answer
+/// (in `band`, without branches); once at most [`SMALL_BAND`] are left, the answer is the
+/// smallest value with fewer than `rank` values above it.
+fn kth_largest(values: &[f64], rank: usize, band: &mut Vec<f64>) -> f64 {
+    band.clear();
+    band.extend_from_slice(values);
+    let mut rank = rank;
+    let mut len = band.len();
+    while len > SMALL_BAND {
+        let candidates = &mut band[..len];
+        let (a, b, c) = (candidates[0], candidates[len / 2], candidates[len - 1]);
+        let pivot = a.max(b).min(a.min(b).max(c));
+        let (mut above, mut at_or_above) = (0, 0);
+        for &v in candidates.iter() {
+            above += usize::from(v > pivot);
+            at_or_above += usize::from(v >= pivot);
+        }
+        let mut kept = 0;
+        if above >= rank {
+            for i in 0..len {
+                let v = candidates[i];
+                candidates[kept] = v;
+                kept += usize::from(v > pivot);
+            }
+        } else if at_or_above >= rank {
+            return pivot;
+        } else {
+            rank -= at_or_above;
+            for i in 0..len {
+                let v = candidates[i];
+                candidates[kept] = v;
+                kept += usize::from(v < pivot);
+            }
+        }
+        len = kept;
+    }
+    let candidates = &band[..len];
+    candidates
+        .iter()
+        .filter(|&&v| candidates.iter().filter(|&&other| other > v).count() < rank)
+        .fold(f64::INFINITY, |cut, &v| cut.min(v))
 }
 
 /// Sums of a subset of points for a least-squares line.
@@ -557,5 +691,81 @@ impl SplitMix64 {
     /// Uniform integer in `0..n` (Lemire's multiply-shift; `n > 0`).
     fn below(&mut self, n: usize) -> usize {
         ((u128::from(self.next()) * n as u128) >> 64) as usize
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Values with many ties (small integers, zero included) among others.
+    fn values() -> impl Strategy<Value = Vec<f64>> {
+        let value = prop_oneof![3 => (0u32..6).prop_map(f64::from), 1 => 0.0f64..6.0];
+        prop::collection::vec(value, 1..120)
+    }
+
+    /// The left-out points of a C-step as ctapipe finds them: the last of
+    /// `np.argsort(squares, kind="stable")`, by descending index.
+    fn naive_left_out(squares: &[f64], n_left_out: usize) -> Vec<u32> {
+        let mut order: Vec<u32> = (0..squares.len() as u32).collect();
+        order.sort_by(|&a, &b| squares[a as usize].total_cmp(&squares[b as usize]));
+        let mut left_out = order[squares.len() - n_left_out..].to_vec();
+        left_out.sort_unstable_by(|a, b| b.cmp(a));
+        left_out
+    }
+
+    proptest! {
+        #[test]
+        fn kth_largest_is_the_sorted_value(values in values(), rank in any::<prop::sample::Index>()) {
+            let rank = rank.index(values.len()) + 1;
+            let mut sorted = values.clone();
+            sorted.sort_by(f64::total_cmp);
+            let mut band = Vec::new();
+            let kth = kth_largest(&values, rank, &mut band);
+            prop_assert_eq!(kth.to_bits(), sorted[values.len() - rank].to_bits());
+        }
+
+        /// Whatever the guess of the cut (too high, too low, sampled), a C-step leaves out
+        /// exactly ctapipe's points and sums the rest in the same order as ever.
+        #[test]
+        fn trimmed_subset_leaves_out_the_largest_residuals(
+            y in values(),
+            slope in -2.0f64..2.0,
+            guess in prop::option::of(prop_oneof![0.0f64..1.0, 0.0f64..100.0, 0.0f64..1e4]),
+        ) {
+            let n = y.len();
+            prop_assume!(n >= 2);
+            let x: Vec<f64> = (0..n).map(|i| (i % 7) as f64).collect();
+            let mut scratch = LtsScratch::default();
+            scratch.prepare(&x, &y, 0.0, 0.0);
+            let beta = [slope, 1.0];
+            let sample_size = (RELATIVE_SAMPLE_SIZE * n as f64) as usize;
+            let guess = guess.map_or(CutGuess::Sample, CutGuess::Fit);
+            let (subset, sums) = scratch.trimmed_subset(beta, sample_size, guess);
+
+            let squares: Vec<f64> = x
+                .iter()
+                .zip(&y)
+                .map(|(&xi, &yi)| (yi - (xi * beta[0] + beta[1])).powi(2))
+                .collect();
+            let mut left_out = Sums::default();
+            let mut hash = [0u64; 2];
+            for i in naive_left_out(&squares, n - sample_size) {
+                let i = i as usize;
+                left_out.add(scratch.x[i], scratch.y[i]);
+                hash[0] ^= scratch.keys[i][0];
+                hash[1] ^= scratch.keys[i][1];
+            }
+            let expected = scratch.totals.minus(&left_out);
+            prop_assert_eq!(subset, (u128::from(hash[0]) << 64) | u128::from(hash[1]));
+            for (ours, theirs) in [
+                (sums.n, expected.n), (sums.x, expected.x), (sums.y, expected.y),
+                (sums.xx, expected.xx), (sums.xy, expected.xy), (sums.yy, expected.yy),
+            ] {
+                prop_assert_eq!(ours.to_bits(), theirs.to_bits());
+            }
+        }
     }
 }
