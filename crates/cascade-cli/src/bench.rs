@@ -16,8 +16,8 @@
 //! | `join_stereo` | DL1 parameters of the whole toy array | stereo | array event | ShowerProcessor |
 //!
 //! The telescope-event scenarios use the four LST-like toy telescopes (1855 hexagonal
-//! pixels, 40 samples) and compare with ctapipe on `lst_muons.simtel.zst` (LSTCam, 1855
-//! pixels, 30 samples: ctapipe has 25 % fewer samples to process). The stereo scenario
+//! pixels) with 30 samples and compare with ctapipe on `lst_muons.simtel.zst` (LSTCam, 1855
+//! pixels, 30 samples), like for like. The stereo scenario
 //! uses all 18 toy telescopes and compares with ctapipe on `proton_north_alpha_run201`.
 
 use std::path::Path;
@@ -214,13 +214,18 @@ impl Inputs {
         if let Some((_, batches)) = self.generated.iter().find(|(i, _)| *i == input) {
             return Ok(batches.clone());
         }
-        let (tel_ids, events, output) = match input {
-            Input::LstR1 => (LST_TEL_IDS, options.events, "events"),
-            Input::LstImages => (LST_TEL_IDS, options.events, "calibrate"),
-            Input::ArrayParameters => ("[]", options.array_events, "parameters"),
+        let (tel_ids, n_samples, events, output) = match input {
+            Input::LstR1 => (LST_TEL_IDS, LST_SAMPLES, options.events, "events"),
+            Input::LstImages => (LST_TEL_IDS, LST_SAMPLES, options.events, "calibrate"),
+            Input::ArrayParameters => ("[]", 0, options.array_events, "parameters"),
         };
         let started = Instant::now();
-        let pipeline = load(&toy_pipeline(tel_ids, events, options.batch_size))?;
+        let pipeline = load(&toy_pipeline(
+            tel_ids,
+            n_samples,
+            events,
+            options.batch_size,
+        ))?;
         let batches = collect(&pipeline, output).await?;
         let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
         eprintln!(
@@ -232,14 +237,20 @@ impl Inputs {
     }
 }
 
+/// Waveform samples of the toy telescopes: 30, as LSTCam in `lst_muons.simtel.zst`, the
+/// file of ctapipe's calibration and image figures.
+const LST_SAMPLES: usize = 30;
+
 /// Telescope ids of the four LST-like toy telescopes.
 const LST_TEL_IDS: &str = "[1, 2, 3, 4]";
 
-/// The toy source `events` (gamma rays, seed 1) for the given telescopes, and [`CHAIN`].
-fn toy_pipeline(tel_ids: &str, n_events: u64, batch_size: usize) -> String {
+/// The toy source `events` (gamma rays, seed 1) for the given telescopes with `n_samples`
+/// samples (0: the toy cameras' own), and [`CHAIN`].
+fn toy_pipeline(tel_ids: &str, n_samples: usize, n_events: u64, batch_size: usize) -> String {
     format!(
         "[pipeline]\nname = \"bench\"\nbatch_size = {batch_size}\n\n\
-         [sources.events]\nkind = \"toy\"\nn_events = {n_events}\nseed = 1\ntel_ids = {tel_ids}\n{CHAIN}"
+         [sources.events]\nkind = \"toy\"\nn_events = {n_events}\nseed = 1\ntel_ids = {tel_ids}\n\
+         n_samples = {n_samples}\n{CHAIN}"
     )
 }
 
@@ -294,7 +305,7 @@ async fn measure(
     };
     // Each pass is an observation of its own, so the stereo join never mixes passes.
     let source = MemorySource::new(first.schema(), batches)?.with_pass_key("obs_id")?;
-    let chain = load(&toy_pipeline("[]", 1, options.batch_size))?;
+    let chain = load(&toy_pipeline("[]", 0, 1, options.batch_size))?;
     let run_options = chain.run_options();
     let run = |passes: usize| {
         let graph = scenario_graph(&chain.graph, scenario, source.clone().with_passes(passes));

@@ -59,6 +59,9 @@ cascade_pipeline::stage_config! {
         trigger_threshold_pe: f64 = 50.0,
         /// Telescope ids to simulate (empty: all 18 telescopes of the toy array).
         tel_ids: Vec<u16> = Vec::new(),
+        /// Waveform samples per pixel of every camera (0: each camera type's own, 40
+        /// LST-like, 25 MST-like, 40 SST-like).
+        n_samples: usize = 0,
     }
 }
 
@@ -90,6 +93,11 @@ fn build(config: PerTelescope<ToyConfig>, _: &BuildContext) -> Result<BuiltStage
         ));
     }
     let mut array = toy_array();
+    if config.n_samples > 0 {
+        for readout in array.readout.values_mut() {
+            readout.n_samples = config.n_samples;
+        }
+    }
     if !config.tel_ids.is_empty() {
         let mut subarray = (*array.subarray).clone();
         if let Some(unknown) = config
