@@ -10,7 +10,10 @@ use cascade_image::cleaning::{
     tailcuts_clean,
 };
 use cascade_image::params::{
-    Frame, PixelCoordinates, TimingWorkspace, hillas_parameters, lts_linear_regression,
+    Frame, ImageParameters, ParameterWorkspace, ParametrizationGeometry, PixelCoordinates,
+    StatisticsWorkspace, TimingParameters, TimingWorkspace, concentration_parameters,
+    descriptive_statistics, hillas_parameters, image_parameters, leakage_parameters,
+    lts_linear_regression, morphology_parameters, passes_image_quality, timing_parameters,
 };
 use cascade_instrument::{Neighbors, PixelShape};
 use proptest::prelude::*;
@@ -119,6 +122,41 @@ fn camera_frame<'a>(x: &'a [f64], y: &'a [f64], area: &'a [f64]) -> PixelCoordin
         area,
         shape: PixelShape::Square,
     }
+}
+
+/// A square camera of `w` x `h` pixels (coordinates in m, 1 cm pitch), a random image
+/// (p.e., some negative), peak times (ns) and a random mask.
+fn parametrised_camera()
+-> impl Strategy<Value = (ParametrizationGeometry, Vec<f32>, Vec<f32>, Vec<bool>)> {
+    (2usize..16, 2usize..16).prop_flat_map(|(w, h)| {
+        let n = w * h;
+        let x: Vec<f64> = (0..n).map(|i| (i % w) as f64 * 0.01).collect();
+        let y: Vec<f64> = (0..n).map(|i| (i / w) as f64 * 0.01).collect();
+        let geometry = ParametrizationGeometry::new(
+            Frame::Camera,
+            x,
+            y,
+            vec![1e-4; n],
+            PixelShape::Square,
+            grid(w, h, false, &[true]),
+        )
+        .unwrap();
+        (
+            Just(geometry),
+            prop::collection::vec(-0.5f32..30.0, n),
+            prop::collection::vec(0.0f32..40.0, n),
+            prop::collection::vec(prop::bool::weighted(0.4), n),
+        )
+    })
+}
+
+/// Every column's bits, so that NaN equals NaN.
+fn column_bits(params: &ImageParameters) -> Vec<u64> {
+    params
+        .columns()
+        .iter()
+        .map(|c| c.value.as_f64().to_bits())
+        .collect()
 }
 
 /// Smallest difference of two axis angles modulo π.
@@ -235,6 +273,38 @@ proptest! {
         for (a, b) in [(h.x, hs.x), (h.y, hs.y), (h.length, hs.length), (h.width, hs.width),
                        (h.psi_rad, hs.psi_rad), (h.skewness, hs.skewness), (h.kurtosis, hs.kurtosis)] {
             prop_assert!(close(a, b) || (a.is_nan() && b.is_nan()), "{a} vs {b}");
+        }
+    }
+
+    /// image_parameters lists the selected pixels once; every family must equal its
+    /// public mask-based function bit for bit.
+    #[test]
+    fn image_parameters_equal_the_mask_based_functions(
+        (geometry, image, peak_time, mask) in parametrised_camera()) {
+        let mut workspace = ParameterWorkspace::default();
+        let ours = image_parameters(&geometry, &image, Some(peak_time.as_slice()), &mask, &mut workspace);
+        let pixels = geometry.pixels();
+        let expected = if passes_image_quality(&image, &mask) {
+            let hillas = hillas_parameters(&pixels, &image, &mask).unwrap();
+            let mut cleaning = cascade_image::cleaning::CleaningWorkspace::default();
+            let mut statistics = StatisticsWorkspace::default();
+            timing_parameters(&pixels, &image, &peak_time, &mask, &hillas, &mut TimingWorkspace::default())
+                .map(|timing: TimingParameters| ImageParameters {
+                    hillas,
+                    timing,
+                    leakage: leakage_parameters(geometry.border_width_1(), geometry.border_width_2(), &image, &mask).unwrap(),
+                    concentration: concentration_parameters(&pixels, &image, &mask, &hillas).unwrap(),
+                    morphology: morphology_parameters(geometry.neighbors(), &mask, &mut cleaning).unwrap(),
+                    intensity_statistics: descriptive_statistics(&image, &mask, &mut statistics).unwrap(),
+                    peak_time_statistics: descriptive_statistics(&peak_time, &mask, &mut statistics).unwrap(),
+                })
+        } else {
+            Ok(ImageParameters::missing(Frame::Camera))
+        };
+        match (ours, expected) {
+            (Ok(ours), Ok(expected)) => prop_assert_eq!(column_bits(&ours), column_bits(&expected)),
+            (Err(ours), Err(expected)) => prop_assert_eq!(ours.to_string(), expected.to_string()),
+            (ours, expected) => prop_assert!(false, "{ours:?} vs {expected:?}"),
         }
     }
 

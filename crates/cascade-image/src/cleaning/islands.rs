@@ -45,7 +45,41 @@ pub fn number_of_island_sizes(
     island_labels: &[i32],
     workspace: &mut CleaningWorkspace,
 ) -> IslandSizes {
-    let sizes = island_sizes(island_labels, &mut workspace.island_sizes);
+    size_classes(island_sizes(island_labels, &mut workspace.island_sizes))
+}
+
+/// [`number_of_islands`] and [`number_of_island_sizes`] of the pixels listed in
+/// `selected` (ascending, the pixels of the mask): the same labels (0 elsewhere), without
+/// scanning the unselected pixels for islands. Returns the number of islands and their
+/// size classes.
+pub(crate) fn islands_of_selected(
+    neighbors: &Neighbors,
+    selected: &[u32],
+    island_labels: &mut [i32],
+    workspace: &mut CleaningWorkspace,
+) -> (usize, IslandSizes) {
+    island_labels.fill(0);
+    for &pixel in selected {
+        island_labels[pixel as usize] = UNVISITED;
+    }
+    let n_islands = grow_islands(
+        neighbors,
+        selected.iter().map(|&pixel| pixel as usize),
+        island_labels,
+        &mut workspace.stack,
+    );
+    let sizes = &mut workspace.island_sizes;
+    sizes.clear();
+    sizes.resize(n_islands + 1, 0);
+    for &pixel in selected {
+        sizes[island_labels[pixel as usize] as usize] += 1;
+    }
+    (n_islands, size_classes(sizes))
+}
+
+/// Counts small (<= 2 pixels), medium (3..=50) and large (> 50) islands from the pixels
+/// per label (label 0, no island, first).
+fn size_classes(sizes: &[u32]) -> IslandSizes {
     let mut counts = IslandSizes::default();
     for &size in sizes.iter().skip(1).filter(|&&size| size > 0) {
         match size {
@@ -114,13 +148,26 @@ pub(crate) fn label_islands(
     labels: &mut [i32],
     stack: &mut Vec<u32>,
 ) -> usize {
-    const UNVISITED: i32 = -1;
     for (label, &selected) in labels.iter_mut().zip(mask) {
         *label = if selected { UNVISITED } else { 0 };
     }
+    grow_islands(neighbors, 0..labels.len(), labels, stack)
+}
+
+/// Label of a selected pixel not yet assigned to an island.
+const UNVISITED: i32 = -1;
+
+/// Numbers the islands of the pixels labelled [`UNVISITED`], in the order of `starts`
+/// (ascending pixel indices, including every unvisited pixel), by depth-first search.
+fn grow_islands(
+    neighbors: &Neighbors,
+    starts: impl Iterator<Item = usize>,
+    labels: &mut [i32],
+    stack: &mut Vec<u32>,
+) -> usize {
     let mut n_islands = 0;
     stack.clear();
-    for start in 0..labels.len() {
+    for start in starts {
         if labels[start] != UNVISITED {
             continue;
         }

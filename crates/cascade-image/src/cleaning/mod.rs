@@ -26,6 +26,7 @@ mod islands;
 mod tailcuts;
 mod time;
 
+pub(crate) use islands::islands_of_selected;
 pub use islands::{
     IslandSizes, brightest_island, largest_island, number_of_island_sizes, number_of_islands,
 };

@@ -63,12 +63,28 @@ pub fn concentration_parameters<T: PixelValue>(
     hillas: &HillasParameters,
 ) -> Result<ConcentrationParameters, ImageError> {
     pixels.check(&[("image", image.len()), ("mask", mask.len())])?;
+    Ok(concentration_of_selected(
+        pixels,
+        image,
+        (0..mask.len()).filter(|&i| mask[i]),
+        hillas,
+    ))
+}
+
+/// [`concentration_parameters`] of the pixels `selected` yields (indices into arrays of
+/// checked lengths, ascending).
+pub(super) fn concentration_of_selected<T: PixelValue>(
+    pixels: &PixelCoordinates<'_>,
+    image: &[T],
+    selected: impl Iterator<Item = usize>,
+    hillas: &HillasParameters,
+) -> ConcentrationParameters {
     let (sin_psi, cos_psi) = hillas.psi_rad.sin_cos();
     let (length2, width2) = (hillas.length * hillas.length, hillas.width * hillas.width);
     let with_core = hillas.width != 0.0;
     let (mut sum_cog, mut sum_core, mut max) = (0.0, 0.0, f64::NEG_INFINITY);
     let mut any = false;
-    for i in (0..mask.len()).filter(|&i| mask[i]) {
+    for i in selected {
         any = true;
         let value = image[i].to_f64();
         max = max.max(value);
@@ -88,12 +104,12 @@ pub fn concentration_parameters<T: PixelValue>(
         }
     }
     if !any {
-        return Ok(ConcentrationParameters::nan());
+        return ConcentrationParameters::nan();
     }
     let intensity = hillas.intensity;
-    Ok(ConcentrationParameters {
+    ConcentrationParameters {
         cog: sum_cog / intensity,
         core: if with_core { sum_core / intensity } else { 0.0 },
         pixel: max / intensity,
-    })
+    }
 }

@@ -128,8 +128,22 @@ pub fn hillas_parameters<T: PixelValue>(
     mask: &[bool],
 ) -> Result<HillasParameters, ImageError> {
     pixels.check(&[("image", image.len()), ("mask", mask.len())])?;
+    Ok(hillas_of_selected(
+        pixels,
+        image,
+        (0..mask.len()).filter(|&i| mask[i]),
+    ))
+}
+
+/// [`hillas_parameters`] of the pixels `selected` yields (ascending indices into arrays of
+/// checked lengths), so that callers that list the selected pixels once skip the mask.
+pub(super) fn hillas_of_selected<T: PixelValue>(
+    pixels: &PixelCoordinates<'_>,
+    image: &[T],
+    selected: impl Iterator<Item = usize> + Clone,
+) -> HillasParameters {
     let (px, py, area) = (pixels.x, pixels.y, pixels.area);
-    let selected = || (0..mask.len()).filter(|&i| mask[i]);
+    let selected = || selected.clone();
 
     // size = np.sum(image); cog = np.average(pix, weights=image)
     let (mut size, mut sum_x, mut sum_y) = (0.0, 0.0, 0.0);
@@ -140,7 +154,7 @@ pub fn hillas_parameters<T: PixelValue>(
         sum_y += w * py[i];
     }
     if size == 0.0 {
-        return Ok(HillasParameters::nan(pixels.frame));
+        return HillasParameters::nan(pixels.frame);
     }
     let cog_x = sum_x / size;
     let cog_y = sum_y / size;
@@ -241,7 +255,7 @@ pub fn hillas_parameters<T: PixelValue>(
         sum_width.sqrt() / (2.0 * width)
     };
 
-    Ok(HillasParameters {
+    HillasParameters {
         frame: pixels.frame,
         intensity: size,
         skewness,
@@ -257,7 +271,7 @@ pub fn hillas_parameters<T: PixelValue>(
         psi_rad: psi,
         psi_uncertainty_rad: psi_uncertainty,
         transverse_cog_uncertainty,
-    })
+    }
 }
 
 /// Angle of the eigenvector of the larger eigenvalue to the x axis, `arctan(vy / vx)` in

@@ -5,12 +5,12 @@ use cascade_instrument::border::get_border_pixel_mask;
 use cascade_instrument::{CameraGeometry, Neighbors, PixelShape};
 
 use super::columns::Column;
-use super::concentration::{ConcentrationParameters, concentration_parameters};
-use super::hillas::{HillasParameters, hillas_parameters};
-use super::leakage::{LeakageParameters, leakage_parameters};
-use super::morphology::{MorphologyParameters, morphology_parameters};
-use super::statistics::{ImageStatistics, StatisticsWorkspace, descriptive_statistics};
-use super::timing::{TimingParameters, TimingWorkspace, timing_parameters};
+use super::concentration::{ConcentrationParameters, concentration_of_selected};
+use super::hillas::{HillasParameters, hillas_of_selected};
+use super::leakage::{LeakageParameters, leakage_of_selected};
+use super::morphology::{MorphologyParameters, morphology_of_selected};
+use super::statistics::{ImageStatistics, StatisticsWorkspace, statistics_of_selected};
+use super::timing::{TimingParameters, TimingWorkspace, timing_of_selected};
 use super::{Frame, PixelCoordinates};
 use crate::cleaning::CleaningWorkspace;
 use crate::error::{ImageError, check_len};
@@ -120,6 +120,9 @@ pub struct ParameterWorkspace {
     pub timing: TimingWorkspace,
     /// Scratch of the statistics.
     pub statistics: StatisticsWorkspace,
+    /// Indices of the selected pixels, ascending: the mask is scanned once per image and
+    /// every parameter runs over this list.
+    selected: Vec<u32>,
 }
 
 /// All DL1 image parameters of one telescope event (ctapipe `ImageParametersContainer`).
@@ -201,6 +204,19 @@ pub fn passes_image_quality<T: PixelValue>(image: &[T], mask: &[bool]) -> bool {
     sum > 0.0 && n > 1
 }
 
+/// Writes the indices of the pixels selected by `mask` to `selected`, ascending
+/// (branch-free: every index is written, the length grows only for selected pixels).
+fn list_selected(mask: &[bool], selected: &mut Vec<u32>) {
+    selected.clear();
+    selected.resize(mask.len(), 0);
+    let mut len = 0;
+    for (pixel, &is_selected) in mask.iter().enumerate() {
+        selected[len] = pixel as u32;
+        len += usize::from(is_selected);
+    }
+    selected.truncate(len);
+}
+
 /// All image parameters of the pixels selected by `mask`, as ctapipe's `ImageProcessor`
 /// computes them: if [`passes_image_quality`] holds, Hillas, leakage, concentration,
 /// morphology and intensity statistics, plus timing and peak-time statistics when
@@ -220,31 +236,42 @@ pub fn image_parameters<T: PixelValue, U: PixelValue>(
         check_len("peak_time", n, peak_time.len())?;
     }
     let frame = geometry.frame;
-    if !passes_image_quality(image, mask) {
+    let ParameterWorkspace {
+        cleaning,
+        timing: timing_workspace,
+        statistics,
+        selected,
+    } = workspace;
+    list_selected(mask, selected);
+    let selected = &selected[..];
+    let pixels = || selected.iter().map(|&pixel| pixel as usize);
+    // passes_image_quality over the listed pixels, summed in the same order
+    let sum: f64 = pixels().fold(0.0, |sum, i| sum + image[i].to_f64());
+    if !(sum > 0.0 && selected.len() > 1) {
         return Ok(ImageParameters::missing(frame));
     }
-    let pixels = geometry.pixels();
-    let hillas = hillas_parameters(&pixels, image, mask)?;
-    let leakage = leakage_parameters(
+    let coordinates = geometry.pixels();
+    let hillas = hillas_of_selected(&coordinates, image, pixels());
+    let leakage = leakage_of_selected(
         &geometry.border_width_1,
         &geometry.border_width_2,
         image,
-        mask,
-    )?;
-    let concentration = concentration_parameters(&pixels, image, mask, &hillas)?;
-    let morphology = morphology_parameters(&geometry.neighbors, mask, &mut workspace.cleaning)?;
-    let intensity_statistics = descriptive_statistics(image, mask, &mut workspace.statistics)?;
+        pixels(),
+    );
+    let concentration = concentration_of_selected(&coordinates, image, pixels(), &hillas);
+    let morphology = morphology_of_selected(&geometry.neighbors, selected, cleaning);
+    let intensity_statistics = statistics_of_selected(image, pixels(), statistics);
     let (timing, peak_time_statistics) = match peak_time {
         Some(peak_time) => (
-            timing_parameters(
-                &pixels,
+            timing_of_selected(
+                &coordinates,
                 image,
                 peak_time,
-                mask,
+                pixels(),
                 &hillas,
-                &mut workspace.timing,
+                timing_workspace,
             )?,
-            descriptive_statistics(peak_time, mask, &mut workspace.statistics)?,
+            statistics_of_selected(peak_time, pixels(), statistics),
         ),
         None => (TimingParameters::nan(frame), ImageStatistics::nan()),
     };

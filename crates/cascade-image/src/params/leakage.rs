@@ -58,9 +58,25 @@ pub fn leakage_parameters<T: PixelValue>(
     check_len("border_width_1", n, border_width_1.len())?;
     check_len("border_width_2", n, border_width_2.len())?;
     check_len("mask", n, mask.len())?;
+    Ok(leakage_of_selected(
+        border_width_1,
+        border_width_2,
+        image,
+        (0..n).filter(|&i| mask[i]),
+    ))
+}
+
+/// [`leakage_parameters`] of the pixels `selected` yields (indices into arrays of checked
+/// lengths, ascending).
+pub(super) fn leakage_of_selected<T: PixelValue>(
+    border_width_1: &[bool],
+    border_width_2: &[bool],
+    image: &[T],
+    selected: impl Iterator<Item = usize>,
+) -> LeakageParameters {
     let (mut n_pixels, mut n_pixels_1, mut n_pixels_2) = (0usize, 0usize, 0usize);
     let (mut intensity, mut intensity_1, mut intensity_2) = (0.0, 0.0, 0.0);
-    for i in (0..n).filter(|&i| mask[i]) {
+    for i in selected {
         let value = image[i].to_f64();
         n_pixels += 1;
         intensity += value;
@@ -74,10 +90,10 @@ pub fn leakage_parameters<T: PixelValue>(
         }
     }
     let n_pixels = n_pixels as f64;
-    Ok(LeakageParameters {
+    LeakageParameters {
         pixels_width_1: n_pixels_1 as f64 / n_pixels,
         pixels_width_2: n_pixels_2 as f64 / n_pixels,
         intensity_width_1: intensity_1 / intensity,
         intensity_width_2: intensity_2 / intensity,
-    })
+    }
 }

@@ -4,7 +4,9 @@
 use cascade_instrument::Neighbors;
 
 use super::columns::Column;
-use crate::cleaning::{CleaningWorkspace, number_of_island_sizes, number_of_islands};
+use crate::cleaning::{
+    CleaningWorkspace, islands_of_selected, number_of_island_sizes, number_of_islands,
+};
 use crate::error::ImageError;
 
 /// Morphology parameters (counts; -1 in ctapipe's default container).
@@ -71,4 +73,25 @@ pub fn morphology_parameters(
     });
     workspace.labels = labels;
     result
+}
+
+/// [`morphology_parameters`] of the mask whose pixels `selected` lists (ascending indices
+/// of a camera of `neighbors.n_pixels()` pixels).
+pub(super) fn morphology_of_selected(
+    neighbors: &Neighbors,
+    selected: &[u32],
+    workspace: &mut CleaningWorkspace,
+) -> MorphologyParameters {
+    let mut labels = std::mem::take(&mut workspace.labels);
+    labels.clear();
+    labels.resize(neighbors.n_pixels(), 0);
+    let (n_islands, sizes) = islands_of_selected(neighbors, selected, &mut labels, workspace);
+    workspace.labels = labels;
+    MorphologyParameters {
+        n_pixels: selected.len() as i64,
+        n_islands: n_islands as i64,
+        n_small_islands: sizes.small as i64,
+        n_medium_islands: sizes.medium as i64,
+        n_large_islands: sizes.large as i64,
+    }
 }

@@ -77,26 +77,31 @@ pub fn descriptive_statistics<T: PixelValue>(
     workspace: &mut StatisticsWorkspace,
 ) -> Result<ImageStatistics, ImageError> {
     check_len("mask", values.len(), mask.len())?;
-    if !mask.iter().any(|&m| m) {
-        return Ok(ImageStatistics::nan());
+    Ok(statistics_of_selected(
+        values,
+        (0..mask.len()).filter(|&i| mask[i]),
+        workspace,
+    ))
+}
+
+/// [`descriptive_statistics`] of the values at the indices `selected` yields (ascending,
+/// within `values`).
+pub(super) fn statistics_of_selected<T: PixelValue>(
+    values: &[T],
+    selected: impl Iterator<Item = usize> + Clone,
+    workspace: &mut StatisticsWorkspace,
+) -> ImageStatistics {
+    if selected.clone().next().is_none() {
+        return ImageStatistics::nan();
     }
     if T::SINGLE_PRECISION {
         workspace.values.clear();
-        workspace.values.extend(
-            (0..mask.len())
-                .filter(|&i| mask[i])
-                .map(|i| values[i].to_f64() as f32),
-        );
-        return Ok(float32_statistics(
-            &workspace.values,
-            &mut workspace.squares,
-        ));
+        workspace
+            .values
+            .extend(selected.map(|i| values[i].to_f64() as f32));
+        return float32_statistics(&workspace.values, &mut workspace.squares);
     }
-    let selected = || {
-        (0..mask.len())
-            .filter(|&i| mask[i])
-            .map(|i| values[i].to_f64())
-    };
+    let selected = || selected.clone().map(|i| values[i].to_f64());
     let (mut n, mut sum, mut max, mut min) = (0usize, 0.0, f64::NEG_INFINITY, f64::INFINITY);
     for value in selected() {
         n += 1;
@@ -113,14 +118,14 @@ pub fn descriptive_statistics<T: PixelValue>(
         m3 += z.powi(3);
         m4 += z.powi(4);
     }
-    Ok(ImageStatistics {
+    ImageStatistics {
         max,
         min,
         mean,
         std,
         skewness: m3 / n,
         kurtosis: m4 / n - 3.0,
-    })
+    }
 }
 
 /// ctapipe's statistics of a non-empty `float32` array, operation by operation:

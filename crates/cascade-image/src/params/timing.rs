@@ -204,7 +204,27 @@ pub fn timing_parameters<T: PixelValue, U: PixelValue>(
         ("peak_time", peak_time.len()),
         ("mask", mask.len()),
     ])?;
-    if let Some(pixel) = (0..mask.len()).find(|&i| mask[i] && image[i].to_f64() < 0.0) {
+    timing_of_selected(
+        pixels,
+        image,
+        peak_time,
+        (0..mask.len()).filter(|&i| mask[i]),
+        hillas,
+        workspace,
+    )
+}
+
+/// [`timing_parameters`] of the pixels `selected` yields (ascending indices into arrays of
+/// checked lengths).
+pub(super) fn timing_of_selected<T: PixelValue, U: PixelValue>(
+    pixels: &PixelCoordinates<'_>,
+    image: &[T],
+    peak_time: &[U],
+    selected: impl Iterator<Item = usize> + Clone,
+    hillas: &HillasParameters,
+    workspace: &mut TimingWorkspace,
+) -> Result<TimingParameters, ImageError> {
+    if let Some(pixel) = selected.clone().find(|&i| image[i].to_f64() < 0.0) {
         return Err(ImageError::NegativeSignal {
             pixel,
             value: image[pixel].to_f64(),
@@ -214,7 +234,7 @@ pub fn timing_parameters<T: PixelValue, U: PixelValue>(
     let (sin_psi, cos_psi) = hillas.psi_rad.sin_cos();
     workspace.x.clear();
     workspace.y.clear();
-    for i in (0..mask.len()).filter(|&i| mask[i]) {
+    for i in selected {
         let longi = (pixels.x[i] - hillas.x) * cos_psi + (pixels.y[i] - hillas.y) * sin_psi;
         workspace.x.push(longi);
         workspace.y.push(peak_time[i].to_f64());
