@@ -38,11 +38,11 @@ const LANES: usize = 8;
 /// Reusable buffers of [`neighbor_peak_indices`].
 #[derive(Debug, Clone, Default)]
 pub struct NeighborPeakScratch {
-    /// Offsets of the rows of the current pixel's neighbours that are not broken.
-    rows: Vec<usize>,
+    /// A waveform of zeros (the row of a broken neighbour).
+    zeros: Vec<f32>,
     /// One pixel's neighbour sum in `f32`, vector after vector (decisions in `f64`).
     sum_f32: Vec<f32>,
-    /// One pixel's neighbour sum as AVX2 vectors.
+    /// Every pixel's neighbour sum as AVX2 vectors, `[pixel][vector]`.
     #[cfg(target_arch = "x86_64")]
     sums: Vec<std::arch::x86_64::__m256>,
     /// [`candidate_margin`] by number of neighbours, for the current event.
@@ -207,35 +207,31 @@ mod avx2 {
         else {
             return false;
         };
-        scratch.margins.clear();
         let n_samples = event.n_samples;
         let n_vectors = n_samples.div_ceil(LANES);
         let weight = event.local_weight as f32;
+
+        // Pass 1: every pixel's sum (throughput-bound loads and additions) and its number
+        // of terms. A broken neighbour adds a row of zeros, which changes no f32 sum; it
+        // still counts as a term, which only widens the margin.
+        scratch.zeros.resize(n_samples, 0.0);
+        let rows = Rows {
+            waveforms: event.waveforms,
+            n_samples,
+            broken_pixels: event.broken_pixels,
+            any_broken: event.broken_pixels.contains(&true),
+            zeros: &scratch.zeros,
+        };
         let mut sums = std::mem::take(&mut scratch.sums);
-        sums.resize(n_vectors, _mm256_setzero_ps());
-        for (pixel, peak) in peaks.iter_mut().enumerate() {
-            let rows = &mut scratch.rows;
-            rows.clear();
-            for &neighbor in event.neighbors.of(pixel) {
-                if !event.broken_pixels[neighbor as usize] {
-                    rows.push(neighbor as usize * n_samples);
-                }
-            }
+        sums.resize(n_pixels * n_vectors, _mm256_setzero_ps());
+        for (pixel, sums) in sums.chunks_exact_mut(n_vectors).enumerate() {
+            let neighbors = event.neighbors.of(pixel);
             let own = &event.waveforms[pixel * n_samples..(pixel + 1) * n_samples];
             let (groups, rest) = sums.as_chunks_mut::<GROUP>();
             for (group, group_sums) in groups.iter_mut().enumerate() {
-                *group_sums =
-                    sum_rows(event.waveforms, n_samples, own, weight, rows, group * GROUP);
+                *group_sums = sum_rows(rows, own, weight, neighbors, group * GROUP);
             }
-            let first = n_vectors - rest.len();
-            let args = (
-                event.waveforms,
-                n_samples,
-                own,
-                weight,
-                rows.as_slice(),
-                first,
-            );
+            let args = (rows, own, weight, neighbors, n_vectors - rest.len());
             match rest.len() {
                 0 => {}
                 1 => sum_into::<1>(args, rest),
@@ -246,19 +242,23 @@ mod avx2 {
                 6 => sum_into::<6>(args, rest),
                 _ => sum_into::<7>(args, rest),
             }
-            let margins = &mut scratch.margins;
-            if rows.len() >= margins.len() {
-                margins.extend(
-                    (margins.len()..=rows.len()).map(|k| candidate_margin(k, weight, magnitude)),
-                );
-            }
-            *peak = peak_of_sums(
-                event,
-                pixel,
-                &sums,
-                margins[rows.len()],
-                &mut scratch.sum_f32,
-            );
+        }
+
+        // Pass 2: the peaks (short independent chains, which overlap from pixel to pixel).
+        let max_neighbors = (0..n_pixels)
+            .map(|pixel| event.neighbors.of(pixel).len())
+            .max()
+            .unwrap_or(0);
+        let margins = &mut scratch.margins;
+        margins.clear();
+        margins.extend((0..=max_neighbors).map(|k| candidate_margin(k, weight, magnitude)));
+        for (pixel, (peak, sums)) in peaks
+            .iter_mut()
+            .zip(sums.chunks_exact(n_vectors))
+            .enumerate()
+        {
+            let margin = margins[event.neighbors.of(pixel).len()];
+            *peak = peak_of_sums(event, pixel, sums, margin, &mut scratch.sum_f32);
         }
         scratch.sums = sums;
         true
@@ -268,34 +268,26 @@ mod avx2 {
     #[inline]
     #[target_feature(enable = "avx2")]
     fn sum_into<const N: usize>(
-        (waveforms, n_samples, own, weight, rows, first): (
-            &[f32],
-            usize,
-            &[f32],
-            f32,
-            &[usize],
-            usize,
-        ),
+        (rows, own, weight, neighbors, first): (Rows<'_>, &[f32], f32, &[u32], usize),
         sums: &mut [__m256],
     ) {
         if let Ok(sums) = <&mut [__m256; N]>::try_from(sums) {
-            *sums = sum_rows(waveforms, n_samples, own, weight, rows, first);
+            *sums = sum_rows(rows, own, weight, neighbors, first);
         }
     }
 
     /// Sums, for the `N` vectors from `first`, `weight` times the pixel's own waveform
-    /// `own` and the waveforms starting at the offsets `rows`, in `f32`.
+    /// `own` and the rows of its `neighbors`, in `f32`.
     #[inline]
     #[target_feature(enable = "avx2")]
     fn sum_rows<const N: usize>(
-        waveforms: &[f32],
-        n_samples: usize,
+        rows: Rows<'_>,
         own: &[f32],
         weight: f32,
-        rows: &[usize],
+        neighbors: &[u32],
         first: usize,
     ) -> [__m256; N] {
-        let starts: [usize; N] = std::array::from_fn(|v| vector_start(first + v, n_samples));
+        let starts: [usize; N] = std::array::from_fn(|v| vector_start(first + v, rows.n_samples));
         let mut sums = [_mm256_setzero_ps(); N];
         if weight != 0.0 {
             let weight = _mm256_set1_ps(weight);
@@ -303,13 +295,39 @@ mod avx2 {
                 *sum = _mm256_mul_ps(load(own, start), weight);
             }
         }
-        for &row in rows {
-            let row = &waveforms[row..row + n_samples];
+        for &neighbor in neighbors {
+            let row = rows.of(neighbor as usize);
             for (sum, start) in sums.iter_mut().zip(starts) {
                 *sum = _mm256_add_ps(*sum, load(row, start));
             }
         }
         sums
+    }
+
+    /// Where the kernel reads the waveforms of a pixel's neighbours.
+    #[derive(Clone, Copy)]
+    struct Rows<'a> {
+        waveforms: &'a [f32],
+        n_samples: usize,
+        broken_pixels: &'a [bool],
+        /// Whether any pixel is broken (checked once per event, so that cameras without
+        /// broken pixels skip the per-neighbour check).
+        any_broken: bool,
+        /// `n_samples` zeros, the row of a broken pixel.
+        zeros: &'a [f32],
+    }
+
+    impl<'a> Rows<'a> {
+        /// The waveform of `pixel`, or zeros when it is broken.
+        #[inline]
+        fn of(&self, pixel: usize) -> &'a [f32] {
+            let row = if self.any_broken && self.broken_pixels[pixel] {
+                self.zeros
+            } else {
+                &self.waveforms[pixel * self.n_samples..]
+            };
+            &row[..self.n_samples]
+        }
     }
 
     /// The peak of one pixel from its `f32` sums (steps 2-3 of the module documentation):
