@@ -154,17 +154,21 @@ fn first_index_of_max<T: Copy + PartialOrd>(values: &[T], lowest: T) -> usize {
 /// multiplying by it rounds exactly as dividing does, without the division's latency.
 #[inline]
 fn peak_time_ns(peak_time_samples: f64, sampling_rate_ghz: f64) -> f32 {
-    const MANTISSA: u64 = (1 << 52) - 1;
     let samples = f64::from(peak_time_samples as f32);
-    let power_of_two = sampling_rate_ghz.is_normal()
-        && (1.0 / sampling_rate_ghz).is_normal()
-        && sampling_rate_ghz.to_bits() & MANTISSA == 0;
-    let ns = if power_of_two {
+    let ns = if is_power_of_two(sampling_rate_ghz) {
         samples * (1.0 / sampling_rate_ghz)
     } else {
         samples / sampling_rate_ghz
     };
     ns as f32
+}
+
+/// Whether `value` is a power of two whose reciprocal is a normal number (so both are
+/// exact and multiplying by the reciprocal rounds exactly as dividing does).
+#[inline]
+pub(crate) fn is_power_of_two(value: f64) -> bool {
+    const MANTISSA: u64 = (1 << 52) - 1;
+    value.is_normal() && (1.0 / value).is_normal() && value.to_bits() & MANTISSA == 0
 }
 
 #[cfg(test)]

@@ -6,10 +6,13 @@
 //! `[pixel][sample]` into `image` (waveform units times the correction, p.e. for R1 input)
 //! and `peak_time` (ns), allocating nothing (scratch space in [`ExtractorScratch`]).
 
+#[cfg(target_arch = "x86_64")]
+mod avx2;
 mod config;
 mod correction;
 pub mod kernels;
 pub mod neighbor_peak;
+pub mod windows;
 
 pub use config::{
     FixedWindowSum, FullWaveformSum, GlobalPeakWindowSum, ImageExtractorConfig, LocalPeakWindowSum,
@@ -20,8 +23,9 @@ pub use correction::{integration_correction, sliding_window_correction};
 use cascade_instrument::Neighbors;
 
 use crate::{CalibError, CameraReadout};
-use kernels::{argmax_f32, extract_around_peak, extract_sliding_window};
+use kernels::{argmax_f32, extract_sliding_window};
 use neighbor_peak::{NeighborPeakScratch, neighbor_peak_indices};
+use windows::extract_windows;
 
 /// An image extractor prepared for one camera type.
 #[derive(Debug, Clone, PartialEq)]
@@ -37,6 +41,8 @@ pub struct ImageExtractor {
 pub struct ExtractorScratch {
     neighbor_peak: NeighborPeakScratch,
     peaks: Vec<usize>,
+    /// The peak index of every pixel's window (samples).
+    window_peaks: Vec<i64>,
     global_sum: Vec<f32>,
     brightest: Vec<(f32, usize)>,
 }
@@ -146,46 +152,31 @@ impl ImageExtractor {
     ) {
         let rate = self.sampling_rate_ghz;
         let pixels = waveforms.chunks_exact(n_samples);
-        let outputs = image.iter_mut().zip(peak_time.iter_mut());
-        match &self.config {
+        let n_pixels = image.len();
+        let peaks = &mut scratch.window_peaks;
+        peaks.clear();
+        // (window width, window shift) around `peaks`; `None` for the sliding window.
+        let window = match &self.config {
             ImageExtractorConfig::FullWaveformSum(_) => {
-                for (waveform, (charge, time)) in pixels.zip(outputs) {
-                    (*charge, *time) = extract_around_peak(waveform, 0, n_samples as i64, 0, rate);
-                }
+                peaks.resize(n_pixels, 0);
+                Some((n_samples as i64, 0))
             }
             ImageExtractorConfig::FixedWindowSum(c) => {
-                for (waveform, (charge, time)) in pixels.zip(outputs) {
-                    (*charge, *time) = extract_around_peak(
-                        waveform,
-                        c.peak_index,
-                        c.window_width,
-                        c.window_shift,
-                        rate,
-                    );
-                }
+                peaks.resize(n_pixels, c.peak_index);
+                Some((c.window_width, c.window_shift))
             }
             ImageExtractorConfig::GlobalPeakWindowSum(c) => {
                 let peak = global_peak_index(waveforms, n_samples, broken_pixels, c, scratch);
-                for (waveform, (charge, time)) in pixels.zip(outputs) {
-                    (*charge, *time) = extract_around_peak(
-                        waveform,
-                        peak as i64,
-                        c.window_width,
-                        c.window_shift,
-                        rate,
-                    );
-                }
+                scratch.window_peaks.resize(n_pixels, peak as i64);
+                Some((c.window_width, c.window_shift))
             }
             ImageExtractorConfig::LocalPeakWindowSum(c) => {
-                for (waveform, (charge, time)) in pixels.zip(outputs) {
-                    let peak = argmax_f32(waveform) as i64;
-                    (*charge, *time) =
-                        extract_around_peak(waveform, peak, c.window_width, c.window_shift, rate);
-                }
+                peaks.extend(pixels.map(|waveform| argmax_f32(waveform) as i64));
+                Some((c.window_width, c.window_shift))
             }
             ImageExtractorConfig::NeighborPeakWindowSum(c) => {
-                let peaks = &mut scratch.peaks;
-                peaks.resize(waveforms.len() / n_samples, 0);
+                let neighbor_peaks = &mut scratch.peaks;
+                neighbor_peaks.resize(n_pixels, 0);
                 neighbor_peak_indices(
                     waveforms,
                     n_samples,
@@ -193,24 +184,31 @@ impl ImageExtractor {
                     c.local_weight,
                     broken_pixels,
                     &mut scratch.neighbor_peak,
-                    peaks,
+                    neighbor_peaks,
                 );
-                for ((waveform, (charge, time)), &peak) in pixels.zip(outputs).zip(peaks.iter()) {
-                    (*charge, *time) = extract_around_peak(
-                        waveform,
-                        peak as i64,
-                        c.window_width,
-                        c.window_shift,
-                        rate,
-                    );
-                }
+                peaks.extend(neighbor_peaks.iter().map(|&peak| peak as i64));
+                Some((c.window_width, c.window_shift))
             }
             ImageExtractorConfig::SlidingWindowMaxSum(c) => {
                 let width = c.window_width as usize;
+                let outputs = image.iter_mut().zip(peak_time.iter_mut());
                 for (waveform, (charge, time)) in pixels.zip(outputs) {
                     (*charge, *time) = extract_sliding_window(waveform, width, rate);
                 }
+                None
             }
+        };
+        if let Some((width, shift)) = window {
+            extract_windows(
+                waveforms,
+                n_samples,
+                &scratch.window_peaks,
+                width,
+                shift,
+                rate,
+                image,
+                peak_time,
+            );
         }
         if !self.correction.is_empty() {
             // ctapipe `ImageExtractor._apply_correction`: f32 charge times f64 correction of

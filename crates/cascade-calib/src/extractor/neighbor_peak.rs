@@ -25,8 +25,7 @@
 //! absurd `local_weight`, every sample is summed in `f64` as ctapipe does.
 //!
 //! The `unsafe` of this module: the call of the AVX2 kernel after the run-time check that
-//! the CPU has AVX2, and the kernel's unaligned vector loads and stores of eight `f32`
-//! from slices checked to hold eight.
+//! the CPU has AVX2 (its loads and stores are in `extractor::avx2`).
 
 use cascade_instrument::Neighbors;
 
@@ -174,12 +173,13 @@ fn candidate_margin(k: usize, weight: f32, magnitude: f32) -> f32 {
 mod avx2 {
     use std::arch::x86_64::{
         __m256, _CMP_GE_OQ, _mm_cvtss_f32, _mm256_add_ps, _mm256_and_si256, _mm256_castps_si256,
-        _mm256_castps256_ps128, _mm256_cmp_ps, _mm256_cvtsi256_si32, _mm256_loadu_ps,
-        _mm256_max_epu32, _mm256_max_ps, _mm256_movemask_ps, _mm256_mul_ps, _mm256_permute_ps,
+        _mm256_castps256_ps128, _mm256_cmp_ps, _mm256_cvtsi256_si32, _mm256_max_epu32,
+        _mm256_max_ps, _mm256_movemask_ps, _mm256_mul_ps, _mm256_permute_ps,
         _mm256_permute2f128_ps, _mm256_permute2x128_si256, _mm256_set1_epi32, _mm256_set1_ps,
-        _mm256_setzero_ps, _mm256_shuffle_epi32, _mm256_storeu_ps, _mm256_sub_ps,
+        _mm256_setzero_ps, _mm256_shuffle_epi32, _mm256_sub_ps,
     };
 
+    use super::super::avx2::{load8, store8};
     use super::{Event, LANES, NeighborPeakScratch, candidate_margin, exact_peak_among};
 
     /// Largest `|local_weight|` of the certified path (its `f32` product stays exact
@@ -292,13 +292,13 @@ mod avx2 {
         if weight != 0.0 {
             let weight = _mm256_set1_ps(weight);
             for (sum, start) in sums.iter_mut().zip(starts) {
-                *sum = _mm256_mul_ps(load(own, start), weight);
+                *sum = _mm256_mul_ps(load8(own, start), weight);
             }
         }
         for &neighbor in neighbors {
             let row = rows.of(neighbor as usize);
             for (sum, start) in sums.iter_mut().zip(starts) {
-                *sum = _mm256_add_ps(*sum, load(row, start));
+                *sum = _mm256_add_ps(*sum, load8(row, start));
             }
         }
         sums
@@ -366,7 +366,7 @@ mod avx2 {
         }
         values.resize(sums.len() * LANES, 0.0);
         for (vector, &sum) in sums.iter().enumerate() {
-            store(values, vector * LANES, sum);
+            store8(values, vector * LANES, sum);
         }
         let values = &values[..];
         let threshold = _mm_cvtss_f32(_mm256_castps256_ps128(threshold));
@@ -397,7 +397,7 @@ mod avx2 {
         let mut max_bits = _mm256_castps_si256(_mm256_setzero_ps());
         let mut chunks = waveforms.chunks_exact(LANES);
         for chunk in &mut chunks {
-            let bits = _mm256_and_si256(_mm256_castps_si256(load(chunk, 0)), abs_bits);
+            let bits = _mm256_and_si256(_mm256_castps_si256(load8(chunk, 0)), abs_bits);
             max_bits = _mm256_max_epu32(max_bits, bits);
         }
         let max_bits =
@@ -426,30 +426,6 @@ mod avx2 {
         let max = _mm256_max_ps(lanes, _mm256_permute2f128_ps::<1>(lanes, lanes));
         let max = _mm256_max_ps(max, _mm256_permute_ps::<0b0100_1110>(max));
         _mm256_max_ps(max, _mm256_permute_ps::<0b1011_0001>(max))
-    }
-
-    /// The eight samples from `at`.
-    #[inline]
-    #[target_feature(enable = "avx2")]
-    fn load(samples: &[f32], at: usize) -> __m256 {
-        let samples = &samples[at..at + LANES];
-        // SAFETY: `samples` holds the 8 `f32` that the unaligned load reads.
-        #[allow(unsafe_code)]
-        unsafe {
-            _mm256_loadu_ps(samples.as_ptr())
-        }
-    }
-
-    /// Stores eight lanes at `at`.
-    #[inline]
-    #[target_feature(enable = "avx2")]
-    fn store(samples: &mut [f32], at: usize, lanes: __m256) {
-        let samples = &mut samples[at..at + LANES];
-        // SAFETY: `samples` holds the 8 `f32` that the unaligned store writes.
-        #[allow(unsafe_code)]
-        unsafe {
-            _mm256_storeu_ps(samples.as_mut_ptr(), lanes)
-        }
     }
 }
 
