@@ -24,6 +24,19 @@ pub enum ImageError {
         /// Its signal (p.e.).
         value: f64,
     },
+    /// A list of selected pixels is not strictly ascending or names a pixel the camera
+    /// does not have.
+    #[error(
+        "selected pixel {pixel} at position {position} is not above the one before or not below {n_pixels}"
+    )]
+    InvalidSelection {
+        /// Position in the list.
+        position: usize,
+        /// The pixel index there.
+        pixel: usize,
+        /// Number of camera pixels.
+        n_pixels: usize,
+    },
 }
 
 /// Checks that a per-pixel array has `expected` entries.

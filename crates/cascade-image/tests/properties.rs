@@ -12,8 +12,9 @@ use cascade_image::cleaning::{
 use cascade_image::params::{
     Frame, ImageParameters, ParameterWorkspace, ParametrizationGeometry, PixelCoordinates,
     StatisticsWorkspace, TimingParameters, TimingWorkspace, concentration_parameters,
-    descriptive_statistics, hillas_parameters, image_parameters, leakage_parameters,
-    lts_linear_regression, morphology_parameters, passes_image_quality, timing_parameters,
+    descriptive_statistics, hillas_parameters, image_parameters, image_parameters_of_selected,
+    leakage_parameters, lts_linear_regression, morphology_parameters, passes_image_quality,
+    timing_parameters,
 };
 use cascade_instrument::{Neighbors, PixelShape};
 use proptest::prelude::*;
@@ -301,6 +302,13 @@ proptest! {
         } else {
             Ok(ImageParameters::missing(Frame::Camera))
         };
+        let selected: Vec<u32> = (0..mask.len() as u32).filter(|&i| mask[i as usize]).collect();
+        let listed = image_parameters_of_selected(&geometry, &image, Some(peak_time.as_slice()), &selected, &mut workspace);
+        match (&ours, &listed) {
+            (Ok(ours), Ok(listed)) => prop_assert_eq!(column_bits(ours), column_bits(listed)),
+            (Err(ours), Err(listed)) => prop_assert_eq!(ours, listed),
+            (ours, listed) => prop_assert!(false, "{ours:?} vs {listed:?}"),
+        }
         match (ours, expected) {
             (Ok(ours), Ok(expected)) => prop_assert_eq!(column_bits(&ours), column_bits(&expected)),
             (Err(ours), Err(expected)) => prop_assert_eq!(ours.to_string(), expected.to_string()),

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::BooleanArray;
+use arrow::buffer::{BooleanBuffer, Buffer};
 use arrow::datatypes::{DataType, Float32Type, Int16Type, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use cascade_image::cleaning::{CleaningWorkspace, TailcutsParams, tailcuts_clean};
@@ -127,7 +128,7 @@ impl BatchStage for TailcutsClean {
             })?;
         let mask = uniform_list(
             &Level::Dl1Images.field("image_mask"),
-            Arc::new(BooleanArray::from(masks)),
+            Arc::new(BooleanArray::new(pack_bits(&masks), None)),
             n_pixels,
         )?;
         with_columns(&batch, output, vec![mask])
@@ -135,5 +136,46 @@ impl BatchStage for TailcutsClean {
 
     fn config(&self) -> serde_json::Value {
         serde_json::to_value(&self.config).unwrap_or_default()
+    }
+}
+
+/// Packs flags into an Arrow bitmap eight at a time: eight 0/1 bytes read as a
+/// little-endian `u64` and multiplied by `0x0102040810204080` gather their low bits, in
+/// order, into the top byte.
+fn pack_bits(flags: &[bool]) -> BooleanBuffer {
+    let mut bytes = Vec::with_capacity(flags.len().div_ceil(8));
+    let chunks = flags.chunks_exact(8);
+    let rest = chunks.remainder();
+    for chunk in chunks {
+        let word = u64::from_le_bytes(std::array::from_fn(|j| u8::from(chunk[j])));
+        bytes.push((word.wrapping_mul(0x0102_0408_1020_4080) >> 56) as u8);
+    }
+    if !rest.is_empty() {
+        let byte = rest
+            .iter()
+            .enumerate()
+            .fold(0u8, |byte, (j, &flag)| byte | (u8::from(flag) << j));
+        bytes.push(byte);
+    }
+    BooleanBuffer::new(Buffer::from_vec(bytes), 0, flags.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packed_bits_equal_arrow_s_boolean_array() {
+        let mut state = 0x1234_5678_u32;
+        for len in [0, 1, 7, 8, 9, 63, 64, 65, 1855, 2 * 1855 + 3] {
+            let flags: Vec<bool> = (0..len)
+                .map(|_| {
+                    state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                    state >> 31 == 1
+                })
+                .collect();
+            let packed = BooleanArray::new(pack_bits(&flags), None);
+            assert_eq!(packed, BooleanArray::from(flags));
+        }
     }
 }

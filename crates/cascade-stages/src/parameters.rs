@@ -17,7 +17,7 @@ use arrow::datatypes::{DataType, Float32Type, Int16Type, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use cascade_image::params::{
     ColumnValue, Frame, ImageParameters, ParameterWorkspace, ParametrizationGeometry,
-    image_parameters,
+    image_parameters_of_selected,
 };
 use cascade_instrument::frames::{CameraFrame, CameraPoint};
 use cascade_instrument::{FocalLengthChoice, TelescopeDescription};
@@ -49,9 +49,9 @@ pub fn factory() -> TypedFactory<ParametersConfig> {
 }
 
 thread_local! {
-    /// Per-thread scratch of the kernels and the event's mask, reused across events and
-    /// batches (rayon's worker threads live as long as the pool).
-    static SCRATCH: RefCell<(ParameterWorkspace, Vec<bool>)> = RefCell::default();
+    /// Per-thread scratch of the kernels and the event's selected pixels, reused across
+    /// events and batches (rayon's worker threads live as long as the pool).
+    static SCRATCH: RefCell<(ParameterWorkspace, Vec<u32>)> = RefCell::default();
 }
 
 /// Columns copied from the input when present, before the parameters.
@@ -170,6 +170,7 @@ impl BatchStage for ImageParametersStage {
             .downcast_ref::<arrow::array::BooleanArray>()
             .ok_or_else(|| StageError::Data("image_mask items are not booleans".to_string()))?;
         let mask_offset = masks.value_offsets()[0] as usize;
+        let mask_bits = mask_values.values();
         let n_events = batch.num_rows();
         let parameters = (0..n_events)
             .into_par_iter()
@@ -178,16 +179,17 @@ impl BatchStage for ImageParametersStage {
                 let geometry = self.geometries.get(&tel_id).ok_or_else(|| {
                     StageError::Data(format!("telescope {tel_id} is not in the instrument"))
                 })?;
-                SCRATCH.with_borrow_mut(|(workspace, mask)| {
-                    mask.clear();
+                SCRATCH.with_borrow_mut(|(workspace, selected)| {
+                    // the set bits of the event's mask, read a 64-bit word at a time
+                    selected.clear();
                     let start = mask_offset + event * n_pixels;
-                    mask.extend((start..start + n_pixels).map(|i| mask_values.value(i)));
+                    selected.extend(mask_bits.slice(start, n_pixels).set_indices_u32());
                     let pixels = event * n_pixels..(event + 1) * n_pixels;
-                    image_parameters(
+                    image_parameters_of_selected(
                         geometry,
                         &images[pixels.clone()],
                         Some(&peak_times[pixels]),
-                        mask,
+                        selected,
                         workspace,
                     )
                     .map_err(|e| StageError::Data(format!("telescope {tel_id}: {e}")))

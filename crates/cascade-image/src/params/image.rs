@@ -229,21 +229,65 @@ pub fn image_parameters<T: PixelValue, U: PixelValue>(
     mask: &[bool],
     workspace: &mut ParameterWorkspace,
 ) -> Result<ImageParameters, ImageError> {
+    check_inputs(geometry, image, peak_time)?;
+    check_len("mask", geometry.n_pixels(), mask.len())?;
+    let mut selected = std::mem::take(&mut workspace.selected);
+    list_selected(mask, &mut selected);
+    let result = parameters_of_listed(geometry, image, peak_time, &selected, workspace);
+    workspace.selected = selected;
+    result
+}
+
+/// [`image_parameters`] of the pixels listed in `selected` (the indices of a mask's `true`
+/// entries, strictly ascending), for callers that hold the selection as a list or a
+/// bitmap rather than a `&[bool]` mask; the results are the same.
+pub fn image_parameters_of_selected<T: PixelValue, U: PixelValue>(
+    geometry: &ParametrizationGeometry,
+    image: &[T],
+    peak_time: Option<&[U]>,
+    selected: &[u32],
+    workspace: &mut ParameterWorkspace,
+) -> Result<ImageParameters, ImageError> {
+    check_inputs(geometry, image, peak_time)?;
+    let n_pixels = geometry.n_pixels();
+    let mut previous = None;
+    for (position, &pixel) in selected.iter().enumerate() {
+        if previous.is_some_and(|previous| pixel <= previous) || pixel as usize >= n_pixels {
+            return Err(ImageError::InvalidSelection {
+                position,
+                pixel: pixel as usize,
+                n_pixels,
+            });
+        }
+        previous = Some(pixel);
+    }
+    parameters_of_listed(geometry, image, peak_time, selected, workspace)
+}
+
+/// Checks that the image and peak times have one entry per pixel of `geometry`.
+fn check_inputs<T, U>(
+    geometry: &ParametrizationGeometry,
+    image: &[T],
+    peak_time: Option<&[U]>,
+) -> Result<(), ImageError> {
     let n = geometry.n_pixels();
     check_len("image", n, image.len())?;
-    check_len("mask", n, mask.len())?;
     if let Some(peak_time) = peak_time {
         check_len("peak_time", n, peak_time.len())?;
     }
+    Ok(())
+}
+
+/// [`image_parameters`] of checked inputs and a valid list of selected pixels: the mask is
+/// never scanned again, every parameter runs over the list.
+fn parameters_of_listed<T: PixelValue, U: PixelValue>(
+    geometry: &ParametrizationGeometry,
+    image: &[T],
+    peak_time: Option<&[U]>,
+    selected: &[u32],
+    workspace: &mut ParameterWorkspace,
+) -> Result<ImageParameters, ImageError> {
     let frame = geometry.frame;
-    let ParameterWorkspace {
-        cleaning,
-        timing: timing_workspace,
-        statistics,
-        selected,
-    } = workspace;
-    list_selected(mask, selected);
-    let selected = &selected[..];
     let pixels = || selected.iter().map(|&pixel| pixel as usize);
     // passes_image_quality over the listed pixels, summed in the same order
     let sum: f64 = pixels().fold(0.0, |sum, i| sum + image[i].to_f64());
@@ -259,8 +303,8 @@ pub fn image_parameters<T: PixelValue, U: PixelValue>(
         pixels(),
     );
     let concentration = concentration_of_selected(&coordinates, image, pixels(), &hillas);
-    let morphology = morphology_of_selected(&geometry.neighbors, selected, cleaning);
-    let intensity_statistics = statistics_of_selected(image, pixels(), statistics);
+    let morphology = morphology_of_selected(&geometry.neighbors, selected, &mut workspace.cleaning);
+    let intensity_statistics = statistics_of_selected(image, pixels(), &mut workspace.statistics);
     let (timing, peak_time_statistics) = match peak_time {
         Some(peak_time) => (
             timing_of_selected(
@@ -269,9 +313,9 @@ pub fn image_parameters<T: PixelValue, U: PixelValue>(
                 peak_time,
                 pixels(),
                 &hillas,
-                timing_workspace,
+                &mut workspace.timing,
             )?,
-            statistics_of_selected(peak_time, pixels(), statistics),
+            statistics_of_selected(peak_time, pixels(), &mut workspace.statistics),
         ),
         None => (TimingParameters::nan(frame), ImageStatistics::nan()),
     };
@@ -299,5 +343,41 @@ mod tests {
         assert_eq!(visited[0], "hillas_intensity");
         assert_eq!(visited[14], "timing_intercept");
         assert_eq!(visited[40], "peak_time_kurtosis");
+    }
+
+    #[test]
+    fn a_selection_must_be_ascending_and_inside_the_camera() {
+        let neighbors = Neighbors::from_lists(&[vec![1], vec![0, 2], vec![1]]);
+        let geometry = ParametrizationGeometry::new(
+            Frame::Camera,
+            vec![0.0, 0.1, 0.2],
+            vec![0.0; 3],
+            vec![0.01; 3],
+            PixelShape::Square,
+            neighbors,
+        )
+        .expect("three pixels");
+        let image = [5.0f32, 6.0, 7.0];
+        let mut workspace = ParameterWorkspace::default();
+        let mut parameters = |selected: &[u32]| {
+            image_parameters_of_selected(
+                &geometry,
+                &image,
+                None::<&[f32]>,
+                selected,
+                &mut workspace,
+            )
+        };
+        assert!(parameters(&[0, 2]).is_ok());
+        for (selected, position, pixel) in [(&[1, 1][..], 1, 1), (&[2, 0], 1, 0), (&[0, 3], 1, 3)] {
+            assert_eq!(
+                parameters(selected),
+                Err(ImageError::InvalidSelection {
+                    position,
+                    pixel,
+                    n_pixels: 3
+                })
+            );
+        }
     }
 }

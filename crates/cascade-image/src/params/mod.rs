@@ -21,7 +21,7 @@ pub use concentration::{ConcentrationParameters, concentration_parameters, pixel
 pub use hillas::{HillasParameters, hillas_parameters};
 pub use image::{
     ImageParameters, ParameterWorkspace, ParametrizationGeometry, image_parameters,
-    passes_image_quality,
+    image_parameters_of_selected, passes_image_quality,
 };
 pub use leakage::{LeakageParameters, leakage_parameters};
 pub use morphology::{MorphologyParameters, morphology_parameters};
