@@ -179,6 +179,32 @@ proptest! {
         prop_assert_eq!(mask, naive_tailcuts(&neighbors, &image, &params));
     }
 
+    /// Shower-like images, dark but for a few bright pixels, which take tailcuts_clean's
+    /// sparse path (few pixels above a threshold).
+    #[test]
+    fn tailcuts_equals_the_naive_formula_on_sparse_images(
+        (neighbors, image) in camera_and_image().prop_flat_map(|(neighbors, image)| {
+            let n = image.len();
+            let bright = prop::collection::vec(prop::bool::weighted(0.1), n);
+            (Just(neighbors), Just(image), bright)
+        }).prop_map(|(neighbors, image, bright)| {
+            let image = image.iter().zip(&bright)
+                .map(|(&v, &b)| if b { v } else { v.min(4.0) * 0.5 })
+                .collect::<Vec<f32>>();
+            (neighbors, image)
+        }),
+        picture in 4.0f64..15.0, boundary in 2.0f64..10.0, min in 0usize..4, keep in any::<bool>()) {
+        let params = TailcutsParams { picture_threshold_pe: picture, boundary_threshold_pe: boundary,
+            min_number_picture_neighbors: min, keep_isolated_pixels: keep };
+        let mut mask = vec![true; image.len()];
+        let mut workspace = CleaningWorkspace::default();
+        // twice with one workspace: the sparse path must not depend on earlier calls
+        for _ in 0..2 {
+            tailcuts_clean(&neighbors, &image, &params, &mut workspace, &mut mask).unwrap();
+            prop_assert_eq!(&mask, &naive_tailcuts(&neighbors, &image, &params));
+        }
+    }
+
     #[test]
     fn cleaning_masks_grow_when_thresholds_drop((neighbors, image) in camera_and_image(),
         picture in 0.0f64..15.0, boundary in 0.0f64..10.0, drop_picture in 0.0f64..5.0,

@@ -46,6 +46,7 @@ pub struct CleaningWorkspace {
     pub(crate) first: Vec<bool>,
     pub(crate) second: Vec<bool>,
     pub(crate) third: Vec<bool>,
+    pub(crate) candidates: Vec<u32>,
     pub(crate) labels: Vec<i32>,
     pub(crate) stack: Vec<u32>,
     pub(crate) island_sizes: Vec<u32>,

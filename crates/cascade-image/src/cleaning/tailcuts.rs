@@ -6,6 +6,10 @@ use super::{CleaningWorkspace, cleared};
 use crate::error::{ImageError, check_len};
 use crate::value::PixelValue;
 
+/// [`tailcuts_clean`] tests only the pixels above a threshold when at most one in this many
+/// pixels is.
+const SPARSE_CANDIDATES: usize = 4;
+
 /// Parameters of [`tailcuts_clean`] and [`mars_cleaning_1st_pass`].
 ///
 /// `Default` gives ctapipe's `TailcutsImageCleaner` defaults (10 p.e., 5 p.e., 2, false),
@@ -53,7 +57,16 @@ pub fn tailcuts_clean<T: PixelValue>(
     check_len("mask", n_pixels, mask.len())?;
     let above_picture = cleared(&mut workspace.first, n_pixels);
     let in_picture = cleared(&mut workspace.second, n_pixels);
-    tailcuts_into(neighbors, image, params, above_picture, in_picture, mask);
+    let candidates = &mut workspace.candidates;
+    tailcuts_into(
+        neighbors,
+        image,
+        params,
+        above_picture,
+        in_picture,
+        candidates,
+        mask,
+    );
     Ok(())
 }
 
@@ -79,6 +92,7 @@ pub fn mars_cleaning_1st_pass<T: PixelValue>(
         params,
         above_picture,
         in_picture,
+        &mut workspace.candidates,
         from_tailcuts,
     );
     // ctapipe mars_cleaning_1st_pass: the last step of tailcuts_clean, started from the
@@ -110,32 +124,100 @@ pub fn dilate(
     Ok(())
 }
 
-/// [`tailcuts_clean`] on buffers of the right length.
+/// [`tailcuts_clean`] on buffers of the right length. Only pixels at or above a threshold
+/// can be selected, so one pass counts them; when they are few (a shower image in a large
+/// camera), they are listed in `candidates`, the neighbourhood tests run on those only and
+/// every other mask entry is `false`; else the tests run on every pixel.
 pub(super) fn tailcuts_into<T: PixelValue>(
     neighbors: &Neighbors,
     image: &[T],
     params: &TailcutsParams,
     above_picture: &mut [bool],
     in_picture: &mut [bool],
+    candidates: &mut Vec<u32>,
     mask: &mut [bool],
 ) {
     let picture = params.picture_threshold_pe;
     let boundary = params.boundary_threshold_pe;
-    for (above, &value) in above_picture.iter_mut().zip(image) {
-        *above = value.at_least(picture);
+    // in_picture holds the candidate flags until the picture tests overwrite it
+    let mut len = 0;
+    for ((above, candidate), &value) in above_picture
+        .iter_mut()
+        .zip(in_picture.iter_mut())
+        .zip(image)
+    {
+        let is_above = value.at_least(picture);
+        let is_candidate = is_above | value.at_least(boundary);
+        *above = is_above;
+        *candidate = is_candidate;
+        len += usize::from(is_candidate);
     }
+    if len * SPARSE_CANDIDATES <= image.len() {
+        list_flagged(in_picture, candidates);
+        // picture pixels are candidates: in_picture is false everywhere else
+        in_picture.fill(false);
+        mask.fill(false);
+        let candidates = || candidates.iter().map(|&pixel| pixel as usize);
+        picture_pixels(neighbors, params, above_picture, candidates(), in_picture);
+        tailcuts_mask(neighbors, image, params, in_picture, candidates(), mask);
+    } else {
+        let n_pixels = image.len();
+        picture_pixels(neighbors, params, above_picture, 0..n_pixels, in_picture);
+        tailcuts_mask(neighbors, image, params, in_picture, 0..n_pixels, mask);
+    }
+}
+
+/// Writes the indices of the `true` entries of `flags` to `list`, ascending; skips eight
+/// `false` entries at a time, so it is fast on sparse flags.
+fn list_flagged(flags: &[bool], list: &mut Vec<u32>) {
+    list.clear();
+    let chunks = flags.chunks_exact(8);
+    let rest = chunks.remainder();
+    for (chunk_index, chunk) in chunks.enumerate() {
+        // eight flags read as one word
+        if u64::from_le_bytes(std::array::from_fn(|j| u8::from(chunk[j]))) != 0 {
+            let first = chunk_index * 8;
+            list.extend((first..first + 8).filter(|&i| flags[i]).map(|i| i as u32));
+        }
+    }
+    let first = flags.len() - rest.len();
+    list.extend((first..flags.len()).filter(|&i| flags[i]).map(|i| i as u32));
+}
+
+/// Marks in `in_picture` which of `pixels` are picture pixels: above the picture threshold
+/// with enough neighbours above it.
+fn picture_pixels(
+    neighbors: &Neighbors,
+    params: &TailcutsParams,
+    above_picture: &[bool],
+    pixels: impl Iterator<Item = usize>,
+    in_picture: &mut [bool],
+) {
     let need_neighbors = !params.keep_isolated_pixels && params.min_number_picture_neighbors > 0;
-    for (pixel, out) in in_picture.iter_mut().enumerate() {
-        *out = above_picture[pixel]
+    for pixel in pixels {
+        in_picture[pixel] = above_picture[pixel]
             && (!need_neighbors
                 || count_selected(neighbors.of(pixel), above_picture)
                     >= params.min_number_picture_neighbors);
     }
-    for (pixel, out) in mask.iter_mut().enumerate() {
+}
+
+/// The tail-cuts mask of `pixels`: above the boundary threshold next to a picture pixel,
+/// or a picture pixel next to one above the boundary threshold (or isolated ones kept).
+fn tailcuts_mask<T: PixelValue>(
+    neighbors: &Neighbors,
+    image: &[T],
+    params: &TailcutsParams,
+    in_picture: &[bool],
+    pixels: impl Iterator<Item = usize>,
+    mask: &mut [bool],
+) {
+    let boundary = params.boundary_threshold_pe;
+    for pixel in pixels {
         let nbrs = neighbors.of(pixel);
         let above_boundary = image[pixel].at_least(boundary);
         let next_to_picture = above_boundary && nbrs.iter().any(|&j| in_picture[j as usize]);
-        *out = next_to_picture
+        mask[pixel] = next_to_picture
             || (in_picture[pixel]
                 && (params.keep_isolated_pixels
                     || nbrs.iter().any(|&j| image[j as usize].at_least(boundary))));
