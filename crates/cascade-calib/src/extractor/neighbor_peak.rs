@@ -252,13 +252,28 @@ mod avx2 {
         let margins = &mut scratch.margins;
         margins.clear();
         margins.extend((0..=max_neighbors).map(|k| candidate_margin(k, weight, magnitude)));
-        for (pixel, (peak, sums)) in peaks
-            .iter_mut()
-            .zip(sums.chunks_exact(n_vectors))
-            .enumerate()
-        {
-            let margin = margins[event.neighbors.of(pixel).len()];
-            *peak = peak_of_sums(event, pixel, sums, margin, &mut scratch.sum_f32);
+        let args = (event, sums.as_slice(), scratch.margins.as_slice(), peaks);
+        let values = &mut scratch.sum_f32;
+        match n_vectors {
+            1 => peaks_of_sums::<1>(args, values),
+            2 => peaks_of_sums::<2>(args, values),
+            3 => peaks_of_sums::<3>(args, values),
+            4 => peaks_of_sums::<4>(args, values),
+            5 => peaks_of_sums::<5>(args, values),
+            6 => peaks_of_sums::<6>(args, values),
+            7 => peaks_of_sums::<7>(args, values),
+            8 => peaks_of_sums::<8>(args, values),
+            _ => {
+                let (event, sums, margins, peaks) = args;
+                for (pixel, (peak, sums)) in peaks
+                    .iter_mut()
+                    .zip(sums.chunks_exact(n_vectors))
+                    .enumerate()
+                {
+                    let margin = margins[event.neighbors.of(pixel).len()];
+                    *peak = peak_of_sums(event, pixel, sums, margin, values);
+                }
+            }
         }
         scratch.sums = sums;
         true
@@ -327,6 +342,22 @@ mod avx2 {
                 &self.waveforms[pixel * self.n_samples..]
             };
             &row[..self.n_samples]
+        }
+    }
+
+    /// [`peak_of_sums`] of every pixel, for waveforms of `V` vectors (so that the loops over
+    /// the vectors unroll). Arguments: the event, every pixel's sums, the margins by number
+    /// of neighbours, the peaks to write.
+    #[inline]
+    #[target_feature(enable = "avx2,popcnt")]
+    fn peaks_of_sums<const V: usize>(
+        (event, sums, margins, peaks): (&Event<'_>, &[__m256], &[f32], &mut [usize]),
+        values: &mut Vec<f32>,
+    ) {
+        let (sums, _) = sums.as_chunks::<V>();
+        for (pixel, (peak, sums)) in peaks.iter_mut().zip(sums).enumerate() {
+            let margin = margins[event.neighbors.of(pixel).len()];
+            *peak = peak_of_sums(event, pixel, sums, margin, values);
         }
     }
 
