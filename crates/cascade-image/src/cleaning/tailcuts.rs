@@ -140,7 +140,8 @@ pub(super) fn tailcuts_into<T: PixelValue>(
     let picture = params.picture_threshold_pe;
     let boundary = params.boundary_threshold_pe;
     // in_picture holds the candidate flags until the picture tests overwrite it
-    let mut len = 0;
+    // a 32-bit count keeps four pixels per vector lane group
+    let mut len = 0u32;
     for ((above, candidate), &value) in above_picture
         .iter_mut()
         .zip(in_picture.iter_mut())
@@ -150,9 +151,9 @@ pub(super) fn tailcuts_into<T: PixelValue>(
         let is_candidate = is_above | value.at_least(boundary);
         *above = is_above;
         *candidate = is_candidate;
-        len += usize::from(is_candidate);
+        len += u32::from(is_candidate);
     }
-    if len * SPARSE_CANDIDATES <= image.len() {
+    if len as usize * SPARSE_CANDIDATES <= image.len() {
         list_flagged(in_picture, candidates);
         // picture pixels are candidates: in_picture is false everywhere else
         in_picture.fill(false);
