@@ -180,7 +180,7 @@ mod avx2 {
     };
 
     use super::super::avx2::{load8, store8};
-    use super::{Event, LANES, NeighborPeakScratch, candidate_margin, exact_peak_among};
+    use super::{Event, LANES, NeighborPeakScratch, Neighbors, candidate_margin, exact_peak_among};
 
     /// Largest `|local_weight|` of the certified path (its `f32` product stays exact
     /// enough and the bound meaningful).
@@ -224,23 +224,30 @@ mod avx2 {
         };
         let mut sums = std::mem::take(&mut scratch.sums);
         sums.resize(n_pixels * n_vectors, _mm256_setzero_ps());
-        for (pixel, sums) in sums.chunks_exact_mut(n_vectors).enumerate() {
-            let neighbors = event.neighbors.of(pixel);
-            let own = &event.waveforms[pixel * n_samples..(pixel + 1) * n_samples];
-            let (groups, rest) = sums.as_chunks_mut::<GROUP>();
-            for (group, group_sums) in groups.iter_mut().enumerate() {
-                *group_sums = sum_rows(rows, own, weight, neighbors, group * GROUP);
-            }
-            let args = (rows, own, weight, neighbors, n_vectors - rest.len());
-            match rest.len() {
-                0 => {}
-                1 => sum_into::<1>(args, rest),
-                2 => sum_into::<2>(args, rest),
-                3 => sum_into::<3>(args, rest),
-                4 => sum_into::<4>(args, rest),
-                5 => sum_into::<5>(args, rest),
-                6 => sum_into::<6>(args, rest),
-                _ => sum_into::<7>(args, rest),
+        let args = (rows, event.neighbors, weight, sums.as_mut_slice());
+        match n_vectors {
+            1 => sum_pixels::<1>(args),
+            2 => sum_pixels::<2>(args),
+            3 => sum_pixels::<3>(args),
+            4 => sum_pixels::<4>(args),
+            5 => sum_pixels::<5>(args),
+            6 => sum_pixels::<6>(args),
+            7 => sum_pixels::<7>(args),
+            8 => sum_pixels::<8>(args),
+            _ => {
+                for (pixel, sums) in sums.chunks_exact_mut(n_vectors).enumerate() {
+                    let neighbors = event.neighbors.of(pixel);
+                    let own = &event.waveforms[pixel * n_samples..(pixel + 1) * n_samples];
+                    let (groups, rest) = sums.as_chunks_mut::<GROUP>();
+                    for (group, group_sums) in groups.iter_mut().enumerate() {
+                        let starts = vector_starts(group * GROUP, n_samples);
+                        *group_sums = sum_rows(rows, own, weight, neighbors, starts);
+                    }
+                    for (vector, sum) in (n_vectors - rest.len()..).zip(rest) {
+                        let starts = vector_starts(vector, n_samples);
+                        [*sum] = sum_rows(rows, own, weight, neighbors, starts);
+                    }
+                }
             }
         }
 
@@ -279,20 +286,31 @@ mod avx2 {
         true
     }
 
-    /// [`sum_rows`] with its arguments in a tuple, into `sums`, which holds `N` vectors.
+    /// Every pixel's sum, for waveforms of `V` vectors (so that the loops over the vectors
+    /// unroll). Arguments: the rows, the neighbours, `local_weight`, the sums to write
+    /// (`[pixel][vector]`).
     #[inline]
     #[target_feature(enable = "avx2")]
-    fn sum_into<const N: usize>(
-        (rows, own, weight, neighbors, first): (Rows<'_>, &[f32], f32, &[u32], usize),
-        sums: &mut [__m256],
+    fn sum_pixels<const V: usize>(
+        (rows, neighbors, weight, sums): (Rows<'_>, &Neighbors, f32, &mut [__m256]),
     ) {
-        if let Ok(sums) = <&mut [__m256; N]>::try_from(sums) {
-            *sums = sum_rows(rows, own, weight, neighbors, first);
+        let n_samples = rows.n_samples;
+        let starts = vector_starts::<V>(0, n_samples);
+        let (sums, _) = sums.as_chunks_mut::<V>();
+        for (pixel, sums) in sums.iter_mut().enumerate() {
+            let own = &rows.waveforms[pixel * n_samples..(pixel + 1) * n_samples];
+            *sums = sum_rows(rows, own, weight, neighbors.of(pixel), starts);
         }
     }
 
-    /// Sums, for the `N` vectors from `first`, `weight` times the pixel's own waveform
-    /// `own` and the rows of its `neighbors`, in `f32`.
+    /// The first samples of the `N` vectors from `first` ([`vector_start`]).
+    #[inline]
+    fn vector_starts<const N: usize>(first: usize, n_samples: usize) -> [usize; N] {
+        std::array::from_fn(|v| vector_start(first + v, n_samples))
+    }
+
+    /// Sums, for the `N` vectors starting at the samples `starts`, `weight` times the
+    /// pixel's own waveform `own` and the rows of its `neighbors`, in `f32`.
     #[inline]
     #[target_feature(enable = "avx2")]
     fn sum_rows<const N: usize>(
@@ -300,9 +318,8 @@ mod avx2 {
         own: &[f32],
         weight: f32,
         neighbors: &[u32],
-        first: usize,
+        starts: [usize; N],
     ) -> [__m256; N] {
-        let starts: [usize; N] = std::array::from_fn(|v| vector_start(first + v, rows.n_samples));
         let mut sums = [_mm256_setzero_ps(); N];
         if weight != 0.0 {
             let weight = _mm256_set1_ps(weight);
