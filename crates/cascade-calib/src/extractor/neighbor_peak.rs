@@ -410,8 +410,25 @@ mod avx2 {
             }
         }
         if candidates == 1 {
-            return first_candidate;
+            first_candidate
+        } else {
+            exact_peak_of_candidates(event, pixel, sums, threshold, values)
         }
+    }
+
+    /// The peak among the samples whose `f32` sum reaches `threshold` (all lanes equal),
+    /// decided with ctapipe's `f64` sums: ties and near-ties, rare.
+    #[cold]
+    #[inline(never)]
+    #[target_feature(enable = "avx2")]
+    fn exact_peak_of_candidates(
+        event: &Event<'_>,
+        pixel: usize,
+        sums: &[__m256],
+        threshold: __m256,
+        values: &mut Vec<f32>,
+    ) -> usize {
+        let n_samples = event.n_samples;
         values.resize(sums.len() * LANES, 0.0);
         for (vector, &sum) in sums.iter().enumerate() {
             store8(values, vector * LANES, sum);
