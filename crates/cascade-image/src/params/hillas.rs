@@ -137,6 +137,8 @@ pub fn hillas_parameters<T: PixelValue>(
 
 /// [`hillas_parameters`] of the pixels `selected` yields (ascending indices into arrays of
 /// checked lengths), so that callers that list the selected pixels once skip the mask.
+/// Inlined: called, it made the mask-based [`hillas_parameters`] ~10 % slower.
+#[inline]
 pub(super) fn hillas_of_selected<T: PixelValue>(
     pixels: &PixelCoordinates<'_>,
     image: &[T],
