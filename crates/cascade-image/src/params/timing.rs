@@ -84,7 +84,7 @@ const SAMPLE_GUESS_RANKS: [usize; N_GUESSES] = [6, 12];
 /// that for normal residuals at 85 %).
 const FIT_GUESS_FACTORS: [f64; N_GUESSES] = [2.5, 1.0];
 /// [`kth_largest`] compares every pair of candidates once at most this many are left.
-const SMALL_BAND: usize = 8;
+const SMALL_BAND: usize = 4;
 
 /// Where a C-step's guesses of its cut come from.
 #[derive(Debug, Clone, Copy)]
