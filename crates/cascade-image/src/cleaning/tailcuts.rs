@@ -140,7 +140,7 @@ pub(super) fn tailcuts_into<T: PixelValue>(
     let picture = params.picture_threshold_pe;
     let boundary = params.boundary_threshold_pe;
     // in_picture holds the candidate flags until the picture tests overwrite it
-    // a 32-bit count keeps four pixels per vector lane group
+    // a 32-bit count lets this pass run four pixels per vector instruction
     let mut len = 0u32;
     for ((above, candidate), &value) in above_picture
         .iter_mut()
