@@ -211,9 +211,9 @@ mod avx2 {
         let n_vectors = n_samples.div_ceil(LANES);
         let weight = event.local_weight as f32;
 
-        // Pass 1: every pixel's sum (throughput-bound loads and additions) and its number
-        // of terms. A broken neighbour adds a row of zeros, which changes no f32 sum; it
-        // still counts as a term, which only widens the margin.
+        // Pass 1: every pixel's sum (throughput-bound loads and additions). A broken
+        // neighbour adds a row of zeros, which changes no f32 sum; it still counts as a term
+        // of the margin, which only widens it.
         scratch.zeros.resize(n_samples, 0.0);
         let rows = Rows {
             waveforms: event.waveforms,
