@@ -93,14 +93,13 @@ fn r0_to_dl2_matches_ctapipe_on_every_shared_file() {
                     continue;
                 }
                 valid_events += 1;
-                assert!(
-                    (our_alt[row] - alt[r]).abs() < 1e-3,
-                    "{what}: alt {} vs {}",
-                    our_alt[row],
-                    alt[r]
+                let direction = format!("{what}: direction");
+                assert_alt_az_close(
+                    &direction,
+                    (our_alt[row], our_az[row]),
+                    (alt[r], az[r]),
+                    1e-3,
                 );
-                let daz = ((our_az[row] - az[r] + 540.0) % 360.0 - 180.0).abs();
-                assert!(daz < 1e-3, "{what}: az {} vs {}", our_az[row], az[r]);
                 assert!(
                     (our_x[row] - core_x[r]).abs() < 0.1 && (our_y[row] - core_y[r]).abs() < 0.1,
                     "{what}: core"
@@ -144,21 +143,33 @@ fn check_array_pointing(stem: &str, output: &Path, reference: &Table) {
     for (row, event_id) in rows.i64("event_id").into_iter().enumerate() {
         let r = ref_rows[&event_id];
         let what = format!("{stem} event {event_id}");
-        assert!(
-            (our_alt[row] - alt[r]).abs() < 1e-6,
-            "{what}: array pointing alt {} vs {}",
-            our_alt[row],
-            alt[r]
-        );
-        let daz = ((our_az[row] - az[r] + 540.0) % 360.0 - 180.0).abs();
-        assert!(
-            daz < 1e-6,
-            "{what}: array pointing az {} vs {}",
-            our_az[row],
-            az[r]
+        let pointing = format!("{what}: array pointing");
+        assert_alt_az_close(
+            &pointing,
+            (our_alt[row], our_az[row]),
+            (alt[r], az[r]),
+            1e-6,
         );
         let mut expected = with_data[r].clone();
         expected.sort();
         assert_eq!(triggered[row], expected, "{what}: tels_with_trigger");
     }
+}
+
+/// Asserts that two (alt, az) directions (deg) agree within `tolerance_deg` in each angle,
+/// azimuth compared modulo 360 deg.
+fn assert_alt_az_close(what: &str, ours: (f64, f64), reference: (f64, f64), tolerance_deg: f64) {
+    assert!(
+        (ours.0 - reference.0).abs() < tolerance_deg,
+        "{what}: alt {} vs {}",
+        ours.0,
+        reference.0
+    );
+    let daz = ((ours.1 - reference.1 + 540.0) % 360.0 - 180.0).abs();
+    assert!(
+        daz < tolerance_deg,
+        "{what}: az {} vs {}",
+        ours.1,
+        reference.1
+    );
 }
