@@ -10,7 +10,9 @@
 //!
 //! 1. every pixel's sum is computed in `f32`, eight samples per AVX2 vector, straight from
 //!    the event's rows (a row whose length is not a multiple of eight ends with a vector
-//!    that overlaps the previous one, so nothing is copied or padded);
+//!    that overlaps the previous one, so nothing is copied or padded), two neighbours at a
+//!    time (the bound of step 2 holds whatever the order of the additions), and kept in
+//!    registers for steps 2 and 3;
 //! 2. the rounding errors of that sum and of ctapipe's `f64` sum are both bounded by
 //!    `E = K * A * 2^-23` with `K` the number of terms and `A = (|local_weight| + k) * M` a
 //!    bound on the sum of their magnitudes (`k` neighbours, `M` the event's largest
@@ -21,8 +23,9 @@
 //! 3. when that is one sample it is the peak; otherwise (ties, near-ties) the `f64` sums
 //!    of the candidate samples alone are computed exactly as ctapipe does, in its order.
 //!
-//! Without AVX2, and for events with non-finite samples, fewer than eight samples or an
-//! absurd `local_weight`, every sample is summed in `f64` as ctapipe does.
+//! Without AVX2, and for events with non-finite samples, fewer than eight samples, an
+//! absurd `local_weight` or more than `u32::MAX` samples, every sample is summed in `f64`
+//! as ctapipe does.
 //!
 //! The `unsafe` of this module: the call of the AVX2 kernel after the run-time check that
 //! the CPU has AVX2 (its loads and stores are in `extractor::avx2`).
@@ -37,15 +40,18 @@ const LANES: usize = 8;
 /// Reusable buffers of [`neighbor_peak_indices`].
 #[derive(Debug, Clone, Default)]
 pub struct NeighborPeakScratch {
-    /// A waveform of zeros (the row of a broken neighbour).
-    zeros: Vec<f32>,
     /// One pixel's neighbour sum in `f32`, vector after vector (decisions in `f64`).
     sum_f32: Vec<f32>,
-    /// Every pixel's neighbour sum as AVX2 vectors, `[pixel][vector]`.
+    /// One pixel's neighbour sum as AVX2 vectors (waveforms of more than 64 samples).
     #[cfg(target_arch = "x86_64")]
     sums: Vec<std::arch::x86_64::__m256>,
     /// [`candidate_margin`] by number of neighbours, for the current event.
     margins: Vec<f32>,
+    /// The neighbour lists without broken pixels (offsets, pixel indices), when some are.
+    offsets: Vec<u32>,
+    neighbors: Vec<u32>,
+    /// Where each neighbour's row starts in the event's waveforms.
+    row_starts: Vec<u32>,
     /// One pixel's neighbour sum in `f64` (plain path).
     sum_f64: Vec<f64>,
 }
@@ -172,15 +178,16 @@ fn candidate_margin(k: usize, weight: f32, magnitude: f32) -> f32 {
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use std::arch::x86_64::{
-        __m256, _CMP_GE_OQ, _mm_cvtss_f32, _mm256_add_ps, _mm256_and_si256, _mm256_castps_si256,
+        __m256, __m256i, _CMP_GE_OQ, _mm_cvtss_f32, _mm256_and_si256, _mm256_castps_si256,
         _mm256_castps256_ps128, _mm256_cmp_ps, _mm256_cvtsi256_si32, _mm256_max_epu32,
-        _mm256_max_ps, _mm256_movemask_ps, _mm256_mul_ps, _mm256_permute_ps,
-        _mm256_permute2f128_ps, _mm256_permute2x128_si256, _mm256_set1_epi32, _mm256_set1_ps,
-        _mm256_setzero_ps, _mm256_shuffle_epi32, _mm256_sub_ps,
+        _mm256_max_ps, _mm256_movemask_epi8, _mm256_movemask_ps, _mm256_mul_ps, _mm256_packs_epi16,
+        _mm256_packs_epi32, _mm256_permute_ps, _mm256_permute2f128_ps, _mm256_permute2x128_si256,
+        _mm256_permutevar8x32_epi32, _mm256_set1_epi32, _mm256_set1_ps, _mm256_setr_epi32,
+        _mm256_setzero_ps, _mm256_setzero_si256, _mm256_shuffle_epi32, _mm256_sub_ps,
     };
 
-    use super::super::avx2::{load8, store8};
-    use super::{Event, LANES, NeighborPeakScratch, Neighbors, candidate_margin, exact_peak_among};
+    use super::super::avx2::{NeighborRows, load8, store8};
+    use super::{Event, LANES, NeighborPeakScratch, candidate_margin, exact_peak_among};
 
     /// Largest `|local_weight|` of the certified path (its `f32` product stays exact
     /// enough and the bound meaningful).
@@ -203,103 +210,189 @@ mod avx2 {
         peaks: &mut [usize],
     ) -> bool {
         let n_pixels = peaks.len();
-        let Some(magnitude) = finite_magnitude(&event.waveforms[..n_pixels * event.n_samples])
+        let n_samples = event.n_samples;
+        let Some(magnitude) = finite_magnitude(&event.waveforms[..n_pixels * n_samples]) else {
+            return false;
+        };
+        let NeighborPeakScratch {
+            sum_f32,
+            sums,
+            margins,
+            offsets,
+            neighbors,
+            row_starts,
+            ..
+        } = scratch;
+        let (offsets, neighbors) = usable_neighbors(event, n_pixels, offsets, neighbors);
+        let Some(rows) =
+            NeighborRows::new(event.waveforms, n_samples, offsets, neighbors, row_starts)
         else {
             return false;
         };
-        let n_samples = event.n_samples;
-        let n_vectors = n_samples.div_ceil(LANES);
         let weight = event.local_weight as f32;
-
-        // Pass 1: every pixel's sum (throughput-bound loads and additions). A broken
-        // neighbour adds a row of zeros, which changes no f32 sum; it still counts as a term
-        // of the margin, which only widens it.
-        scratch.zeros.resize(n_samples, 0.0);
-        let rows = Rows {
-            waveforms: event.waveforms,
-            n_samples,
-            broken_pixels: event.broken_pixels,
-            any_broken: event.broken_pixels.contains(&true),
-            zeros: &scratch.zeros,
-        };
-        let mut sums = std::mem::take(&mut scratch.sums);
-        sums.resize(n_pixels * n_vectors, _mm256_setzero_ps());
-        let args = (rows, event.neighbors, weight, sums.as_mut_slice());
-        match n_vectors {
-            1 => sum_pixels::<1>(args),
-            2 => sum_pixels::<2>(args),
-            3 => sum_pixels::<3>(args),
-            4 => sum_pixels::<4>(args),
-            5 => sum_pixels::<5>(args),
-            6 => sum_pixels::<6>(args),
-            7 => sum_pixels::<7>(args),
-            8 => sum_pixels::<8>(args),
-            _ => {
-                for (pixel, sums) in sums.chunks_exact_mut(n_vectors).enumerate() {
-                    let neighbors = event.neighbors.of(pixel);
-                    let own = &event.waveforms[pixel * n_samples..(pixel + 1) * n_samples];
-                    let (groups, rest) = sums.as_chunks_mut::<GROUP>();
-                    for (group, group_sums) in groups.iter_mut().enumerate() {
-                        let starts = vector_starts(group * GROUP, n_samples);
-                        *group_sums = sum_rows(rows, own, weight, neighbors, starts);
-                    }
-                    for (vector, sum) in (n_vectors - rest.len()..).zip(rest) {
-                        let starts = vector_starts(vector, n_samples);
-                        [*sum] = sum_rows(rows, own, weight, neighbors, starts);
-                    }
-                }
-            }
-        }
-
-        // Pass 2: the peaks (short independent chains, which overlap from pixel to pixel).
-        let max_neighbors = (0..n_pixels)
-            .map(|pixel| event.neighbors.of(pixel).len())
+        let max_neighbors = offsets
+            .windows(2)
+            .map(|pair| pair[1].saturating_sub(pair[0]))
             .max()
-            .unwrap_or(0);
-        let margins = &mut scratch.margins;
+            .unwrap_or(0) as usize;
         margins.clear();
         margins.extend((0..=max_neighbors).map(|k| candidate_margin(k, weight, magnitude)));
-        let args = (event, sums.as_slice(), scratch.margins.as_slice(), peaks);
-        let values = &mut scratch.sum_f32;
-        match n_vectors {
-            1 => peaks_of_sums::<1>(args, values),
-            2 => peaks_of_sums::<2>(args, values),
-            3 => peaks_of_sums::<3>(args, values),
-            4 => peaks_of_sums::<4>(args, values),
-            5 => peaks_of_sums::<5>(args, values),
-            6 => peaks_of_sums::<6>(args, values),
-            7 => peaks_of_sums::<7>(args, values),
-            8 => peaks_of_sums::<8>(args, values),
-            _ => {
-                let (event, sums, margins, peaks) = args;
-                for (pixel, (peak, sums)) in peaks
-                    .iter_mut()
-                    .zip(sums.chunks_exact(n_vectors))
-                    .enumerate()
-                {
-                    let margin = margins[event.neighbors.of(pixel).len()];
-                    *peak = peak_of_sums(event, pixel, sums, margin, values);
-                }
-            }
+        let pixels = Pixels {
+            event,
+            rows,
+            weight,
+            margins,
+        };
+        match n_samples.div_ceil(LANES) {
+            1 => peaks_of_vectors::<1>(&pixels, peaks, sum_f32),
+            2 => peaks_of_vectors::<2>(&pixels, peaks, sum_f32),
+            3 => peaks_of_vectors::<3>(&pixels, peaks, sum_f32),
+            4 => peaks_of_vectors::<4>(&pixels, peaks, sum_f32),
+            5 => peaks_of_vectors::<5>(&pixels, peaks, sum_f32),
+            6 => peaks_of_vectors::<6>(&pixels, peaks, sum_f32),
+            7 => peaks_of_vectors::<7>(&pixels, peaks, sum_f32),
+            8 => peaks_of_vectors::<8>(&pixels, peaks, sum_f32),
+            n_vectors => peaks_of_long_waveforms(&pixels, n_vectors, peaks, sums, sum_f32),
         }
-        scratch.sums = sums;
         true
     }
 
-    /// Every pixel's sum, for waveforms of `V` vectors (so that the loops over the vectors
-    /// unroll). Arguments: the rows, the neighbours, `local_weight`, the sums to write
-    /// (`[pixel][vector]`).
+    /// The neighbour lists of the sums in compressed sparse row form (offsets, pixel
+    /// indices): the camera's, or, when pixels are broken, the lists without them (ctapipe
+    /// leaves broken neighbours out), built in `offsets` and `kept`.
+    fn usable_neighbors<'a>(
+        event: &Event<'a>,
+        n_pixels: usize,
+        offsets: &'a mut Vec<u32>,
+        kept: &'a mut Vec<u32>,
+    ) -> (&'a [u32], &'a [u32]) {
+        let broken = event.broken_pixels;
+        if !broken.contains(&true) {
+            return (
+                &event.neighbors.offsets()[..=n_pixels],
+                event.neighbors.indices(),
+            );
+        }
+        offsets.clear();
+        kept.clear();
+        offsets.push(0);
+        for pixel in 0..n_pixels {
+            let usable = event.neighbors.of(pixel).iter();
+            kept.extend(usable.filter(|&&neighbor| !broken[neighbor as usize]));
+            offsets.push(kept.len() as u32);
+        }
+        (offsets, kept)
+    }
+
+    /// What the sums of every pixel need: the event, its neighbours' rows, `local_weight`
+    /// and [`candidate_margin`] by number of neighbours.
+    struct Pixels<'a> {
+        event: &'a Event<'a>,
+        rows: NeighborRows<'a>,
+        weight: f32,
+        margins: &'a [f32],
+    }
+
+    impl Pixels<'_> {
+        /// The `N` vectors starting at the samples `starts` of `pixel`'s sum (`weight`
+        /// times its own waveform plus its neighbours' rows, in `f32`), and the margin of
+        /// its number of neighbours.
+        #[inline]
+        #[target_feature(enable = "avx2")]
+        fn sums<const N: usize>(&self, pixel: usize, starts: [usize; N]) -> ([__m256; N], f32) {
+            let mut sums = [_mm256_setzero_ps(); N];
+            if self.weight != 0.0 {
+                let n_samples = self.event.n_samples;
+                let own = &self.event.waveforms[pixel * n_samples..(pixel + 1) * n_samples];
+                let weight = _mm256_set1_ps(self.weight);
+                for (sum, start) in sums.iter_mut().zip(starts) {
+                    *sum = _mm256_mul_ps(load8(own, start), weight);
+                }
+            }
+            let n_neighbors = self.rows.add_to(pixel, starts, &mut sums);
+            (sums, self.margins[n_neighbors])
+        }
+    }
+
+    /// Every pixel's peak for waveforms of `V <= 8` vectors (the loops over the vectors
+    /// unroll): the sums stay in registers, and the candidates are one bit mask.
+    #[inline]
+    #[target_feature(enable = "avx2,popcnt")]
+    fn peaks_of_vectors<const V: usize>(
+        pixels: &Pixels<'_>,
+        peaks: &mut [usize],
+        values: &mut Vec<f32>,
+    ) {
+        let n_samples = pixels.event.n_samples;
+        let starts = vector_starts::<V>(0, n_samples);
+        // Bit `8 * vector + lane` of the mask; the first `overlap` lanes of the last vector
+        // repeat samples of its predecessor and are left out.
+        let last = (V - 1) * LANES;
+        let overlap = V * LANES - n_samples;
+        let fresh = (((0xff_u64 << overlap) & 0xff) << last) | ((1_u64 << last) - 1);
+        for (pixel, peak) in peaks.iter_mut().enumerate() {
+            let (sums, margin) = pixels.sums(pixel, starts);
+            let max = sums[1..]
+                .iter()
+                .fold(sums[0], |max, &sum| _mm256_max_ps(max, sum));
+            let threshold = _mm256_sub_ps(broadcast_max(max), _mm256_set1_ps(margin));
+            let candidates = candidate_bits(&sums, threshold) & fresh;
+            *peak = if candidates.count_ones() == 1 {
+                let bit = candidates.trailing_zeros() as usize;
+                if bit >= last { bit - overlap } else { bit }
+            } else {
+                exact_peak_of_candidates(pixels.event, pixel, &sums, threshold, values)
+            };
+        }
+    }
+
+    /// One bit per lane whose sum reaches `threshold` (bit `8 * vector + lane`): the
+    /// comparisons of four vectors packed to bytes, put back in order, one `movemask`.
     #[inline]
     #[target_feature(enable = "avx2")]
-    fn sum_pixels<const V: usize>(
-        (rows, neighbors, weight, sums): (Rows<'_>, &Neighbors, f32, &mut [__m256]),
+    fn candidate_bits<const V: usize>(sums: &[__m256; V], threshold: __m256) -> u64 {
+        let reached: [__m256i; V] = std::array::from_fn(|vector| {
+            _mm256_castps_si256(_mm256_cmp_ps::<_CMP_GE_OQ>(sums[vector], threshold))
+        });
+        // The packs work within 128-bit halves: dword `d` of the packed bytes holds lanes
+        // `4 * (d / 4)..` of vector `d % 4`, so dwords 0, 4, 1, 5, ... are in sample order.
+        let in_order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+        let none = _mm256_setzero_si256();
+        let mut bits = 0;
+        for (quad, vectors) in reached.chunks(4).enumerate() {
+            let vector = |i: usize| vectors.get(i).copied().unwrap_or(none);
+            let low = _mm256_packs_epi32(vector(0), vector(1));
+            let high = _mm256_packs_epi32(vector(2), vector(3));
+            let bytes = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(low, high), in_order);
+            bits |= u64::from(_mm256_movemask_epi8(bytes) as u32) << (32 * quad);
+        }
+        bits
+    }
+
+    /// Every pixel's peak for waveforms of more than 64 samples: sums of 8 vectors at a
+    /// time into `sums`, then [`peak_of_sums`].
+    #[target_feature(enable = "avx2,popcnt")]
+    fn peaks_of_long_waveforms(
+        pixels: &Pixels<'_>,
+        n_vectors: usize,
+        peaks: &mut [usize],
+        sums: &mut Vec<__m256>,
+        values: &mut Vec<f32>,
     ) {
-        let n_samples = rows.n_samples;
-        let starts = vector_starts::<V>(0, n_samples);
-        let (sums, _) = sums.as_chunks_mut::<V>();
-        for (pixel, sums) in sums.iter_mut().enumerate() {
-            let own = &rows.waveforms[pixel * n_samples..(pixel + 1) * n_samples];
-            *sums = sum_rows(rows, own, weight, neighbors.of(pixel), starts);
+        let n_samples = pixels.event.n_samples;
+        sums.resize(n_vectors, _mm256_setzero_ps());
+        for (pixel, peak) in peaks.iter_mut().enumerate() {
+            let mut margin = 0.0;
+            let (groups, rest) = sums.as_chunks_mut::<GROUP>();
+            let first_rest = n_vectors - rest.len();
+            for (group, group_sums) in groups.iter_mut().enumerate() {
+                let starts = vector_starts(group * GROUP, n_samples);
+                (*group_sums, margin) = pixels.sums(pixel, starts);
+            }
+            for (vector, sum) in (first_rest..).zip(rest.iter_mut()) {
+                ([*sum], margin) = pixels.sums(pixel, vector_starts(vector, n_samples));
+            }
+            *peak = peak_of_sums(pixels.event, pixel, sums, margin, values);
         }
     }
 
@@ -307,75 +400,6 @@ mod avx2 {
     #[inline]
     fn vector_starts<const N: usize>(first: usize, n_samples: usize) -> [usize; N] {
         std::array::from_fn(|v| vector_start(first + v, n_samples))
-    }
-
-    /// Sums, for the `N` vectors starting at the samples `starts`, `weight` times the
-    /// pixel's own waveform `own` and the rows of its `neighbors`, in `f32`.
-    #[inline]
-    #[target_feature(enable = "avx2")]
-    fn sum_rows<const N: usize>(
-        rows: Rows<'_>,
-        own: &[f32],
-        weight: f32,
-        neighbors: &[u32],
-        starts: [usize; N],
-    ) -> [__m256; N] {
-        let mut sums = [_mm256_setzero_ps(); N];
-        if weight != 0.0 {
-            let weight = _mm256_set1_ps(weight);
-            for (sum, start) in sums.iter_mut().zip(starts) {
-                *sum = _mm256_mul_ps(load8(own, start), weight);
-            }
-        }
-        for &neighbor in neighbors {
-            let row = rows.of(neighbor as usize);
-            for (sum, start) in sums.iter_mut().zip(starts) {
-                *sum = _mm256_add_ps(*sum, load8(row, start));
-            }
-        }
-        sums
-    }
-
-    /// Where the kernel reads the waveforms of a pixel's neighbours.
-    #[derive(Clone, Copy)]
-    struct Rows<'a> {
-        waveforms: &'a [f32],
-        n_samples: usize,
-        broken_pixels: &'a [bool],
-        /// Whether any pixel is broken (checked once per event, so that cameras without
-        /// broken pixels skip the per-neighbour check).
-        any_broken: bool,
-        /// `n_samples` zeros, the row of a broken pixel.
-        zeros: &'a [f32],
-    }
-
-    impl<'a> Rows<'a> {
-        /// The waveform of `pixel`, or zeros when it is broken.
-        #[inline]
-        fn of(&self, pixel: usize) -> &'a [f32] {
-            let row = if self.any_broken && self.broken_pixels[pixel] {
-                self.zeros
-            } else {
-                &self.waveforms[pixel * self.n_samples..]
-            };
-            &row[..self.n_samples]
-        }
-    }
-
-    /// [`peak_of_sums`] of every pixel, for waveforms of `V` vectors (so that the loops over
-    /// the vectors unroll). Arguments: the event, every pixel's sums, the margins by number
-    /// of neighbours, the peaks to write.
-    #[inline]
-    #[target_feature(enable = "avx2,popcnt")]
-    fn peaks_of_sums<const V: usize>(
-        (event, sums, margins, peaks): (&Event<'_>, &[__m256], &[f32], &mut [usize]),
-        values: &mut Vec<f32>,
-    ) {
-        let (sums, _) = sums.as_chunks::<V>();
-        for (pixel, (peak, sums)) in peaks.iter_mut().zip(sums).enumerate() {
-            let margin = margins[event.neighbors.of(pixel).len()];
-            *peak = peak_of_sums(event, pixel, sums, margin, values);
-        }
     }
 
     /// The peak of one pixel from its `f32` sums (steps 2-3 of the module documentation):
