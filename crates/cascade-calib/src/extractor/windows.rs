@@ -3,12 +3,15 @@
 //! `GlobalPeakWindowSum`, `LocalPeakWindowSum` and `NeighborPeakWindowSum`.
 //!
 //! The results are those of [`extract_around_peak`] pixel by pixel, bit for bit. On x86-64
-//! CPUs with AVX2 (checked at run time), windows of at most 8 samples in waveforms of at
-//! least 8 samples are done four pixels at a time: each pixel's 8 samples around its window
-//! are loaded as one vector, the 4 x 8 block is transposed so that a vector holds one window
-//! position of four pixels, and the `f64` sums run over the 8 positions in sample order,
-//! with the positions outside a pixel's window masked to `+0.0` (adding `+0.0` leaves every
-//! partial sum as it is: the sums start at `+0.0` and never become `-0.0`).
+//! CPUs with AVX2 and FMA (checked at run time), windows of at most 8 samples in waveforms
+//! of at least 8 samples are done four pixels at a time: each pixel's 8 samples around its
+//! window are loaded as one vector, the 4 x 8 block is transposed so that a vector holds
+//! one window position of four pixels, and the `f64` sums run over the 8 positions in
+//! sample order, with the samples outside a pixel's window masked to `+0.0` before the
+//! transposition (adding `+0.0` leaves every partial sum as it is: the sums start at `+0.0`
+//! and never become `-0.0`). The peak-time numerator uses fused multiply-adds, which round
+//! as ctapipe's separate product and sum do because the product of an `f32` and a sample
+//! index is exact in `f64`.
 
 use super::kernels::extract_around_peak;
 
@@ -31,8 +34,9 @@ pub fn extract_windows(
     if n_samples >= 8
         && (1..=8).contains(&window_width)
         && std::arch::is_x86_feature_detected!("avx2")
+        && std::arch::is_x86_feature_detected!("fma")
     {
-        // SAFETY: `extract_blocks` needs AVX2, which the CPU has.
+        // SAFETY: `extract_blocks` needs AVX2 and FMA, which the CPU has.
         #[allow(unsafe_code)]
         let done = unsafe {
             avx2::extract_blocks(
@@ -70,20 +74,37 @@ pub fn extract_windows(
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use std::arch::x86_64::{
-        __m128, __m256, _CMP_GT_OQ, _mm256_add_pd, _mm256_and_pd, _mm256_andnot_si256,
-        _mm256_blendv_pd, _mm256_castps256_ps128, _mm256_castsi256_pd, _mm256_cmp_pd,
-        _mm256_cmpgt_epi64, _mm256_cvtpd_ps, _mm256_cvtps_pd, _mm256_div_pd, _mm256_extractf128_ps,
-        _mm256_max_pd, _mm256_mul_pd, _mm256_set_epi64x, _mm256_set_pd, _mm256_set1_epi64x,
-        _mm256_set1_pd, _mm256_setzero_pd, _mm256_shuffle_ps, _mm256_unpackhi_ps,
-        _mm256_unpacklo_ps,
+        __m128, __m256, _CMP_GT_OQ, _mm256_add_pd, _mm256_and_ps, _mm256_blendv_pd,
+        _mm256_castps256_ps128, _mm256_cmp_pd, _mm256_cvtpd_ps, _mm256_cvtps_pd, _mm256_div_pd,
+        _mm256_extractf128_ps, _mm256_fmadd_pd, _mm256_max_pd, _mm256_mul_pd, _mm256_set_pd,
+        _mm256_set1_pd, _mm256_setzero_pd, _mm256_setzero_ps, _mm256_shuffle_ps,
+        _mm256_unpackhi_ps, _mm256_unpacklo_ps,
     };
 
     use super::super::avx2::{load8, store4};
     use super::super::kernels::is_power_of_two;
 
+    /// Bit masks of lanes `l >= from` (`LANES_FROM[8 - from..16 - from]`) and `l < to`
+    /// (`LANES_BELOW[8 - to..16 - to]`) of an eight-lane vector.
+    const LANES_FROM: [f32; 16] = lane_masks(false);
+    const LANES_BELOW: [f32; 16] = lane_masks(true);
+
+    /// Eight all-ones `f32` bit patterns after eight zeros (`low_ones` false), or before.
+    const fn lane_masks(low_ones: bool) -> [f32; 16] {
+        let mut masks = [0.0; 16];
+        let mut i = 0;
+        while i < 16 {
+            if (i < 8) == low_ones {
+                masks[i] = f32::from_bits(u32::MAX);
+            }
+            i += 1;
+        }
+        masks
+    }
+
     /// Extracts the pixels in whole blocks of four; returns how many pixels it did.
     #[allow(clippy::too_many_arguments)]
-    #[target_feature(enable = "avx2")]
+    #[target_feature(enable = "avx2,fma")]
     pub(super) fn extract_blocks(
         waveforms: &[f32],
         n_samples: usize,
@@ -94,41 +115,35 @@ mod avx2 {
         image: &mut [f32],
         peak_time: &mut [f32],
     ) -> usize {
-        let n = n_samples as i64;
-        let last_load = n_samples - 8;
+        let last_load = (n_samples - 8) as i64;
         let inverse_rate = is_power_of_two(sampling_rate_ghz).then(|| 1.0 / sampling_rate_ghz);
         let zero = _mm256_setzero_pd();
         let one = _mm256_set1_pd(1.0);
         let n_blocks = peaks.len().min(image.len()).min(peak_time.len()) / 4;
         for block in 0..n_blocks {
             let first = block * 4;
-            // Per pixel: where its 8 loaded samples start, and which of them are the window.
-            let mut load_start = [0_usize; 4];
-            let mut window_start = [0_i64; 4];
-            let mut window_end = [0_i64; 4];
+            let rows = &waveforms[first * n_samples..(first + 4) * n_samples];
+            // Per pixel: where its 8 loaded samples start (the window's first sample, moved
+            // back into the waveform), and which of them are the window (lanes `from..to`;
+            // the window clipped to the waveform is clipped to the 8 lanes the same way).
+            let mut load_start = [0_i64; 4];
+            let mut inside = [_mm256_setzero_ps(); 4];
             for lane in 0..4 {
-                let start = (peaks[first + lane] - window_shift).max(0);
-                let end = (peaks[first + lane] - window_shift + window_width).min(n);
-                load_start[lane] = (start.min(n) as usize).min(last_load);
-                window_start[lane] = start - load_start[lane] as i64;
-                window_end[lane] = end - load_start[lane] as i64;
+                let window_start = peaks[first + lane] - window_shift;
+                load_start[lane] = window_start.clamp(0, last_load);
+                let from = window_start - load_start[lane];
+                let to = from + window_width;
+                let (from, to) = (from.clamp(0, 8) as usize, to.clamp(0, 8) as usize);
+                inside[lane] =
+                    _mm256_and_ps(load8(&LANES_FROM, 8 - from), load8(&LANES_BELOW, 8 - to));
             }
-            let at = |lane: usize| (first + lane) * n_samples + load_start[lane];
-            let positions = transpose(
-                load8(waveforms, at(0)),
-                load8(waveforms, at(1)),
-                load8(waveforms, at(2)),
-                load8(waveforms, at(3)),
-            );
+            // Each pixel's 8 samples, those outside its window set to +0.0.
+            let row = |lane: usize| {
+                let samples = load8(rows, lane * n_samples + load_start[lane] as usize);
+                _mm256_and_ps(samples, inside[lane])
+            };
+            let positions = transpose(row(0), row(1), row(2), row(3));
 
-            let starts = _mm256_set_epi64x(
-                window_start[3],
-                window_start[2],
-                window_start[1],
-                window_start[0],
-            );
-            let ends =
-                _mm256_set_epi64x(window_end[3], window_end[2], window_end[1], window_end[0]);
             let mut index = _mm256_set_pd(
                 load_start[3] as f64,
                 load_start[2] as f64,
@@ -138,19 +153,14 @@ mod avx2 {
             let mut sum = zero;
             let mut time_num = zero;
             let mut time_den = zero;
-            for (position, &samples) in positions.iter().enumerate() {
-                let position_lanes = _mm256_set1_epi64x(position as i64);
-                // start <= position < end
-                let inside = _mm256_andnot_si256(
-                    _mm256_cmpgt_epi64(starts, position_lanes),
-                    _mm256_cmpgt_epi64(ends, position_lanes),
-                );
-                let value = _mm256_and_pd(_mm256_cvtps_pd(samples), _mm256_castsi256_pd(inside));
+            for &samples in &positions {
+                let value = _mm256_cvtps_pd(samples);
                 sum = _mm256_add_pd(sum, value);
                 // max(value, +0.0) is +0.0 for NaN, -0.0 and negative values, as ctapipe's
-                // `if value > 0`.
+                // `if value > 0`. The product of an f32 and a sample index is exact in f64,
+                // so the fused multiply-add rounds once, as ctapipe's add of the product.
                 let positive = _mm256_max_pd(value, zero);
-                time_num = _mm256_add_pd(time_num, _mm256_mul_pd(positive, index));
+                time_num = _mm256_fmadd_pd(positive, index, time_num);
                 time_den = _mm256_add_pd(time_den, positive);
                 index = _mm256_add_pd(index, one);
             }
