@@ -16,7 +16,7 @@
 //! callers that iterate over events themselves.
 
 use cascade_instrument::Neighbors;
-use ndarray::{ArrayView2, ArrayView3, ArrayView4, ArrayViewMut2};
+use ndarray::{Array2, ArrayView2, ArrayView3, ArrayView4, ArrayViewMut2};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -339,11 +339,7 @@ impl CameraCalibrator {
                 peak_time,
             );
             if let (true, Some(shift)) = (self.apply_peak_time_shift, &calibration.time_shift_ns) {
-                for (pixel, (time, &channel)) in
-                    peak_time.iter_mut().zip(selected_gain_channel).enumerate()
-                {
-                    *time -= shift[[channel as usize, pixel]];
-                }
+                subtract_time_shift(peak_time, selected_gain_channel, shift);
             }
         }
         if self.invalid_pixel_handler == InvalidPixelHandler::NeighborAverage
@@ -355,6 +351,27 @@ impl CameraCalibrator {
                 &calibration.broken_pixels,
                 &self.neighbors,
             );
+        }
+    }
+}
+
+/// `peak_time[pixel] -= shift[[channel, pixel]]` with each pixel's selected `channel`
+/// (ctapipe `CameraCalibrator._calibrate_dl1`, `time_shift`); the usual one or two gain
+/// channels as a select between two rows, which vectorises.
+fn subtract_time_shift(peak_time: &mut [f32], channels: &[i8], shift: &Array2<f32>) {
+    let rows = (1..=2).contains(&shift.nrows()).then(|| {
+        let high = shift.row(0).to_slice();
+        let low = shift.row(shift.nrows() - 1).to_slice();
+        high.zip(low)
+    });
+    if let Some(Some((high, low))) = rows {
+        let shifts = high.iter().zip(low);
+        for ((time, &channel), (&high, &low)) in peak_time.iter_mut().zip(channels).zip(shifts) {
+            *time -= if channel == 0 { high } else { low };
+        }
+    } else {
+        for (pixel, (time, &channel)) in peak_time.iter_mut().zip(channels).enumerate() {
+            *time -= shift[[channel as usize, pixel]];
         }
     }
 }

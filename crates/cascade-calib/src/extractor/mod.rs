@@ -210,11 +210,27 @@ impl ImageExtractor {
                 peak_time,
             );
         }
-        if !self.correction.is_empty() {
-            // ctapipe `ImageExtractor._apply_correction`: f32 charge times f64 correction of
-            // the selected channel, stored as f32.
-            for (charge, &channel) in image.iter_mut().zip(selected_gain_channel) {
-                *charge = (f64::from(*charge) * self.correction[channel as usize]) as f32;
+        // ctapipe `ImageExtractor._apply_correction`: f32 charge times the f64 correction of
+        // the selected channel, stored as f32; the usual one or two gain channels as a
+        // select, which vectorises.
+        let pixels = image.iter_mut().zip(selected_gain_channel);
+        match *self.correction.as_slice() {
+            [] => {}
+            [high] => {
+                for (charge, _) in pixels {
+                    *charge = (f64::from(*charge) * high) as f32;
+                }
+            }
+            [high, low] => {
+                for (charge, &channel) in pixels {
+                    let correction = if channel == 0 { high } else { low };
+                    *charge = (f64::from(*charge) * correction) as f32;
+                }
+            }
+            ref corrections => {
+                for (charge, &channel) in pixels {
+                    *charge = (f64::from(*charge) * corrections[channel as usize]) as f32;
+                }
             }
         }
     }
