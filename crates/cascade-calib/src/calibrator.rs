@@ -70,6 +70,15 @@ pub struct CalibrationScratch {
     r1: Vec<f32>,
 }
 
+impl CalibrationScratch {
+    /// Names the data the event after the next one reads (`values`, its waveforms): the
+    /// next calibration with this scratch fetches them into the cache while it computes.
+    /// A hint for speed only; no result depends on it.
+    pub fn prefetch_next<T>(&mut self, values: &[T]) {
+        self.extractor.prefetch_next(values);
+    }
+}
+
 impl CameraCalibrator {
     /// Prepares the chain for a camera with this readout and these pixel neighbours.
     pub fn new(
@@ -136,14 +145,26 @@ impl CameraCalibrator {
         if n_events == 0 || n_pixels == 0 || n_samples == 0 {
             return Ok(());
         }
-        r0.par_chunks_exact(r0.len() / n_events)
+        let event_size = r0.len() / n_events;
+        r0.par_chunks_exact(event_size)
             .zip(gains.par_chunks_exact_mut(n_pixels))
             .zip(image.par_chunks_exact_mut(n_pixels))
             .zip(peak_time.par_chunks_exact_mut(n_pixels))
+            .enumerate()
             .for_each_init(
                 CalibrationScratch::default,
-                |scratch, (((r0, gains), image), time)| {
-                    self.r0_event(r0, n_samples, calibration, scratch, gains, image, time);
+                |scratch, (event, (((r0_event, gains), image), time))| {
+                    let next = r0.get((event + 1) * event_size..(event + 2) * event_size);
+                    scratch.prefetch_next(next.unwrap_or_default());
+                    self.r0_event(
+                        r0_event,
+                        n_samples,
+                        calibration,
+                        scratch,
+                        gains,
+                        image,
+                        time,
+                    );
                 },
             );
         Ok(())
@@ -252,14 +273,26 @@ impl CameraCalibrator {
         if n_events == 0 || n_pixels == 0 || n_samples == 0 {
             return Ok(());
         }
-        r1.par_chunks_exact(n_pixels * n_samples)
+        let event_size = n_pixels * n_samples;
+        r1.par_chunks_exact(event_size)
             .zip(gains.par_chunks_exact(n_pixels))
             .zip(image.par_chunks_exact_mut(n_pixels))
             .zip(peak_time.par_chunks_exact_mut(n_pixels))
+            .enumerate()
             .for_each_init(
                 CalibrationScratch::default,
-                |scratch, (((r1, gains), image), time)| {
-                    self.dl1_event(r1, n_samples, gains, calibration, scratch, image, time);
+                |scratch, (event, (((r1_event, gains), image), time))| {
+                    let next = r1.get((event + 1) * event_size..(event + 2) * event_size);
+                    scratch.prefetch_next(next.unwrap_or_default());
+                    self.dl1_event(
+                        r1_event,
+                        n_samples,
+                        gains,
+                        calibration,
+                        scratch,
+                        image,
+                        time,
+                    );
                 },
             );
         Ok(())

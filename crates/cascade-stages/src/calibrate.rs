@@ -194,6 +194,8 @@ impl BatchStage for Calibrate {
                         self.calibrators.get(&tel_id).ok_or_else(|| {
                             StageError::Data(format!("telescope {tel_id} is not in the instrument"))
                         })?;
+                    let next = waveforms.get((event + 1) * row_len..(event + 2) * row_len);
+                    scratch.prefetch_next(next.unwrap_or_default());
                     calibrator
                         .r1_to_dl1_event(
                             &waveforms[event * row_len..(event + 1) * row_len],
@@ -279,6 +281,8 @@ impl Calibrate {
                             )));
                         }
                     };
+                    let next = waveforms.get((event + 1) * row_len..(event + 2) * row_len);
+                    scratch.prefetch_next(next.unwrap_or_default());
                     calibrator
                         .r0_to_dl1_event(
                             &waveforms[event * row_len..(event + 1) * row_len],

@@ -8,7 +8,8 @@
 //! `#[target_feature]` kernel.
 
 use std::arch::x86_64::{
-    __m128, __m256, _mm_storeu_ps, _mm256_add_ps, _mm256_loadu_ps, _mm256_storeu_ps,
+    __m128, __m256, _MM_HINT_T1, _mm_prefetch, _mm_storeu_ps, _mm256_add_ps, _mm256_loadu_ps,
+    _mm256_storeu_ps,
 };
 
 /// The eight values `values[at..at + 8]`.
@@ -130,5 +131,43 @@ impl<'a> NeighborRows<'a> {
             }
         }
         rows.len()
+    }
+}
+
+/// The cache lines of data the next event will read, fetched a few at a time while the
+/// current event computes, so that its first pass finds them in the cache instead of
+/// waiting for memory.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Prefetch {
+    /// Address of the next line to fetch.
+    next: usize,
+    /// Address just past the data.
+    end: usize,
+}
+
+impl Prefetch {
+    /// The lines of `values`.
+    pub fn of<T>(values: &[T]) -> Self {
+        let start = values.as_ptr() as usize;
+        Self {
+            next: start,
+            end: start + std::mem::size_of_val(values),
+        }
+    }
+
+    /// Fetches the next `n` lines (fewer at the end of the data).
+    #[inline]
+    pub fn lines(&mut self, n: usize) {
+        for _ in 0..n {
+            if self.next >= self.end {
+                return;
+            }
+            // SAFETY: a prefetch reads nothing and never faults, whatever the address.
+            #[allow(unsafe_code)]
+            unsafe {
+                _mm_prefetch::<_MM_HINT_T1>(self.next as *const i8)
+            };
+            self.next += 64;
+        }
     }
 }

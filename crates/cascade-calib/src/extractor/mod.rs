@@ -47,6 +47,15 @@ pub struct ExtractorScratch {
     brightest: Vec<(f32, usize)>,
 }
 
+impl ExtractorScratch {
+    /// Names the data the extraction after the next one reads (`values`): the next
+    /// extraction with this scratch fetches them into the cache while it computes. A hint
+    /// for speed only; no result depends on it.
+    pub fn prefetch_next<T>(&mut self, values: &[T]) {
+        self.neighbor_peak.prefetch_next(values);
+    }
+}
+
 impl ImageExtractor {
     /// Prepares `config` for a camera with this readout: checks the options and computes
     /// the integration correction the way the ctapipe extractor's `_calculate_correction`
