@@ -78,6 +78,11 @@ impl NeighborPeakScratch {
 /// `local_weight` weighs the pixel's own waveform; neighbours flagged in `broken_pixels`
 /// are left out (the pixel's own waveform counts even when it is broken, as in ctapipe).
 /// NaN sums are skipped when looking for the maximum (0 when every sum is NaN).
+///
+/// # Panics
+/// When `waveforms` holds fewer than `peaks.len() * n_samples` values, or `neighbors` and
+/// `broken_pixels` describe fewer pixels than `peaks` has (callers check the event's shape
+/// against the camera first, as `CameraCalibrator` does).
 pub fn neighbor_peak_indices(
     waveforms: &[f32],
     n_samples: usize,
@@ -723,6 +728,8 @@ mod tests {
     ) -> Result<(), TestCaseError> {
         let neighbors = ring_neighbors(n_pixels, k);
         let mut scratch = NeighborPeakScratch::default();
+        // A prefetch hint (here: the same event) must not change any result.
+        scratch.prefetch_next(waveforms);
         let mut peaks = vec![0; n_pixels];
         neighbor_peak_indices(
             waveforms,
