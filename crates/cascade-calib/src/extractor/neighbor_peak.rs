@@ -35,28 +35,17 @@ use cascade_instrument::Neighbors;
 use super::kernels::argmax_f64;
 
 /// Samples per `f32` vector.
+#[cfg(target_arch = "x86_64")]
 const LANES: usize = 8;
 
 /// Reusable buffers of [`neighbor_peak_indices`].
 #[derive(Debug, Clone, Default)]
 pub struct NeighborPeakScratch {
-    /// One pixel's neighbour sum in `f32`, vector after vector (decisions in `f64`).
-    sum_f32: Vec<f32>,
-    /// One pixel's neighbour sum as AVX2 vectors (waveforms of more than 64 samples).
-    #[cfg(target_arch = "x86_64")]
-    sums: Vec<std::arch::x86_64::__m256>,
-    /// [`candidate_margin`] by number of neighbours, for the current event.
-    margins: Vec<f32>,
-    /// The neighbour lists without broken pixels (offsets, pixel indices), when some are.
-    offsets: Vec<u32>,
-    neighbors: Vec<u32>,
-    /// Where each neighbour's row starts in the event's waveforms.
-    row_starts: Vec<u32>,
     /// One pixel's neighbour sum in `f64` (plain path).
     sum_f64: Vec<f64>,
-    /// The data of the next call, fetched during this one.
+    /// The buffers of the AVX2 kernel.
     #[cfg(target_arch = "x86_64")]
-    upcoming: super::avx2::Prefetch,
+    avx2: avx2::Scratch,
 }
 
 impl NeighborPeakScratch {
@@ -67,8 +56,10 @@ impl NeighborPeakScratch {
     pub fn prefetch_next<T>(&mut self, values: &[T]) {
         #[cfg(target_arch = "x86_64")]
         {
-            self.upcoming = super::avx2::Prefetch::of(values);
+            self.avx2.upcoming = super::avx2::Prefetch::of(values);
         }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = values;
     }
 }
 
@@ -218,6 +209,25 @@ mod avx2 {
     /// `f32::MAX`.
     const MAX_MAGNITUDE: f32 = 1e30;
 
+    /// Reusable buffers of the kernel.
+    #[derive(Debug, Clone, Default)]
+    pub(super) struct Scratch {
+        /// The data of the next call, fetched during this one.
+        pub(super) upcoming: Prefetch,
+        /// One pixel's neighbour sum in `f32`, vector after vector (decisions in `f64`).
+        sum_f32: Vec<f32>,
+        /// One pixel's neighbour sum as AVX2 vectors (waveforms of more than 64 samples).
+        sums: Vec<__m256>,
+        /// [`candidate_margin`] by number of neighbours, for the current event.
+        margins: Vec<f32>,
+        /// The neighbour lists without broken pixels (offsets, pixel indices), when some
+        /// are.
+        offsets: Vec<u32>,
+        neighbors: Vec<u32>,
+        /// Where each neighbour's row starts in the event's waveforms.
+        row_starts: Vec<u32>,
+    }
+
     /// Vectors summed together in registers (64 samples).
     const GROUP: usize = 8;
 
@@ -235,7 +245,7 @@ mod avx2 {
         let Some(magnitude) = finite_magnitude(&event.waveforms[..n_pixels * n_samples]) else {
             return false;
         };
-        let NeighborPeakScratch {
+        let Scratch {
             upcoming,
             sum_f32,
             sums,
@@ -243,8 +253,7 @@ mod avx2 {
             offsets,
             neighbors,
             row_starts,
-            ..
-        } = scratch;
+        } = &mut scratch.avx2;
         let (offsets, neighbors) = usable_neighbors(event, n_pixels, offsets, neighbors);
         let Some(rows) =
             NeighborRows::new(event.waveforms, n_samples, offsets, neighbors, row_starts)

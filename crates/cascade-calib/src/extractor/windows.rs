@@ -29,16 +29,16 @@ pub fn extract_windows(
     image: &mut [f32],
     peak_time: &mut [f32],
 ) {
-    let mut first_scalar = 0;
+    // The pixels done four at a time with AVX2; the rest (all without AVX2) one by one.
     #[cfg(target_arch = "x86_64")]
-    if n_samples >= 8
+    let first_scalar = if n_samples >= 8
         && (1..=8).contains(&window_width)
         && std::arch::is_x86_feature_detected!("avx2")
         && std::arch::is_x86_feature_detected!("fma")
     {
         // SAFETY: `extract_blocks` needs AVX2 and FMA, which the CPU has.
         #[allow(unsafe_code)]
-        let done = unsafe {
+        unsafe {
             avx2::extract_blocks(
                 waveforms,
                 n_samples,
@@ -49,9 +49,12 @@ pub fn extract_windows(
                 image,
                 peak_time,
             )
-        };
-        first_scalar = done;
-    }
+        }
+    } else {
+        0
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let first_scalar = 0;
     for (pixel, ((charge, time), &peak)) in image
         .iter_mut()
         .zip(peak_time.iter_mut())
