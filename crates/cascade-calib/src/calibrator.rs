@@ -376,7 +376,7 @@ impl CameraCalibrator {
             }
         }
         if self.invalid_pixel_handler == InvalidPixelHandler::NeighborAverage
-            && calibration.broken_pixels.iter().any(|&broken| broken)
+            && calibration.broken_pixels.contains(&true)
         {
             neighbor_average(
                 image,
@@ -400,7 +400,11 @@ fn subtract_time_shift(peak_time: &mut [f32], channels: &[i8], shift: &Array2<f3
     if let Some(Some((high, low))) = rows {
         let shifts = high.iter().zip(low);
         for ((time, &channel), (&high, &low)) in peak_time.iter_mut().zip(channels).zip(shifts) {
-            *time -= if channel == 0 { high } else { low };
+            // A select on the bits (channel 0: high, else low), which vectorises where an
+            // `if` does not.
+            let low_mask = u32::from(channel != 0).wrapping_neg();
+            let shift = (high.to_bits() & !low_mask) | (low.to_bits() & low_mask);
+            *time -= f32::from_bits(shift);
         }
     } else {
         for (pixel, (time, &channel)) in peak_time.iter_mut().zip(channels).enumerate() {
@@ -411,10 +415,14 @@ fn subtract_time_shift(peak_time: &mut [f32], channels: &[i8], shift: &Array2<f3
 
 /// Every selected gain channel of `[event][pixel]` indexes a calibration channel.
 fn check_gains(gains: &[i8], n_pixels: usize, n_channels: usize) -> Result<(), CalibError> {
-    match gains
-        .iter()
-        .position(|&g| g < 0 || g as usize >= n_channels)
-    {
+    // A negative channel is 128 or more as a byte, so one unsigned comparison checks both
+    // bounds; a pass without early exit (it vectorises), the position only for the error.
+    let n_valid = n_channels.min(128) as u8;
+    let is_invalid = |&g: &i8| g as u8 >= n_valid;
+    if !gains.iter().fold(false, |any, g| any | is_invalid(g)) {
+        return Ok(());
+    }
+    match gains.iter().position(is_invalid) {
         Some(index) => Err(CalibError::InvalidGainChannel {
             pixel: index % n_pixels.max(1),
             channel: gains[index],
@@ -555,6 +563,23 @@ mod tests {
         assert!(matches!(
             bad_gain,
             Err(CalibError::InvalidGainChannel { channel: 2, .. })
+        ));
+        let negative_gain = calibrator.r1_to_dl1_event(
+            &[0.0; 15],
+            5,
+            &[0, 0, -1],
+            &calibration,
+            &mut scratch,
+            &mut [0.0; 3],
+            &mut [0.0; 3],
+        );
+        assert!(matches!(
+            negative_gain,
+            Err(CalibError::InvalidGainChannel {
+                pixel: 2,
+                channel: -1,
+                ..
+            })
         ));
     }
 
