@@ -232,7 +232,8 @@ mod avx2 {
     const GROUP: usize = 8;
 
     /// Writes every pixel's peak to `peaks` and returns true, or returns false without
-    /// writing when the event has non-finite or absurdly large samples.
+    /// writing when the event has non-finite or absurdly large samples, more than
+    /// `u32::MAX` samples, or neighbours outside it.
     /// Needs `event.n_samples >= LANES` and `|local_weight| <= MAX_WEIGHT`.
     #[target_feature(enable = "avx2,popcnt")]
     pub(super) fn certified_peaks(
