@@ -117,15 +117,7 @@ impl<'a> NeighborRows<'a> {
                 _mm256_loadu_ps(base.add(row as usize + start))
             }
         };
-        // Neighbours in pairs: two independent chains of additions (the order of the `f32`
-        // additions does not change the error bound of the certificate).
-        let (pairs, rest) = rows.as_chunks::<2>();
-        for &[a, b] in pairs {
-            for (sum, &start) in sums.iter_mut().zip(&starts) {
-                *sum = _mm256_add_ps(*sum, _mm256_add_ps(load(a, start), load(b, start)));
-            }
-        }
-        for &row in rest {
+        for &row in rows {
             for (sum, &start) in sums.iter_mut().zip(&starts) {
                 *sum = _mm256_add_ps(*sum, load(row, start));
             }

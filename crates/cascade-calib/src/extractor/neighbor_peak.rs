@@ -10,8 +10,7 @@
 //!
 //! 1. every pixel's sum is computed in `f32`, eight samples per AVX2 vector, straight from
 //!    the event's rows (a row whose length is not a multiple of eight ends with a vector
-//!    that overlaps the previous one, so nothing is copied or padded), two neighbours at a
-//!    time (the bound of step 2 holds whatever the order of the additions), and kept in
+//!    that overlaps the previous one, so nothing is copied or padded), and kept in
 //!    registers for steps 2 and 3;
 //! 2. the rounding errors of that sum and of ctapipe's `f64` sum are both bounded by
 //!    `E = K * A * 2^-23` with `K` the number of terms and `A = (|local_weight| + k) * M` a
