@@ -8,8 +8,8 @@
 //! `#[target_feature]` kernel.
 
 use std::arch::x86_64::{
-    __m128, __m256, _MM_HINT_T1, _mm_prefetch, _mm_storeu_ps, _mm256_add_ps, _mm256_loadu_ps,
-    _mm256_storeu_ps,
+    __m128, __m256, __m256i, _MM_HINT_T1, _mm_prefetch, _mm_storeu_ps, _mm256_add_ps,
+    _mm256_loadu_ps, _mm256_loadu_si256, _mm256_storeu_ps,
 };
 
 /// The eight values `values[at..at + 8]`.
@@ -21,6 +21,18 @@ pub(super) fn load8(values: &[f32], at: usize) -> __m256 {
     #[allow(unsafe_code)]
     unsafe {
         _mm256_loadu_ps(values.as_ptr())
+    }
+}
+
+/// The four values `values[at..at + 4]`.
+#[inline]
+#[target_feature(enable = "avx2")]
+pub(super) fn load4_i64(values: &[i64], at: usize) -> __m256i {
+    let values = &values[at..at + 4];
+    // SAFETY: `values` holds the 4 `i64` that the unaligned load reads.
+    #[allow(unsafe_code)]
+    unsafe {
+        _mm256_loadu_si256(values.as_ptr().cast())
     }
 }
 

@@ -7,11 +7,12 @@
 //! of at least 8 samples are done four pixels at a time: each pixel's 8 samples around its
 //! window are loaded as one vector, the 4 x 8 block is transposed so that a vector holds
 //! one window position of four pixels, and the `f64` sums run over the 8 positions in
-//! sample order, with the samples outside a pixel's window masked to `+0.0` before the
-//! transposition (adding `+0.0` leaves every partial sum as it is: the sums start at `+0.0`
-//! and never become `-0.0`). The peak-time numerator uses fused multiply-adds, which round
-//! as ctapipe's separate product and sum do because the product of an `f32` and a sample
-//! index is exact in `f64`.
+//! sample order, with the samples outside a pixel's window masked to `+0.0` (adding `+0.0`
+//! leaves every partial sum as it is: the sums start at `+0.0` and never become `-0.0`).
+//! Where each pixel's samples start and which are in its window is worked out for the four
+//! pixels at once, in 64-bit lanes. The peak-time numerator uses fused multiply-adds, which
+//! round as ctapipe's separate product and sum do because the product of an `f32` and a
+//! sample index is exact in `f64`.
 
 use super::kernels::extract_around_peak;
 
@@ -77,33 +78,17 @@ pub fn extract_windows(
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use std::arch::x86_64::{
-        __m128, __m256, _CMP_GT_OQ, _mm256_add_pd, _mm256_and_ps, _mm256_blendv_pd,
-        _mm256_castps256_ps128, _mm256_cmp_pd, _mm256_cvtpd_ps, _mm256_cvtps_pd, _mm256_div_pd,
-        _mm256_extractf128_ps, _mm256_fmadd_pd, _mm256_max_pd, _mm256_mul_pd, _mm256_set_pd,
-        _mm256_set1_pd, _mm256_setzero_pd, _mm256_setzero_ps, _mm256_shuffle_ps,
-        _mm256_unpackhi_ps, _mm256_unpacklo_ps,
+        __m128, __m256, __m256d, __m256i, _CMP_GT_OQ, _mm256_add_epi64, _mm256_add_pd,
+        _mm256_and_pd, _mm256_andnot_si256, _mm256_blendv_epi8, _mm256_blendv_pd,
+        _mm256_castpd_si256, _mm256_castps256_ps128, _mm256_castsi256_pd, _mm256_cmp_pd,
+        _mm256_cmpgt_epi64, _mm256_cvtpd_ps, _mm256_cvtps_pd, _mm256_div_pd, _mm256_extract_epi64,
+        _mm256_extractf128_ps, _mm256_fmadd_pd, _mm256_max_pd, _mm256_mul_pd, _mm256_or_si256,
+        _mm256_set_pd, _mm256_set1_epi64x, _mm256_set1_pd, _mm256_setzero_pd, _mm256_setzero_si256,
+        _mm256_shuffle_ps, _mm256_sub_epi64, _mm256_sub_pd, _mm256_unpackhi_ps, _mm256_unpacklo_ps,
     };
 
-    use super::super::avx2::{load8, store4};
+    use super::super::avx2::{load4_i64, load8, store4};
     use super::super::kernels::is_power_of_two;
-
-    /// Bit masks of lanes `l >= from` (`LANES_FROM[8 - from..16 - from]`) and `l < to`
-    /// (`LANES_BELOW[8 - to..16 - to]`) of an eight-lane vector.
-    const LANES_FROM: [f32; 16] = lane_masks(false);
-    const LANES_BELOW: [f32; 16] = lane_masks(true);
-
-    /// Eight all-ones `f32` bit patterns after eight zeros (`low_ones` false), or before.
-    const fn lane_masks(low_ones: bool) -> [f32; 16] {
-        let mut masks = [0.0; 16];
-        let mut i = 0;
-        while i < 16 {
-            if (i < 8) == low_ones {
-                masks[i] = f32::from_bits(u32::MAX);
-            }
-            i += 1;
-        }
-        masks
-    }
 
     /// Extracts the pixels in whole blocks of four; returns how many pixels it did.
     #[allow(clippy::too_many_arguments)]
@@ -118,46 +103,44 @@ mod avx2 {
         image: &mut [f32],
         peak_time: &mut [f32],
     ) -> usize {
-        let last_load = (n_samples - 8) as i64;
         let inverse_rate = is_power_of_two(sampling_rate_ghz).then(|| 1.0 / sampling_rate_ghz);
         let zero = _mm256_setzero_pd();
         let one = _mm256_set1_pd(1.0);
+        let shift = _mm256_set1_epi64x(window_shift);
+        let width = _mm256_set1_epi64x(window_width);
+        let last_load = _mm256_set1_epi64x((n_samples - 8) as i64);
+        let lane_positions: [__m256i; 8] = std::array::from_fn(|k| _mm256_set1_epi64x(k as i64));
         let n_blocks = peaks.len().min(image.len()).min(peak_time.len()) / 4;
         for block in 0..n_blocks {
             let first = block * 4;
             let rows = &waveforms[first * n_samples..(first + 4) * n_samples];
-            // Per pixel: where its 8 loaded samples start (the window's first sample, moved
-            // back into the waveform), and which of them are the window (lanes `from..to`;
-            // the window clipped to the waveform is clipped to the 8 lanes the same way).
-            let mut load_start = [0_i64; 4];
-            let mut inside = [_mm256_setzero_ps(); 4];
-            for lane in 0..4 {
-                let window_start = peaks[first + lane] - window_shift;
-                load_start[lane] = window_start.clamp(0, last_load);
-                let from = window_start - load_start[lane];
-                let to = from + window_width;
-                let (from, to) = (from.clamp(0, 8) as usize, to.clamp(0, 8) as usize);
-                inside[lane] =
-                    _mm256_and_ps(load8(&LANES_FROM, 8 - from), load8(&LANES_BELOW, 8 - to));
-            }
-            // Each pixel's 8 samples, those outside its window set to +0.0.
-            let row = |lane: usize| {
-                let samples = load8(rows, lane * n_samples + load_start[lane] as usize);
-                _mm256_and_ps(samples, inside[lane])
-            };
+            // Per pixel (one per 64-bit lane): where its 8 loaded samples start (the window's
+            // first sample, moved back into the waveform) and which of them are the window
+            // (lanes `from <= k < to`, the window clipped to the waveform).
+            let window_start = _mm256_sub_epi64(load4_i64(peaks, first), shift);
+            let load_start = clamp_i64(window_start, _mm256_setzero_si256(), last_load);
+            let from = _mm256_sub_epi64(window_start, load_start);
+            let to = _mm256_add_epi64(from, width);
+            let starts = [
+                _mm256_extract_epi64::<0>(load_start),
+                _mm256_extract_epi64::<1>(load_start),
+                _mm256_extract_epi64::<2>(load_start),
+                _mm256_extract_epi64::<3>(load_start),
+            ];
+            let row = |lane: usize| load8(rows, lane * n_samples + starts[lane] as usize);
             let positions = transpose(row(0), row(1), row(2), row(3));
 
-            let mut index = _mm256_set_pd(
-                load_start[3] as f64,
-                load_start[2] as f64,
-                load_start[1] as f64,
-                load_start[0] as f64,
-            );
+            let mut index = small_i64_to_f64(load_start);
             let mut sum = zero;
             let mut time_num = zero;
             let mut time_den = zero;
-            for &samples in &positions {
-                let value = _mm256_cvtps_pd(samples);
+            for (&samples, &position) in positions.iter().zip(&lane_positions) {
+                // +0.0 outside the window: !(from > position) & (to > position)
+                let inside = _mm256_andnot_si256(
+                    _mm256_cmpgt_epi64(from, position),
+                    _mm256_cmpgt_epi64(to, position),
+                );
+                let value = _mm256_and_pd(_mm256_cvtps_pd(samples), _mm256_castsi256_pd(inside));
                 sum = _mm256_add_pd(sum, value);
                 // max(value, +0.0) is +0.0 for NaN, -0.0 and negative values, as ctapipe's
                 // `if value > 0`. The product of an f32 and a sample index is exact in f64,
@@ -187,6 +170,24 @@ mod avx2 {
             store4(peak_time, first, _mm256_cvtpd_ps(ns));
         }
         n_blocks * 4
+    }
+
+    /// `values` clamped lane by lane to `low..=high` (64-bit signed lanes).
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn clamp_i64(values: __m256i, low: __m256i, high: __m256i) -> __m256i {
+        let below_high = _mm256_blendv_epi8(values, high, _mm256_cmpgt_epi64(values, high));
+        _mm256_blendv_epi8(below_high, low, _mm256_cmpgt_epi64(low, below_high))
+    }
+
+    /// The 64-bit lanes, each in `0..2^52`, as `f64` (exact): the lanes' bits put in the
+    /// mantissa of `2^52`, then `2^52` subtracted.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn small_i64_to_f64(lanes: __m256i) -> __m256d {
+        let two_52 = _mm256_set1_pd(4_503_599_627_370_496.0);
+        let bits = _mm256_or_si256(lanes, _mm256_castpd_si256(two_52));
+        _mm256_sub_pd(_mm256_castsi256_pd(bits), two_52)
     }
 
     /// The 8 positions of four pixels' loaded samples: `positions[k]` holds sample `k` of
