@@ -21,7 +21,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::extractor::{ExtractorScratch, ImageExtractor, ImageExtractorConfig};
-use crate::invalid_pixels::{InvalidPixelHandler, neighbor_average};
+use crate::invalid_pixels::{InvalidPixelHandler, any_broken, neighbor_average};
 use crate::r1::{R1Config, TelescopeCalibration, check_shape, r0_to_r1_event};
 use crate::{CalibError, CameraReadout};
 
@@ -376,7 +376,7 @@ impl CameraCalibrator {
             }
         }
         if self.invalid_pixel_handler == InvalidPixelHandler::NeighborAverage
-            && calibration.broken_pixels.contains(&true)
+            && any_broken(&calibration.broken_pixels)
         {
             neighbor_average(
                 image,

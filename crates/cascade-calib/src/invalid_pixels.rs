@@ -17,6 +17,14 @@ pub enum InvalidPixelHandler {
     Off,
 }
 
+/// Whether any pixel is flagged broken: one pass without early exit, which vectorises
+/// (a search that stops at the first flag does not, for `bool`s).
+pub(crate) fn any_broken(broken_pixels: &[bool]) -> bool {
+    broken_pixels
+        .iter()
+        .fold(false, |any, &broken| any | broken)
+}
+
 /// ctapipe `NeighborAverage`: every broken pixel gets the mean image (p.e.) and mean peak
 /// time (ns) of its neighbours that are not broken, or 0 when it has none. Sums are taken
 /// in `f32` in neighbour order and divided by the count in `f64`, as numpy does there.

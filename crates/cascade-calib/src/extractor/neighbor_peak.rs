@@ -199,6 +199,7 @@ mod avx2 {
 
     use super::super::avx2::{NeighborRows, Prefetch, load8, store8};
     use super::{Event, LANES, NeighborPeakScratch, candidate_margin, exact_peak_among};
+    use crate::invalid_pixels::any_broken;
 
     /// Largest `|local_weight|` of the certified path (its `f32` product stays exact
     /// enough and the bound meaningful).
@@ -299,7 +300,7 @@ mod avx2 {
         kept: &'a mut Vec<u32>,
     ) -> (&'a [u32], &'a [u32]) {
         let broken = event.broken_pixels;
-        if !broken.contains(&true) {
+        if !any_broken(broken) {
             return (
                 &event.neighbors.offsets()[..=n_pixels],
                 event.neighbors.indices(),
