@@ -50,6 +50,8 @@
 //! and residual sum of squares of one pass keep full `f64` precision. Nothing is sorted
 //! and nothing is allocated once the [`TimingWorkspace`] has grown to the image size.
 
+mod gather;
+
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
@@ -463,10 +465,7 @@ impl LtsScratch {
         kth_largest(&self.sample, rank, &mut self.band)
     }
 
-    /// Writes the indices and squared residuals from the line `beta` of the points above
-    /// `cut` (every point for `None`) to the front of the tail, in index order; returns
-    /// how many, and whether a squared residual is NaN. Branch-free: each point is
-    /// written, the length grows only for those above.
+    /// [`gather::gather_above`] on the points and the tail buffers.
     fn gather_above(&mut self, beta: [f64; 2], cut: Option<f64>) -> (usize, bool) {
         let Self {
             x,
@@ -475,23 +474,7 @@ impl LtsScratch {
             tail_squares,
             ..
         } = self;
-        let n = x.len();
-        let (tail_index, tail_squares) = (&mut tail_index[..n], &mut tail_squares[..n]);
-        // an absent cut keeps every point: comparing with it is always true
-        let (cut, all) = match cut {
-            Some(cut) => (cut, false),
-            None => (0.0, true),
-        };
-        let (mut len, mut nan) = (0, false);
-        for (i, (&xi, &yi)) in x.iter().zip(y.iter()).enumerate() {
-            let residual = yi - (xi * beta[0] + beta[1]);
-            let square = residual * residual;
-            nan |= square.is_nan();
-            tail_index[len] = i as u32;
-            tail_squares[len] = square;
-            len += usize::from(all | (square > cut));
-        }
-        (len, nan)
+        gather::gather_above(x, y, beta, cut, tail_index, tail_squares)
     }
 
     /// Writes the points of the tail's first `len` that are left out at `cut` (the

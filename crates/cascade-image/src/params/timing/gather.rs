@@ -1,0 +1,197 @@
+//! The gathering pass of a C-step: the squared residuals of every point from a line, and
+//! those above a cut written, in index order, to the front of the tail buffers.
+//!
+//! On x86-64 CPUs with AVX2 (checked at run time) four points go at a time: residuals and
+//! comparisons in four `f64` lanes (a multiplication and an addition, not a fused
+//! multiply-add, so every value is the scalar loop's), and the lanes above the cut moved
+//! to the front of the vector with a permutation looked up from their 4-bit mask. The
+//! `unsafe` of this module: that call after the run-time check, and the loads and stores
+//! (each of a slice bounds-checked first).
+
+/// Writes the indices and squared residuals `(y - (x * beta[0] + beta[1]))^2` of the points
+/// above `cut` (every point for `None`) to the front of `tail_index` and `tail_squares`,
+/// in index order; returns how many, and whether a squared residual is NaN (a NaN is never
+/// above a cut). Both tails hold at least `x.len()` entries; past the returned length they
+/// hold anything.
+pub(super) fn gather_above(
+    x: &[f64],
+    y: &[f64],
+    beta: [f64; 2],
+    cut: Option<f64>,
+    tail_index: &mut [u32],
+    tail_squares: &mut [f64],
+) -> (usize, bool) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: `avx2::gather_above` needs AVX2, which the CPU has.
+        #[allow(unsafe_code)]
+        return unsafe { avx2::gather_above(x, y, beta, cut, tail_index, tail_squares) };
+    }
+    gather_from(x, y, beta, cut, (0, 0, false), tail_index, tail_squares)
+}
+
+/// The scalar pass from point `first` on, with `len` points gathered and `nan` seen so far.
+/// Branch-free: each point is written, the length grows only for those above the cut.
+fn gather_from(
+    x: &[f64],
+    y: &[f64],
+    beta: [f64; 2],
+    cut: Option<f64>,
+    (first, mut len, mut nan): (usize, usize, bool),
+    tail_index: &mut [u32],
+    tail_squares: &mut [f64],
+) -> (usize, bool) {
+    let n = x.len().min(y.len());
+    let (tail_index, tail_squares) = (&mut tail_index[..n], &mut tail_squares[..n]);
+    // an absent cut keeps every point: comparing with it is always true
+    let (cut, all) = match cut {
+        Some(cut) => (cut, false),
+        None => (0.0, true),
+    };
+    for (i, (&xi, &yi)) in x.iter().zip(y).enumerate().take(n).skip(first) {
+        let residual = yi - (xi * beta[0] + beta[1]);
+        let square = residual * residual;
+        nan |= square.is_nan();
+        tail_index[len] = i as u32;
+        tail_squares[len] = square;
+        len += usize::from(all | (square > cut));
+    }
+    (len, nan)
+}
+
+/// The four-point AVX2 pass.
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::{
+        __m128i, __m256d, __m256i, _CMP_GT_OQ, _CMP_UNORD_Q, _mm_storeu_si128, _mm256_add_epi32,
+        _mm256_add_pd, _mm256_castpd_ps, _mm256_castps_pd, _mm256_castsi256_si128, _mm256_cmp_pd,
+        _mm256_loadu_pd, _mm256_loadu_si256, _mm256_movemask_pd, _mm256_mul_pd,
+        _mm256_permutevar8x32_epi32, _mm256_permutevar8x32_ps, _mm256_set1_epi32, _mm256_set1_pd,
+        _mm256_setr_epi32, _mm256_storeu_pd, _mm256_sub_pd,
+    };
+
+    use super::gather_from;
+
+    /// For each 4-bit mask of lanes, the 32-bit lanes that move the selected 64-bit lanes
+    /// to the front, in order (lane `j` is 32-bit lanes `2j`, `2j + 1`).
+    const PAIR_ORDER: [[i32; 8]; 16] = front_order(2);
+    /// The same for 32-bit lanes (point indices).
+    const SINGLE_ORDER: [[i32; 8]; 16] = front_order(1);
+
+    /// The permutations of [`PAIR_ORDER`] (`width` 2) and [`SINGLE_ORDER`] (`width` 1).
+    const fn front_order(width: usize) -> [[i32; 8]; 16] {
+        let mut orders = [[0; 8]; 16];
+        let mut mask = 0;
+        while mask < 16 {
+            let mut to = 0;
+            let mut lane = 0;
+            while lane < 4 {
+                if mask & (1 << lane) != 0 {
+                    let mut part = 0;
+                    while part < width {
+                        orders[mask][to] = (lane * width + part) as i32;
+                        to += 1;
+                        part += 1;
+                    }
+                }
+                lane += 1;
+            }
+            mask += 1;
+        }
+        orders
+    }
+
+    /// [`super::gather_above`], four points at a time.
+    #[target_feature(enable = "avx2")]
+    pub(super) fn gather_above(
+        x: &[f64],
+        y: &[f64],
+        beta: [f64; 2],
+        cut: Option<f64>,
+        tail_index: &mut [u32],
+        tail_squares: &mut [f64],
+    ) -> (usize, bool) {
+        let n = x.len().min(y.len());
+        let (slope, intercept) = (_mm256_set1_pd(beta[0]), _mm256_set1_pd(beta[1]));
+        let cut_lanes = _mm256_set1_pd(cut.unwrap_or(0.0));
+        let mut indices = _mm256_setr_epi32(0, 1, 2, 3, 0, 0, 0, 0);
+        let four = _mm256_set1_epi32(4);
+        let (mut len, mut nan_lanes) = (0, 0);
+        let n_chunks = n / 4;
+        for chunk in 0..n_chunks {
+            let at = chunk * 4;
+            let predicted = _mm256_add_pd(_mm256_mul_pd(load4(x, at), slope), intercept);
+            let residual = _mm256_sub_pd(load4(y, at), predicted);
+            let square = _mm256_mul_pd(residual, residual);
+            nan_lanes |= _mm256_movemask_pd(_mm256_cmp_pd::<_CMP_UNORD_Q>(square, square));
+            let above = match cut {
+                Some(_) => _mm256_movemask_pd(_mm256_cmp_pd::<_CMP_GT_OQ>(square, cut_lanes)),
+                None => 0b1111,
+            } as usize;
+            // `len <= at`, so the four lanes stored from `len` fit before `at + 4 <= n`.
+            let squares =
+                _mm256_permutevar8x32_ps(_mm256_castpd_ps(square), order(&PAIR_ORDER[above]));
+            store4(tail_squares, len, _mm256_castps_pd(squares));
+            let moved = _mm256_permutevar8x32_epi32(indices, order(&SINGLE_ORDER[above]));
+            store4_u32(tail_index, len, _mm256_castsi256_si128(moved));
+            len += above.count_ones() as usize;
+            indices = _mm256_add_epi32(indices, four);
+        }
+        gather_from(
+            x,
+            y,
+            beta,
+            cut,
+            (n_chunks * 4, len, nan_lanes != 0),
+            tail_index,
+            tail_squares,
+        )
+    }
+
+    /// The eight 32-bit lanes of `order`.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn order(order: &[i32; 8]) -> __m256i {
+        // SAFETY: `order` holds the 8 `i32` that the unaligned load reads.
+        #[allow(unsafe_code)]
+        unsafe {
+            _mm256_loadu_si256(order.as_ptr().cast())
+        }
+    }
+
+    /// The four values `values[at..at + 4]`.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn load4(values: &[f64], at: usize) -> __m256d {
+        let values = &values[at..at + 4];
+        // SAFETY: `values` holds the 4 `f64` that the unaligned load reads.
+        #[allow(unsafe_code)]
+        unsafe {
+            _mm256_loadu_pd(values.as_ptr())
+        }
+    }
+
+    /// Stores four lanes to `values[at..at + 4]`.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn store4(values: &mut [f64], at: usize, lanes: __m256d) {
+        let values = &mut values[at..at + 4];
+        // SAFETY: `values` holds the 4 `f64` that the unaligned store writes.
+        #[allow(unsafe_code)]
+        unsafe {
+            _mm256_storeu_pd(values.as_mut_ptr(), lanes)
+        }
+    }
+
+    /// Stores four 32-bit lanes to `values[at..at + 4]`.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn store4_u32(values: &mut [u32], at: usize, lanes: __m128i) {
+        let values = &mut values[at..at + 4];
+        // SAFETY: `values` holds the 4 `u32` that the unaligned store writes.
+        #[allow(unsafe_code)]
+        unsafe {
+            _mm_storeu_si128(values.as_mut_ptr().cast(), lanes)
+        }
+    }
+}
