@@ -71,9 +71,9 @@ pub struct CalibrationScratch {
 }
 
 impl CalibrationScratch {
-    /// Names the data the event after the next one reads (`values`, its waveforms): the
-    /// next calibration with this scratch fetches them into the cache while it computes.
-    /// A hint for speed only; no result depends on it.
+    /// Called before calibrating an event: names the waveforms of the event that follows
+    /// it (`values`), which this calibration then fetches into the cache while it
+    /// computes. A hint for speed only; no result depends on it.
     pub fn prefetch_next<T>(&mut self, values: &[T]) {
         self.extractor.prefetch_next(values);
     }

@@ -48,8 +48,8 @@ pub struct ExtractorScratch {
 }
 
 impl ExtractorScratch {
-    /// Names the data the extraction after the next one reads (`values`): the next
-    /// extraction with this scratch fetches them into the cache while it computes. A hint
+    /// Called before an extraction: names the data of the extraction that follows it
+    /// (`values`), which this one then fetches into the cache while it computes. A hint
     /// for speed only; no result depends on it.
     pub fn prefetch_next<T>(&mut self, values: &[T]) {
         self.neighbor_peak.prefetch_next(values);

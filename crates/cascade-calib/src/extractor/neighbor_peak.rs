@@ -48,10 +48,10 @@ pub struct NeighborPeakScratch {
 }
 
 impl NeighborPeakScratch {
-    /// Names the data the call after the next one reads (`values`, the next event): the
-    /// next call of [`neighbor_peak_indices`] with this scratch fetches them into the cache
-    /// while it computes (two cache lines per pixel). A hint for speed only; no result
-    /// depends on it.
+    /// Called before [`neighbor_peak_indices`]: names the data of the call that follows it
+    /// (`values`, the next event), which this call then fetches into the cache while it
+    /// computes (two cache lines per pixel). A hint for speed only; no result depends on
+    /// it.
     pub fn prefetch_next<T>(&mut self, values: &[T]) {
         #[cfg(target_arch = "x86_64")]
         {
