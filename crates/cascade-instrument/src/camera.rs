@@ -3,6 +3,8 @@
 //! Follows `ctapipe.instrument.CameraGeometry`. Positions are in the camera frame (m), the
 //! plane of the camera as seen from the mirror, with ctapipe's axis conventions.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use serde::{Deserialize, Serialize};
 
 /// Shape of the pixels of a camera (`ctapipe.instrument.PixelShape`).
@@ -29,11 +31,37 @@ impl PixelShape {
 
 /// Pixel neighbour lists in compressed-sparse-row form: the neighbours of pixel `i` are
 /// `indices[offsets[i]..offsets[i + 1]]`, sorted ascending.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+///
+/// The lists never change once built, and each set of lists carries an identifier
+/// ([`Neighbors::id`]) so that kernels can cache what they derive from them.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Neighbors {
     offsets: Vec<u32>,
     indices: Vec<u32>,
+    #[serde(skip)]
+    id: NeighborsId,
 }
+
+/// The identifier of one set of neighbour lists: unique in the process, shared by clones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct NeighborsId(u64);
+
+impl Default for NeighborsId {
+    /// A fresh identifier, never handed out before in this process.
+    fn default() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        Self(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+/// Lists are equal when they hold the same neighbours, whatever their identifiers.
+impl PartialEq for Neighbors {
+    fn eq(&self, other: &Self) -> bool {
+        self.offsets == other.offsets && self.indices == other.indices
+    }
+}
+
+impl Eq for Neighbors {}
 
 impl Neighbors {
     /// Builds neighbour lists from one list per pixel. Each list is sorted; duplicates removed.
@@ -50,7 +78,18 @@ impl Neighbors {
             indices.extend(deduped);
             offsets.push(indices.len() as u32);
         }
-        Self { offsets, indices }
+        Self {
+            offsets,
+            indices,
+            id: NeighborsId::default(),
+        }
+    }
+
+    /// The identifier of these lists: the same for their clones, different for any other
+    /// lists built in this process (even equal ones), so a layout derived from lists with
+    /// this identifier stays valid for them.
+    pub fn id(&self) -> NeighborsId {
+        self.id
     }
 
     /// Number of pixels.
@@ -113,5 +152,23 @@ impl CameraGeometry {
     /// Number of pixels.
     pub fn n_pixels(&self) -> usize {
         self.pix_x_m.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clones_share_the_identifier_of_the_lists_and_other_lists_get_their_own() {
+        let lists = [vec![1], vec![0]];
+        let neighbors = Neighbors::from_lists(&lists);
+        let same = Neighbors::from_lists(&lists);
+        assert_eq!(neighbors.clone().id(), neighbors.id());
+        assert_ne!(same.id(), neighbors.id());
+        assert_ne!(Neighbors::default().id(), Neighbors::default().id());
+        // Equality is about the neighbours, not the identifiers.
+        assert_eq!(same, neighbors);
+        assert_ne!(Neighbors::from_lists(&[vec![1], vec![]]), neighbors);
     }
 }

@@ -18,7 +18,7 @@ pub mod neighbors;
 mod readout;
 mod subarray;
 
-pub use camera::{CameraGeometry, GeometryError, Neighbors, PixelShape};
+pub use camera::{CameraGeometry, GeometryError, Neighbors, NeighborsId, PixelShape};
 pub use readout::{PixelCalibration, ReadoutDescription};
 pub use subarray::{
     FocalLengthChoice, OpticsDescription, SubarrayDescription, TelescopeDescription,

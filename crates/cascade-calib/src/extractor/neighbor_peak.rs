@@ -11,7 +11,11 @@
 //! 1. every pixel's sum is computed in `f32`, eight samples per AVX2 vector, straight from
 //!    the event's rows (a row whose length is not a multiple of eight ends with a vector
 //!    that overlaps the previous one, so nothing is copied or padded), and kept in
-//!    registers for steps 2 and 3;
+//!    registers for steps 2 and 3. The pixels go group by group of equal numbers of
+//!    neighbours (a layout of the camera kept in the scratch space from event to event),
+//!    so that the loop of each group has a fixed number of additions and no check per
+//!    pixel, and each pixel's sums are computed before the previous pixel's peak is
+//!    decided, so that the two overlap;
 //! 2. the rounding errors of that sum and of ctapipe's `f64` sum are both bounded by
 //!    `E = K * A * 2^-23` with `K` the number of terms and `A = (|local_weight| + k) * M` a
 //!    bound on the sum of their magnitudes (`k` neighbours, `M` the event's largest
@@ -27,7 +31,8 @@
 //! as ctapipe does.
 //!
 //! The `unsafe` of this module: the call of the AVX2 kernel after the run-time check that
-//! the CPU has AVX2 (its loads and stores are in `extractor::avx2`).
+//! the CPU has AVX2, and the loads of the neighbour sums, whose rows the layout checked
+//! once (the other loads and stores are in `extractor::avx2`).
 
 use cascade_instrument::Neighbors;
 
@@ -189,17 +194,19 @@ fn candidate_margin(k: usize, weight: f32, magnitude: f32) -> f32 {
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use std::arch::x86_64::{
-        __m256, __m256i, _CMP_GE_OQ, _mm_cvtss_f32, _mm256_and_si256, _mm256_castps_si256,
-        _mm256_castps256_ps128, _mm256_cmp_ps, _mm256_cvtsi256_si32, _mm256_max_epu32,
-        _mm256_max_ps, _mm256_movemask_epi8, _mm256_movemask_ps, _mm256_mul_ps, _mm256_packs_epi16,
-        _mm256_packs_epi32, _mm256_permute_ps, _mm256_permute2f128_ps, _mm256_permute2x128_si256,
-        _mm256_permutevar8x32_epi32, _mm256_set1_epi32, _mm256_set1_ps, _mm256_setr_epi32,
-        _mm256_setzero_ps, _mm256_setzero_si256, _mm256_shuffle_epi32, _mm256_sub_ps,
+        __m256, __m256i, _CMP_GE_OQ, _mm_cvtss_f32, _mm256_add_ps, _mm256_and_si256,
+        _mm256_castps_si256, _mm256_castps256_ps128, _mm256_cmp_ps, _mm256_cvtsi256_si32,
+        _mm256_loadu_ps, _mm256_max_epu32, _mm256_max_ps, _mm256_movemask_epi8, _mm256_movemask_ps,
+        _mm256_mul_ps, _mm256_packs_epi16, _mm256_packs_epi32, _mm256_permute_ps,
+        _mm256_permute2f128_ps, _mm256_permute2x128_si256, _mm256_permutevar8x32_epi32,
+        _mm256_set1_epi32, _mm256_set1_ps, _mm256_setr_epi32, _mm256_setzero_ps,
+        _mm256_setzero_si256, _mm256_shuffle_epi32, _mm256_sub_ps,
     };
 
-    use super::super::avx2::{NeighborRows, Prefetch, load8, store8};
+    use cascade_instrument::NeighborsId;
+
+    use super::super::avx2::{Prefetch, load8, store8};
     use super::{Event, LANES, NeighborPeakScratch, candidate_margin, exact_peak_among};
-    use crate::invalid_pixels::any_broken;
 
     /// Largest `|local_weight|` of the certified path (its `f32` product stays exact
     /// enough and the bound meaningful).
@@ -218,18 +225,113 @@ mod avx2 {
         sum_f32: Vec<f32>,
         /// One pixel's neighbour sum as AVX2 vectors (waveforms of more than 64 samples).
         sums: Vec<__m256>,
-        /// [`candidate_margin`] by number of neighbours, for the current event.
-        margins: Vec<f32>,
-        /// The neighbour lists without broken pixels (offsets, pixel indices), when some
-        /// are.
-        offsets: Vec<u32>,
-        neighbors: Vec<u32>,
-        /// Where each neighbour's row starts in the event's waveforms.
-        row_starts: Vec<u32>,
+        /// The pixels grouped by number of neighbours, kept from call to call.
+        layout: Layout,
     }
 
-    /// Vectors summed together in registers (64 samples).
-    const GROUP: usize = 8;
+    /// The pixels of a camera grouped by their number of usable neighbours (those not
+    /// broken), with where each neighbour's row starts in an event's waveforms: built for
+    /// one set of neighbour lists, broken pixels, number of pixels and waveform length, and
+    /// reused as long as the calls have the same. Pixels of a group are done by one loop
+    /// whose number of additions is fixed, so that nothing in it is checked per pixel.
+    #[derive(Debug, Clone, Default)]
+    struct Layout {
+        /// What the layout was built for: the neighbour lists, samples per pixel and
+        /// pixels; `None` before the first build.
+        key: Option<(NeighborsId, usize, usize)>,
+        /// The broken pixels it was built for (the first `n_pixels` flags).
+        broken: Vec<bool>,
+        /// Every pixel once, group after group, ascending within a group.
+        pixels: Vec<u32>,
+        /// The rows of the neighbours of `pixels`, in the same order, `n_neighbors` per
+        /// pixel: the index in the waveforms of each neighbour's first sample. Every
+        /// neighbour is one of the `n_pixels` pixels.
+        rows: Vec<u32>,
+        groups: Vec<Group>,
+    }
+
+    /// The pixels of a [`Layout`] that have `n_neighbors` neighbours:
+    /// `pixels[first_pixel..first_pixel + n]`, their rows from `rows[first_row]` on.
+    #[derive(Debug, Clone, Copy)]
+    struct Group {
+        n_neighbors: usize,
+        first_pixel: usize,
+        n: usize,
+        first_row: usize,
+    }
+
+    impl Layout {
+        /// Makes the layout that of `event` with `n_pixels` pixels; false when its
+        /// neighbours include pixels beyond `n_pixels` or the event has more than
+        /// `u32::MAX` samples (those take the plain path).
+        fn prepare(&mut self, event: &Event<'_>, n_pixels: usize) -> bool {
+            let n_samples = event.n_samples;
+            let Some(broken) = event.broken_pixels.get(..n_pixels) else {
+                return false;
+            };
+            let key = (event.neighbors.id(), n_samples, n_pixels);
+            if self.key == Some(key) && self.broken == broken {
+                return true;
+            }
+            self.key = None;
+            if n_pixels
+                .checked_mul(n_samples)
+                .is_none_or(|size| u32::try_from(size).is_err())
+                || event.neighbors.n_pixels() < n_pixels
+            {
+                return false;
+            }
+            let usable = |pixel: usize| {
+                let neighbors = event.neighbors.of(pixel).iter().map(|&n| n as usize);
+                neighbors.filter(|&neighbor| neighbor >= n_pixels || !broken[neighbor])
+            };
+            if (0..n_pixels).any(|pixel| usable(pixel).any(|neighbor| neighbor >= n_pixels)) {
+                return false;
+            }
+            // Group by number of neighbours (a counting sort): the groups' sizes, their
+            // places, then every pixel in the next free place of its group.
+            let counts: Vec<usize> = (0..n_pixels).map(|pixel| usable(pixel).count()).collect();
+            let mut sizes = vec![0; counts.iter().copied().max().unwrap_or(0) + 1];
+            for &count in &counts {
+                sizes[count] += 1;
+            }
+            self.groups.clear();
+            let (mut first_pixel, mut first_row) = (0, 0);
+            for (n_neighbors, &n) in sizes.iter().enumerate().filter(|(_, n)| **n > 0) {
+                self.groups.push(Group {
+                    n_neighbors,
+                    first_pixel,
+                    n,
+                    first_row,
+                });
+                first_pixel += n;
+                first_row += n * n_neighbors;
+            }
+            let mut free = vec![(0, 0); sizes.len()];
+            for group in &self.groups {
+                free[group.n_neighbors] = (group.first_pixel, group.first_row);
+            }
+            self.pixels.clear();
+            self.pixels.resize(n_pixels, 0);
+            self.rows.clear();
+            self.rows.resize(first_row, 0);
+            for (pixel, &count) in counts.iter().enumerate() {
+                let (place, first_row) = &mut free[count];
+                self.pixels[*place] = pixel as u32;
+                let rows = &mut self.rows[*first_row..*first_row + count];
+                for (row, neighbor) in rows.iter_mut().zip(usable(pixel)) {
+                    // No overflow: below `n_pixels * n_samples <= u32::MAX`.
+                    *row = (neighbor * n_samples) as u32;
+                }
+                *place += 1;
+                *first_row += count;
+            }
+            self.broken.clear();
+            self.broken.extend_from_slice(broken);
+            self.key = Some(key);
+            true
+        }
+    }
 
     /// Writes every pixel's peak to `peaks` and returns true, or returns false without
     /// writing when the event has non-finite or absurdly large samples, more than
@@ -243,142 +345,255 @@ mod avx2 {
     ) -> bool {
         let n_pixels = peaks.len();
         let n_samples = event.n_samples;
-        let Some(magnitude) = finite_magnitude(&event.waveforms[..n_pixels * n_samples]) else {
+        let Some(waveforms) = event.waveforms.get(..n_pixels * n_samples) else {
+            return false;
+        };
+        let Some(magnitude) = finite_magnitude(waveforms) else {
             return false;
         };
         let Scratch {
             upcoming,
             sum_f32,
             sums,
-            margins,
-            offsets,
-            neighbors,
-            row_starts,
+            layout,
         } = &mut scratch.avx2;
-        let (offsets, neighbors) = usable_neighbors(event, n_pixels, offsets, neighbors);
-        let Some(rows) =
-            NeighborRows::new(event.waveforms, n_samples, offsets, neighbors, row_starts)
-        else {
+        if !layout.prepare(event, n_pixels) {
             return false;
-        };
-        let weight = event.local_weight as f32;
-        let max_neighbors = offsets
-            .windows(2)
-            .map(|pair| pair[1].saturating_sub(pair[0]))
-            .max()
-            .unwrap_or(0) as usize;
-        margins.clear();
-        margins.extend((0..=max_neighbors).map(|k| candidate_margin(k, weight, magnitude)));
+        }
         let pixels = Pixels {
             event,
-            rows,
-            weight,
-            margins,
+            waveforms,
+            weight: event.local_weight as f32,
+            magnitude,
         };
         let mut upcoming = std::mem::take(upcoming);
-        match n_samples.div_ceil(LANES) {
-            1 => peaks_of_vectors::<1>(&pixels, peaks, sum_f32, &mut upcoming),
-            2 => peaks_of_vectors::<2>(&pixels, peaks, sum_f32, &mut upcoming),
-            3 => peaks_of_vectors::<3>(&pixels, peaks, sum_f32, &mut upcoming),
-            4 => peaks_of_vectors::<4>(&pixels, peaks, sum_f32, &mut upcoming),
-            5 => peaks_of_vectors::<5>(&pixels, peaks, sum_f32, &mut upcoming),
-            6 => peaks_of_vectors::<6>(&pixels, peaks, sum_f32, &mut upcoming),
-            7 => peaks_of_vectors::<7>(&pixels, peaks, sum_f32, &mut upcoming),
-            8 => peaks_of_vectors::<8>(&pixels, peaks, sum_f32, &mut upcoming),
-            n_vectors => peaks_of_long_waveforms(&pixels, n_vectors, peaks, sums, sum_f32),
+        for &group in &layout.groups {
+            let members = &layout.pixels[group.first_pixel..group.first_pixel + group.n];
+            let rows = &layout.rows[group.first_row..group.first_row + group.n * group.n_neighbors];
+            let group = Members {
+                pixels: members,
+                rows,
+                n_neighbors: group.n_neighbors,
+            };
+            // Pixels without neighbours (rare) take the general loop.
+            let n_vectors = match n_samples.div_ceil(LANES) {
+                _ if group.n_neighbors == 0 => 0,
+                n_vectors => n_vectors,
+            };
+            match n_vectors {
+                1 => peaks_of_group::<1>(&pixels, group, peaks, sum_f32, &mut upcoming),
+                2 => peaks_of_group::<2>(&pixels, group, peaks, sum_f32, &mut upcoming),
+                3 => peaks_of_group::<3>(&pixels, group, peaks, sum_f32, &mut upcoming),
+                4 => peaks_of_group::<4>(&pixels, group, peaks, sum_f32, &mut upcoming),
+                5 => peaks_of_group::<5>(&pixels, group, peaks, sum_f32, &mut upcoming),
+                6 => peaks_of_group::<6>(&pixels, group, peaks, sum_f32, &mut upcoming),
+                7 => peaks_of_group::<7>(&pixels, group, peaks, sum_f32, &mut upcoming),
+                8 => peaks_of_group::<8>(&pixels, group, peaks, sum_f32, &mut upcoming),
+                _ => {
+                    let n_vectors = n_samples.div_ceil(LANES);
+                    peaks_of_long_waveforms(&pixels, group, n_vectors, peaks, sums, sum_f32);
+                }
+            }
         }
         true
     }
 
-    /// The neighbour lists of the sums in compressed sparse row form (offsets, pixel
-    /// indices): the camera's, or, when pixels are broken, the lists without them (ctapipe
-    /// leaves broken neighbours out), built in `offsets` and `kept`.
-    fn usable_neighbors<'a>(
-        event: &Event<'a>,
-        n_pixels: usize,
-        offsets: &'a mut Vec<u32>,
-        kept: &'a mut Vec<u32>,
-    ) -> (&'a [u32], &'a [u32]) {
-        let broken = event.broken_pixels;
-        if !any_broken(broken) {
-            return (
-                &event.neighbors.offsets()[..=n_pixels],
-                event.neighbors.indices(),
-            );
-        }
-        offsets.clear();
-        kept.clear();
-        offsets.push(0);
-        for pixel in 0..n_pixels {
-            let usable = event.neighbors.of(pixel).iter();
-            kept.extend(usable.filter(|&&neighbor| !broken[neighbor as usize]));
-            offsets.push(kept.len() as u32);
-        }
-        (offsets, kept)
-    }
-
-    /// What the sums of every pixel need: the event, its neighbours' rows, `local_weight`
-    /// and [`candidate_margin`] by number of neighbours.
+    /// What the sums of every pixel need: the event, its waveforms (`n_pixels` rows,
+    /// where every row of the layout lies), `local_weight` and the event's largest
+    /// `|sample|`.
     struct Pixels<'a> {
         event: &'a Event<'a>,
-        rows: NeighborRows<'a>,
+        waveforms: &'a [f32],
         weight: f32,
-        margins: &'a [f32],
+        magnitude: f32,
+    }
+
+    /// One group of a [`Layout`]: its pixels, and their neighbours' rows, `n_neighbors`
+    /// per pixel.
+    #[derive(Clone, Copy)]
+    struct Members<'a> {
+        pixels: &'a [u32],
+        rows: &'a [u32],
+        n_neighbors: usize,
+    }
+
+    /// Where the sums of [`Pixels`] load from, worked out once per group: the first
+    /// sample of the waveforms and the first of the last vector of the first row.
+    #[derive(Clone, Copy)]
+    struct Rows {
+        base: *const f32,
+        last: *const f32,
+        n_samples: usize,
     }
 
     impl Pixels<'_> {
-        /// The `N` vectors starting at the samples `starts` of `pixel`'s sum (`weight`
-        /// times its own waveform plus its neighbours' rows, in `f32`), and the margin of
-        /// its number of neighbours.
-        #[inline]
-        #[target_feature(enable = "avx2")]
-        fn sums<const N: usize>(&self, pixel: usize, starts: [usize; N]) -> ([__m256; N], f32) {
-            let mut sums = [_mm256_setzero_ps(); N];
-            if self.weight != 0.0 {
-                let n_samples = self.event.n_samples;
-                let own = &self.event.waveforms[pixel * n_samples..(pixel + 1) * n_samples];
-                let weight = _mm256_set1_ps(self.weight);
-                for (sum, start) in sums.iter_mut().zip(starts) {
-                    *sum = _mm256_mul_ps(load8(own, start), weight);
-                }
+        /// The loads of [`Rows::sums`] for these pixels.
+        fn rows(&self) -> Rows {
+            let base = self.waveforms.as_ptr();
+            let n_samples = self.event.n_samples;
+            Rows {
+                base,
+                // `waveforms` holds at least one row of `n_samples >= 8` samples (the
+                // callers take this path only then), so this stays within it.
+                last: base.wrapping_add(n_samples - LANES),
+                n_samples,
             }
-            let n_neighbors = self.rows.add_to(pixel, starts, &mut sums);
-            (sums, self.margins[n_neighbors])
         }
     }
 
-    /// Every pixel's peak for waveforms of `V <= 8` vectors (the loops over the vectors
-    /// unroll): the sums stay in registers, and the candidates are one bit mask.
+    impl Rows {
+        /// The `V` vectors of `pixel`'s sum (`weight` times its own waveform when
+        /// `WEIGHTED`, plus the rows `rows` of its neighbours, in `f32`): vector `v < V - 1`
+        /// holds samples `8 v..`, the last one the waveform's last 8 samples.
+        ///
+        /// # Safety
+        /// `pixel` and every row must be one of the pixels of the waveforms of these
+        /// `Rows`, and `V == n_samples.div_ceil(8)`.
+        #[inline]
+        #[target_feature(enable = "avx2")]
+        #[allow(unsafe_code)]
+        unsafe fn sums<const V: usize, const WEIGHTED: bool>(
+            self,
+            pixel: usize,
+            rows: &[u32],
+            weight: __m256,
+        ) -> [__m256; V] {
+            // SAFETY (here and below): a row start plus `n_samples` is within the
+            // waveforms (the caller's contract), and every vector lies within its row:
+            // vector `v` of the first `V - 1` ends at `8 v + 8 <= 8 (V - 1) < n_samples`,
+            // the last one at `n_samples`.
+            let load = |row: usize, v: usize| unsafe {
+                if v + 1 < V {
+                    _mm256_loadu_ps(self.base.add(row + v * LANES))
+                } else {
+                    _mm256_loadu_ps(self.last.add(row))
+                }
+            };
+            let mut sums = [_mm256_setzero_ps(); V];
+            if WEIGHTED {
+                for (v, sum) in sums.iter_mut().enumerate() {
+                    *sum = _mm256_mul_ps(load(pixel * self.n_samples, v), weight);
+                }
+            }
+            for &row in rows {
+                for (v, sum) in sums.iter_mut().enumerate() {
+                    *sum = _mm256_add_ps(*sum, load(row as usize, v));
+                }
+            }
+            sums
+        }
+    }
+
+    /// The peak of every pixel of one group for waveforms of `V <= 8` vectors (the loops
+    /// over the vectors unroll): the sums stay in registers, and the candidates are one
+    /// bit mask.
     #[inline]
     #[target_feature(enable = "avx2,popcnt")]
-    fn peaks_of_vectors<const V: usize>(
+    fn peaks_of_group<const V: usize>(
         pixels: &Pixels<'_>,
+        group: Members<'_>,
+        peaks: &mut [usize],
+        values: &mut Vec<f32>,
+        upcoming: &mut Prefetch,
+    ) {
+        // The usual numbers of neighbours (hexagonal and square pixels) are constants
+        // here, so that their loops unroll too.
+        match (group.n_neighbors, pixels.weight != 0.0) {
+            (4, false) => group_loop::<V, 4, false>(pixels, group, peaks, values, upcoming),
+            (6, false) => group_loop::<V, 6, false>(pixels, group, peaks, values, upcoming),
+            (_, false) => group_loop::<V, 0, false>(pixels, group, peaks, values, upcoming),
+            (_, true) => group_loop::<V, 0, true>(pixels, group, peaks, values, upcoming),
+        }
+    }
+
+    /// The loop of [`peaks_of_group`], for `K` neighbours per pixel (any number but 0 when
+    /// `K` is 0), with the pixel's own waveform weighted when `WEIGHTED`.
+    #[inline]
+    #[target_feature(enable = "avx2,popcnt")]
+    #[allow(unsafe_code)]
+    fn group_loop<const V: usize, const K: usize, const WEIGHTED: bool>(
+        pixels: &Pixels<'_>,
+        group: Members<'_>,
         peaks: &mut [usize],
         values: &mut Vec<f32>,
         upcoming: &mut Prefetch,
     ) {
         let n_samples = pixels.event.n_samples;
-        let starts = vector_starts::<V>(0, n_samples);
+        let margin = candidate_margin(group.n_neighbors, pixels.weight, pixels.magnitude);
+        let margin = _mm256_set1_ps(margin);
         // Bit `8 * vector + lane` of the mask; the first `overlap` lanes of the last vector
         // repeat samples of its predecessor and are left out.
         let last = (V - 1) * LANES;
         let overlap = V * LANES - n_samples;
         let fresh = (((0xff_u64 << overlap) & 0xff) << last) | ((1_u64 << last) - 1);
-        for (pixel, peak) in peaks.iter_mut().enumerate() {
-            upcoming.lines(2);
-            let (sums, margin) = pixels.sums(pixel, starts);
-            let max = sums[1..]
-                .iter()
-                .fold(sums[0], |max, &sum| _mm256_max_ps(max, sum));
-            let threshold = _mm256_sub_ps(broadcast_max(max), _mm256_set1_ps(margin));
+        let loads = pixels.rows();
+        let weight = _mm256_set1_ps(pixels.weight);
+        let mut sums_of = |pixel: u32, rows: &[u32]| {
+            let pixel = pixel as usize;
+            upcoming.two_lines();
+            // SAFETY: the layout's pixels and rows are pixels of `waveforms`, and `V` is
+            // the number of vectors of its waveforms (`certified_peaks`).
+            let sums = unsafe { loads.sums::<V, WEIGHTED>(pixel, rows, weight) };
+            (pixel, sums)
+        };
+        let mut peak_of = |(pixel, sums): (usize, [__m256; V])| {
+            let threshold = _mm256_sub_ps(broadcast_max(max_of(&sums)), margin);
             let candidates = candidate_bits(&sums, threshold) & fresh;
-            *peak = if candidates.count_ones() == 1 {
+            let peak = if candidates.count_ones() == 1 {
                 let bit = candidates.trailing_zeros() as usize;
                 if bit >= last { bit - overlap } else { bit }
             } else {
-                exact_peak_of_candidates(pixels.event, pixel, &sums, threshold, values)
+                exact_peak_of_vectors(pixels.event, pixel, sums, threshold, values)
             };
+            peaks[pixel] = peak;
+        };
+        // Software pipelining: the sums of a pixel are computed before the peak of the
+        // previous one is found, so that its loads and additions overlap the other's chain
+        // of dependent operations (15-20 % fewer cycles than one pixel after the other).
+        if K > 0 {
+            let mut members = group.pixels.iter().zip(group.rows.as_chunks::<K>().0);
+            let Some((&pixel, rows)) = members.next() else {
+                return;
+            };
+            let mut current = sums_of(pixel, rows);
+            for (&pixel, rows) in members {
+                let next = sums_of(pixel, rows);
+                peak_of(current);
+                current = next;
+            }
+            peak_of(current);
+        } else {
+            let n = group.n_neighbors;
+            let mut members = group.pixels.iter().zip(group.rows.chunks_exact(n));
+            let Some((&pixel, rows)) = members.next() else {
+                return;
+            };
+            let mut current = sums_of(pixel, rows);
+            for (&pixel, rows) in members {
+                let next = sums_of(pixel, rows);
+                peak_of(current);
+                current = next;
+            }
+            peak_of(current);
         }
+    }
+
+    /// The lane-by-lane maximum of `vectors`, as a tree (a short chain of dependencies).
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn max_of<const V: usize>(vectors: &[__m256; V]) -> __m256 {
+        let mut level = *vectors;
+        let mut n = V;
+        while n > 1 {
+            for i in 0..n / 2 {
+                level[i] = _mm256_max_ps(level[2 * i], level[2 * i + 1]);
+            }
+            if n % 2 == 1 {
+                level[n / 2] = level[n - 1];
+            }
+            n = n.div_ceil(2);
+        }
+        level[0]
     }
 
     /// One bit per lane whose sum reaches `threshold` (bit `8 * vector + lane`): the
@@ -404,37 +619,44 @@ mod avx2 {
         bits
     }
 
-    /// Every pixel's peak for waveforms of more than 64 samples: sums of 8 vectors at a
-    /// time into `sums`, then [`peak_of_sums`].
+    /// Every pixel's peak of one group for waveforms of more than 64 samples: sums of 8
+    /// vectors at a time into `sums`, then [`peak_of_sums`].
     #[target_feature(enable = "avx2,popcnt")]
+    #[allow(unsafe_code)]
     fn peaks_of_long_waveforms(
         pixels: &Pixels<'_>,
+        group: Members<'_>,
         n_vectors: usize,
         peaks: &mut [usize],
         sums: &mut Vec<__m256>,
         values: &mut Vec<f32>,
     ) {
         let n_samples = pixels.event.n_samples;
+        let margin = candidate_margin(group.n_neighbors, pixels.weight, pixels.magnitude);
+        let base = pixels.waveforms.as_ptr();
+        // SAFETY: every row (a pixel's own or a neighbour's) is one of the pixels of
+        // `waveforms` (the layout's rows and pixels), and every start is at most
+        // `n_samples - 8` (`vector_start`).
+        let load = |row: usize, start: usize| unsafe { _mm256_loadu_ps(base.add(row + start)) };
+        let weight = _mm256_set1_ps(pixels.weight);
         sums.resize(n_vectors, _mm256_setzero_ps());
-        for (pixel, peak) in peaks.iter_mut().enumerate() {
-            let mut margin = 0.0;
-            let (groups, rest) = sums.as_chunks_mut::<GROUP>();
-            let first_rest = n_vectors - rest.len();
-            for (group, group_sums) in groups.iter_mut().enumerate() {
-                let starts = vector_starts(group * GROUP, n_samples);
-                (*group_sums, margin) = pixels.sums(pixel, starts);
+        let n = group.n_neighbors;
+        for (member, &pixel) in group.pixels.iter().enumerate() {
+            let pixel = pixel as usize;
+            let rows = &group.rows[member * n..(member + 1) * n];
+            for (vector, sum) in sums.iter_mut().enumerate() {
+                let start = vector_start(vector, n_samples);
+                *sum = if pixels.weight != 0.0 {
+                    _mm256_mul_ps(load(pixel * n_samples, start), weight)
+                } else {
+                    _mm256_setzero_ps()
+                };
+                for &row in rows {
+                    *sum = _mm256_add_ps(*sum, load(row as usize, start));
+                }
             }
-            for (vector, sum) in (first_rest..).zip(rest.iter_mut()) {
-                ([*sum], margin) = pixels.sums(pixel, vector_starts(vector, n_samples));
-            }
-            *peak = peak_of_sums(pixels.event, pixel, sums, margin, values);
+            peaks[pixel] = peak_of_sums(pixels.event, pixel, sums, margin, values);
         }
-    }
-
-    /// The first samples of the `N` vectors from `first` ([`vector_start`]).
-    #[inline]
-    fn vector_starts<const N: usize>(first: usize, n_samples: usize) -> [usize; N] {
-        std::array::from_fn(|v| vector_start(first + v, n_samples))
     }
 
     /// The peak of one pixel from its `f32` sums (steps 2-3 of the module documentation):
@@ -473,6 +695,21 @@ mod avx2 {
         } else {
             exact_peak_of_candidates(event, pixel, sums, threshold, values)
         }
+    }
+
+    /// [`exact_peak_of_candidates`] for sums held in registers: taking them by value keeps
+    /// the hot loop from storing them for every pixel.
+    #[cold]
+    #[inline(never)]
+    #[target_feature(enable = "avx2")]
+    fn exact_peak_of_vectors<const V: usize>(
+        event: &Event<'_>,
+        pixel: usize,
+        sums: [__m256; V],
+        threshold: __m256,
+        values: &mut Vec<f32>,
+    ) -> usize {
+        exact_peak_of_candidates(event, pixel, &sums, threshold, values)
     }
 
     /// The peak among the samples whose `f32` sum reaches `threshold` (all lanes equal),
@@ -728,6 +965,52 @@ mod tests {
         }
     }
 
+    /// One call of a sequence that shares a scratch: which of three neighbour lists,
+    /// samples per pixel, waveforms and broken pixels.
+    fn calls(n_pixels: usize) -> impl Strategy<Value = Vec<(usize, usize, Vec<f32>, Vec<bool>)>> {
+        let call = (0usize..3, prop::sample::select(vec![8usize, 13, 30, 70])).prop_flat_map(
+            move |(lists, n_samples)| {
+                let sample = prop_oneof![(-3i32..4).prop_map(|v| v as f32), -5.0f32..50.0];
+                (
+                    Just(lists),
+                    Just(n_samples),
+                    prop::collection::vec(sample, n_samples * n_pixels),
+                    prop::collection::vec(prop::bool::weighted(0.2), n_pixels),
+                )
+            },
+        );
+        prop::collection::vec(call, 1..6)
+    }
+
+    proptest! {
+        #[test]
+        fn a_reused_scratch_follows_every_change_of_lists_samples_and_broken_pixels(
+            (n_pixels, calls) in (2usize..30).prop_flat_map(|n| (Just(n), calls(n))),
+            local_weight in -1i64..2,
+        ) {
+            // Lists with 2 and 6 neighbours per pixel, and lists where every third pixel
+            // has none (a camera with isolated pixels); the same objects for every call.
+            let isolated: Vec<Vec<u32>> = (0..n_pixels)
+                .map(|p| {
+                    let ring = ring_neighbors(n_pixels, 2);
+                    if p % 3 == 0 { Vec::new() } else { ring.of(p).to_vec() }
+                })
+                .collect();
+            let lists = [
+                ring_neighbors(n_pixels, 1),
+                ring_neighbors(n_pixels, 3),
+                Neighbors::from_lists(&isolated),
+            ];
+            let mut scratch = NeighborPeakScratch::default();
+            for (which, n_samples, waveforms, broken) in calls {
+                check_with(
+                    &mut scratch, n_samples, n_pixels, &waveforms, &broken, &lists[which],
+                    local_weight,
+                )?;
+            }
+        }
+    }
+
     fn check_against_reference(
         n_samples: usize,
         n_pixels: usize,
@@ -738,16 +1021,37 @@ mod tests {
     ) -> Result<(), TestCaseError> {
         let neighbors = ring_neighbors(n_pixels, k);
         let mut scratch = NeighborPeakScratch::default();
+        check_with(
+            &mut scratch,
+            n_samples,
+            n_pixels,
+            waveforms,
+            broken,
+            &neighbors,
+            local_weight,
+        )
+    }
+
+    /// Compares `neighbor_peak_indices` with [`reference_peak`] for every pixel.
+    fn check_with(
+        scratch: &mut NeighborPeakScratch,
+        n_samples: usize,
+        n_pixels: usize,
+        waveforms: &[f32],
+        broken: &[bool],
+        neighbors: &Neighbors,
+        local_weight: i64,
+    ) -> Result<(), TestCaseError> {
         // A prefetch hint (here: the same event) must not change any result.
         scratch.prefetch_next(waveforms);
         let mut peaks = vec![0; n_pixels];
         neighbor_peak_indices(
             waveforms,
             n_samples,
-            &neighbors,
+            neighbors,
             local_weight,
             broken,
-            &mut scratch,
+            scratch,
             &mut peaks,
         );
         for (pixel, &peak) in peaks.iter().enumerate() {
