@@ -4,6 +4,7 @@
 //! Input: R1 telescope events (`waveform` in p.e. per sample, `selected_gain_channel`).
 //! Output: the input without the waveform, plus `image` and `peak_time`.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -129,6 +130,13 @@ fn build(
     Ok(BuiltStage::new(Arc::new(MapStage::new(stage))))
 }
 
+thread_local! {
+    /// Per-thread scratch space of the calibration, reused across events and batches
+    /// (rayon's worker threads live as long as the pool): its buffers, and the layouts the
+    /// extractors derive from a camera's neighbour lists, are built once, not per batch.
+    static SCRATCH: RefCell<CalibrationScratch> = RefCell::default();
+}
+
 /// The calibration stage.
 #[derive(Debug)]
 pub struct Calibrate {
@@ -181,23 +189,20 @@ impl BatchStage for Calibrate {
         let n_samples = row_len.checked_div(n_pixels).unwrap_or(0);
         let mut image = vec![0.0f32; n_events * n_pixels];
         let mut peak_time = vec![0.0f32; n_events * n_pixels];
-        // One scratch space per rayon job, not per event.
         image
             .par_chunks_mut(n_pixels.max(1))
             .zip(peak_time.par_chunks_mut(n_pixels.max(1)))
             .enumerate()
-            .try_for_each_init(
-                CalibrationScratch::default,
-                |scratch, (event, (image, peak_time))| -> Result<(), StageError> {
-                    let tel_id = tel_ids.value(event) as u16;
-                    let (calibrator, calibration) =
-                        self.calibrators.get(&tel_id).ok_or_else(|| {
-                            StageError::Data(format!("telescope {tel_id} is not in the instrument"))
-                        })?;
-                    let next = waveforms.get((event + 1) * row_len..(event + 2) * row_len);
-                    scratch.prefetch_next(next.unwrap_or_default());
-                    calibrator
-                        .r1_to_dl1_event(
+            .try_for_each(|(event, (image, peak_time))| -> Result<(), StageError> {
+                let tel_id = tel_ids.value(event) as u16;
+                let (calibrator, calibration) = self.calibrators.get(&tel_id).ok_or_else(|| {
+                    StageError::Data(format!("telescope {tel_id} is not in the instrument"))
+                })?;
+                let next = waveforms.get((event + 1) * row_len..(event + 2) * row_len);
+                SCRATCH
+                    .with_borrow_mut(|scratch| {
+                        scratch.prefetch_next(next.unwrap_or_default());
+                        calibrator.r1_to_dl1_event(
                             &waveforms[event * row_len..(event + 1) * row_len],
                             n_samples,
                             &gains[event * n_pixels..(event + 1) * n_pixels],
@@ -206,9 +211,9 @@ impl BatchStage for Calibrate {
                             image,
                             peak_time,
                         )
-                        .map_err(|e| StageError::Data(format!("telescope {tel_id}: {e}")))
-                },
-            )?;
+                    })
+                    .map_err(|e| StageError::Data(format!("telescope {tel_id}: {e}")))
+            })?;
         let [image, peak_time] = dl1_columns(image, peak_time, n_pixels)?;
         with_columns(&batch, output, vec![image, peak_time])
     }
@@ -257,15 +262,13 @@ impl Calibrate {
         let mut image = vec![0.0f32; n_events * n_pixels];
         let mut peak_time = vec![0.0f32; n_events * n_pixels];
         let width = n_pixels.max(1);
-        // One scratch space per rayon job, not per event.
         selected
             .par_chunks_mut(width)
             .zip(image.par_chunks_mut(width))
             .zip(peak_time.par_chunks_mut(width))
             .enumerate()
-            .try_for_each_init(
-                CalibrationScratch::default,
-                |scratch, (event, ((selected, image), peak_time))| -> Result<(), StageError> {
+            .try_for_each(
+                |(event, ((selected, image), peak_time))| -> Result<(), StageError> {
                     let tel_id = tel_ids.value(event) as u16;
                     let (calibrator, static_calibration) =
                         self.calibrators.get(&tel_id).ok_or_else(|| {
@@ -282,9 +285,9 @@ impl Calibrate {
                         }
                     };
                     let next = waveforms.get((event + 1) * row_len..(event + 2) * row_len);
-                    scratch.prefetch_next(next.unwrap_or_default());
-                    calibrator
-                        .r0_to_dl1_event(
+                    SCRATCH.with_borrow_mut(|scratch| {
+                        scratch.prefetch_next(next.unwrap_or_default());
+                        calibrator.r0_to_dl1_event(
                             &waveforms[event * row_len..(event + 1) * row_len],
                             n_samples,
                             calibration,
@@ -293,7 +296,8 @@ impl Calibrate {
                             image,
                             peak_time,
                         )
-                        .map_err(|e| StageError::Data(format!("telescope {tel_id}: {e}")))
+                    })
+                    .map_err(|e| StageError::Data(format!("telescope {tel_id}: {e}")))
                 },
             )?;
         let mut extra = vec![uniform_list(
