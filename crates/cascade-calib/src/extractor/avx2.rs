@@ -2,8 +2,8 @@
 //! AVX2 kernels: the only memory access of those kernels that is not plain safe Rust.
 //!
 //! Each function slices first (a bounds check, which panics like an index would), then does
-//! one unaligned load or store of exactly the sliced elements. They need AVX2, which every caller has checked at run time before entering its
-//! `#[target_feature]` kernel.
+//! one unaligned load or store of exactly the sliced elements. They need AVX2, which every
+//! caller has checked at run time before entering its `#[target_feature]` kernel.
 
 use std::arch::x86_64::{
     __m128, __m256, __m256i, _MM_HINT_T1, _mm_prefetch, _mm_storeu_ps, _mm256_loadu_ps,
@@ -79,13 +79,15 @@ impl Prefetch {
         }
     }
 
-    /// Fetches the next two lines; past the end of the data, the last line again (a
-    /// branch-free loop body).
+    /// Fetches the next two lines (none past the end of the data).
     #[inline]
     pub fn two_lines(&mut self) {
-        let at = self.next.min(self.end.saturating_sub(128));
-        for line in [at, at + 64] {
-            // SAFETY: a prefetch reads nothing and never faults, whatever the address.
+        if self.next >= self.end {
+            return;
+        }
+        for line in [self.next, self.next + 64] {
+            // SAFETY: a prefetch reads nothing and never faults, whatever the address (the
+            // second line may lie just past the data).
             #[allow(unsafe_code)]
             unsafe {
                 _mm_prefetch::<_MM_HINT_T1>(line as *const i8)
