@@ -433,8 +433,8 @@ mod avx2 {
             let n_samples = self.event.n_samples;
             Rows {
                 base,
-                // `waveforms` holds at least one row of `n_samples >= 8` samples (the
-                // callers take this path only then), so this stays within it.
+                // Within the first row of `n_samples >= 8` samples (this path needs at
+                // least 8); when `waveforms` holds no row, there is no pixel to load for.
                 last: base.wrapping_add(n_samples - LANES),
                 n_samples,
             }
@@ -620,8 +620,9 @@ mod avx2 {
         bits
     }
 
-    /// Every pixel's peak of one group for waveforms of more than 64 samples: sums of 8
-    /// vectors at a time into `sums`, then [`peak_of_sums`].
+    /// Every pixel's peak of one group for waveforms of more than 64 samples, and of the
+    /// group without neighbours: each vector of the sum in a register while the rows are
+    /// added, stored to `sums`, then [`peak_of_sums`].
     #[target_feature(enable = "avx2,popcnt")]
     #[allow(unsafe_code)]
     fn peaks_of_long_waveforms(
