@@ -96,3 +96,25 @@ impl Prefetch {
         self.next += 128;
     }
 }
+
+/// Software pipelining: `start` of an item runs before `finish` of the previous one, so
+/// that the work of one item overlaps the chain of dependent operations that ends the
+/// previous one (out-of-order execution sees both in a window of a few hundred
+/// instructions).
+#[inline(always)]
+pub(super) fn pipelined<I, T>(
+    mut items: impl Iterator<Item = I>,
+    mut start: impl FnMut(I) -> T,
+    mut finish: impl FnMut(T),
+) {
+    let Some(first) = items.next() else {
+        return;
+    };
+    let mut current = start(first);
+    for item in items {
+        let next = start(item);
+        finish(current);
+        current = next;
+    }
+    finish(current);
+}

@@ -205,7 +205,7 @@ mod avx2 {
 
     use cascade_instrument::NeighborsId;
 
-    use super::super::avx2::{Prefetch, load8, store8};
+    use super::super::avx2::{Prefetch, load8, pipelined, store8};
     use super::{Event, LANES, NeighborPeakScratch, candidate_margin, exact_peak_among};
 
     /// Largest `|local_weight|` of the certified path (its `f32` product stays exact
@@ -547,6 +547,9 @@ mod avx2 {
             };
             peaks[pixel] = peak;
         };
+        // A pixel's sums are computed before the previous pixel's peak is decided, so that
+        // its loads and additions overlap the other's chain of dependent operations (max,
+        // compare, pack, `movemask`): 15-20 % fewer cycles than one pixel after the other.
         if K > 0 {
             let members = group.pixels.iter().zip(group.rows.as_chunks::<K>().0);
             pipelined(members, |(&pixel, rows)| sums_of(pixel, rows), peak_of);
@@ -555,28 +558,6 @@ mod avx2 {
             let members = group.pixels.iter().zip(rows);
             pipelined(members, |(&pixel, rows)| sums_of(pixel, rows), peak_of);
         }
-    }
-
-    /// Software pipelining: `start` of a member runs before `finish` of the previous one,
-    /// so that the loads and additions of a pixel's sums overlap the previous pixel's chain
-    /// of dependent operations (max, compare, pack, `movemask`): 15-20 % fewer cycles than
-    /// one pixel after the other.
-    #[inline(always)]
-    fn pipelined<M, T>(
-        mut members: impl Iterator<Item = M>,
-        mut start: impl FnMut(M) -> T,
-        mut finish: impl FnMut(T),
-    ) {
-        let Some(first) = members.next() else {
-            return;
-        };
-        let mut current = start(first);
-        for member in members {
-            let next = start(member);
-            finish(current);
-            current = next;
-        }
-        finish(current);
     }
 
     /// The lane-by-lane maximum of `vectors`, as a tree (a short chain of dependencies).

@@ -12,7 +12,8 @@
 //! Where each pixel's samples start and which are in its window is worked out for the four
 //! pixels at once, in 64-bit lanes. The peak-time numerator uses fused multiply-adds, which
 //! round as ctapipe's separate product and sum do because the product of an `f32` and a
-//! sample index is exact in `f64`.
+//! sample index is exact in `f64`. The sums of a block are computed before the previous
+//! block's division and conversions, so that the two chains of dependent operations overlap.
 
 use super::kernels::extract_around_peak;
 
@@ -87,7 +88,7 @@ mod avx2 {
         _mm256_shuffle_ps, _mm256_sub_epi64, _mm256_sub_pd, _mm256_unpackhi_ps, _mm256_unpacklo_ps,
     };
 
-    use super::super::avx2::{load4_i64, load8, store4};
+    use super::super::avx2::{load4_i64, load8, pipelined, store4};
     use super::super::kernels::is_power_of_two;
 
     /// Extracts the pixels in whole blocks of four; returns how many pixels it did.
@@ -111,7 +112,10 @@ mod avx2 {
         let last_load = _mm256_set1_epi64x((n_samples - 8) as i64);
         let lane_positions: [__m256i; 8] = std::array::from_fn(|k| _mm256_set1_epi64x(k as i64));
         let n_blocks = peaks.len().min(image.len()).min(peak_time.len()) / 4;
-        for block in 0..n_blocks {
+        // The sums of a block of four pixels, then (`finish`) their charges and peak times:
+        // the sums of one block are computed before the previous block's divisions and
+        // conversions, so that the two chains overlap (software pipelining).
+        let accumulate = |block: usize| {
             let first = block * 4;
             let rows = &waveforms[first * n_samples..(first + 4) * n_samples];
             // Per pixel (one per 64-bit lane): where its 8 loaded samples start (the window's
@@ -150,7 +154,9 @@ mod avx2 {
                 time_den = _mm256_add_pd(time_den, positive);
                 index = _mm256_add_pd(index, one);
             }
-
+            (first, sum, time_num, time_den)
+        };
+        let finish = |(first, sum, time_num, time_den): (usize, __m256d, __m256d, __m256d)| {
             store4(image, first, _mm256_cvtpd_ps(sum));
             let peak_index = _mm256_set_pd(
                 peaks[first + 3] as f64,
@@ -168,7 +174,8 @@ mod avx2 {
                 None => _mm256_div_pd(samples, _mm256_set1_pd(sampling_rate_ghz)),
             };
             store4(peak_time, first, _mm256_cvtpd_ps(ns));
-        }
+        };
+        pipelined(0..n_blocks, accumulate, finish);
         n_blocks * 4
     }
 
