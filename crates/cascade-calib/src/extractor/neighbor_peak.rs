@@ -345,7 +345,8 @@ mod avx2 {
     ) -> bool {
         let n_pixels = peaks.len();
         let n_samples = event.n_samples;
-        let Some(waveforms) = event.waveforms.get(..n_pixels * n_samples) else {
+        let size = n_pixels.checked_mul(n_samples);
+        let Some(waveforms) = size.and_then(|size| event.waveforms.get(..size)) else {
             return false;
         };
         let Some(magnitude) = finite_magnitude(waveforms) else {
@@ -375,24 +376,20 @@ mod avx2 {
                 rows,
                 n_neighbors: group.n_neighbors,
             };
-            // Pixels without neighbours (rare) take the general loop.
-            let n_vectors = match n_samples.div_ceil(LANES) {
-                _ if group.n_neighbors == 0 => 0,
-                n_vectors => n_vectors,
-            };
-            match n_vectors {
-                1 => peaks_of_group::<1>(&pixels, group, peaks, sum_f32, &mut upcoming),
-                2 => peaks_of_group::<2>(&pixels, group, peaks, sum_f32, &mut upcoming),
-                3 => peaks_of_group::<3>(&pixels, group, peaks, sum_f32, &mut upcoming),
-                4 => peaks_of_group::<4>(&pixels, group, peaks, sum_f32, &mut upcoming),
-                5 => peaks_of_group::<5>(&pixels, group, peaks, sum_f32, &mut upcoming),
-                6 => peaks_of_group::<6>(&pixels, group, peaks, sum_f32, &mut upcoming),
-                7 => peaks_of_group::<7>(&pixels, group, peaks, sum_f32, &mut upcoming),
-                8 => peaks_of_group::<8>(&pixels, group, peaks, sum_f32, &mut upcoming),
-                _ => {
-                    let n_vectors = n_samples.div_ceil(LANES);
-                    peaks_of_long_waveforms(&pixels, group, n_vectors, peaks, sums, sum_f32);
-                }
+            // Pixels without neighbours (rare) and waveforms of more than 64 samples take
+            // the general loop.
+            let n_vectors = n_samples.div_ceil(LANES);
+            let unrolled = (group.n_neighbors > 0).then_some(n_vectors);
+            match unrolled {
+                Some(1) => peaks_of_group::<1>(&pixels, group, peaks, sum_f32, &mut upcoming),
+                Some(2) => peaks_of_group::<2>(&pixels, group, peaks, sum_f32, &mut upcoming),
+                Some(3) => peaks_of_group::<3>(&pixels, group, peaks, sum_f32, &mut upcoming),
+                Some(4) => peaks_of_group::<4>(&pixels, group, peaks, sum_f32, &mut upcoming),
+                Some(5) => peaks_of_group::<5>(&pixels, group, peaks, sum_f32, &mut upcoming),
+                Some(6) => peaks_of_group::<6>(&pixels, group, peaks, sum_f32, &mut upcoming),
+                Some(7) => peaks_of_group::<7>(&pixels, group, peaks, sum_f32, &mut upcoming),
+                Some(8) => peaks_of_group::<8>(&pixels, group, peaks, sum_f32, &mut upcoming),
+                _ => peaks_of_long_waveforms(&pixels, group, n_vectors, peaks, sums, sum_f32),
             }
         }
         true
