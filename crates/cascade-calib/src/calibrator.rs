@@ -10,10 +10,13 @@
 //! ```
 //! Cameras with a single sample per pixel skip extraction: the image is the R1 sample and
 //! the peak time 0, as in ctapipe. Batches are processed in parallel over events with
-//! rayon; every worker reuses its [`CalibrationScratch`], so nothing is allocated per
-//! event. The per-event functions ([`CameraCalibrator::r0_to_dl1_event`],
-//! [`CameraCalibrator::r1_to_dl1_event`]) take the scratch space from the caller, for
-//! callers that iterate over events themselves.
+//! rayon; every worker thread reuses its [`CalibrationScratch`] ([`with_thread_scratch`])
+//! from call to call, so nothing is allocated per event and the layouts the extractors
+//! derive from a camera are built once per thread. The per-event functions
+//! ([`CameraCalibrator::r0_to_dl1_event`], [`CameraCalibrator::r1_to_dl1_event`]) take the
+//! scratch space from the caller, for callers that iterate over events themselves.
+
+use std::cell::RefCell;
 
 use cascade_instrument::Neighbors;
 use ndarray::{Array2, ArrayView2, ArrayView3, ArrayView4, ArrayViewMut2};
@@ -68,6 +71,22 @@ pub struct CameraCalibrator {
 pub struct CalibrationScratch {
     extractor: ExtractorScratch,
     r1: Vec<f32>,
+}
+
+thread_local! {
+    /// The scratch space of [`with_thread_scratch`].
+    static THREAD_SCRATCH: RefCell<CalibrationScratch> = RefCell::default();
+}
+
+/// Runs `f` with this thread's scratch space, kept for the life of the thread (rayon's
+/// workers live as long as their pool), so that its buffers and the camera layouts of the
+/// extractors are built once per thread rather than per call or per rayon job; with a new
+/// one when this thread's is already in use (a call from inside `f`).
+pub fn with_thread_scratch<R>(f: impl FnOnce(&mut CalibrationScratch) -> R) -> R {
+    THREAD_SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+        Ok(mut scratch) => f(&mut scratch),
+        Err(_) => f(&mut CalibrationScratch::default()),
+    })
 }
 
 impl CalibrationScratch {
@@ -151,10 +170,9 @@ impl CameraCalibrator {
             .zip(image.par_chunks_exact_mut(n_pixels))
             .zip(peak_time.par_chunks_exact_mut(n_pixels))
             .enumerate()
-            .for_each_init(
-                CalibrationScratch::default,
-                |scratch, (event, (((r0_event, gains), image), time))| {
-                    let next = r0.get((event + 1) * event_size..(event + 2) * event_size);
+            .for_each(|(event, (((r0_event, gains), image), time))| {
+                let next = r0.get((event + 1) * event_size..(event + 2) * event_size);
+                with_thread_scratch(|scratch| {
                     scratch.prefetch_next(next.unwrap_or_default());
                     self.r0_event(
                         r0_event,
@@ -165,8 +183,8 @@ impl CameraCalibrator {
                         image,
                         time,
                     );
-                },
-            );
+                });
+            });
         Ok(())
     }
 
@@ -279,10 +297,9 @@ impl CameraCalibrator {
             .zip(image.par_chunks_exact_mut(n_pixels))
             .zip(peak_time.par_chunks_exact_mut(n_pixels))
             .enumerate()
-            .for_each_init(
-                CalibrationScratch::default,
-                |scratch, (event, (((r1_event, gains), image), time))| {
-                    let next = r1.get((event + 1) * event_size..(event + 2) * event_size);
+            .for_each(|(event, (((r1_event, gains), image), time))| {
+                let next = r1.get((event + 1) * event_size..(event + 2) * event_size);
+                with_thread_scratch(|scratch| {
                     scratch.prefetch_next(next.unwrap_or_default());
                     self.dl1_event(
                         r1_event,
@@ -293,8 +310,8 @@ impl CameraCalibrator {
                         image,
                         time,
                     );
-                },
-            );
+                });
+            });
         Ok(())
     }
 
@@ -447,6 +464,18 @@ fn as_event_slice<'a, T>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_thread_scratch_is_kept_between_calls_and_a_nested_call_gets_its_own() {
+        let address = |scratch: &mut CalibrationScratch| scratch as *const _ as usize;
+        let first = with_thread_scratch(address);
+        assert_eq!(with_thread_scratch(address), first);
+        let nested = with_thread_scratch(|outer| {
+            assert_eq!(address(outer), first);
+            with_thread_scratch(address)
+        });
+        assert_ne!(nested, first);
+    }
 
     #[test]
     fn defaults_are_ctapipe_defaults() {

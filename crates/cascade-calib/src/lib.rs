@@ -60,7 +60,9 @@ pub mod invalid_pixels;
 pub mod r1;
 mod readout;
 
-pub use calibrator::{CalibrationConfig, CalibrationScratch, CameraCalibrator};
+pub use calibrator::{
+    CalibrationConfig, CalibrationScratch, CameraCalibrator, with_thread_scratch,
+};
 pub use error::CalibError;
 pub use extractor::{ExtractorScratch, ImageExtractor, ImageExtractorConfig};
 pub use gain_selection::{GainChannel, GainSelector, ManualGainSelector, ThresholdGainSelector};

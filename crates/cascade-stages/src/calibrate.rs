@@ -4,7 +4,6 @@
 //! Input: R1 telescope events (`waveform` in p.e. per sample, `selected_gain_channel`).
 //! Output: the input without the waveform, plus `image` and `peak_time`.
 
-use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -12,8 +11,8 @@ use arrow::array::{ArrayRef, Float32Array, Int8Array};
 use arrow::datatypes::{DataType, Float32Type, Int8Type, Int16Type, Schema, SchemaRef, UInt16Type};
 use arrow::record_batch::RecordBatch;
 use cascade_calib::{
-    CalibrationConfig, CalibrationScratch, CameraCalibrator, CameraReadout, GainSelector,
-    ImageExtractorConfig, InvalidPixelHandler, R1Config, TelescopeCalibration,
+    CalibrationConfig, CameraCalibrator, CameraReadout, GainSelector, ImageExtractorConfig,
+    InvalidPixelHandler, R1Config, TelescopeCalibration, with_thread_scratch,
 };
 use cascade_pipeline::{BuildContext, BuildError, BuiltStage, PerTelescope, TypedFactory};
 use cascade_runtime::{BatchStage, MapStage, StageError, StageRole, check_column};
@@ -130,13 +129,6 @@ fn build(
     Ok(BuiltStage::new(Arc::new(MapStage::new(stage))))
 }
 
-thread_local! {
-    /// Per-thread scratch space of the calibration, reused across events and batches
-    /// (rayon's worker threads live as long as the pool): its buffers, and the layouts the
-    /// extractors derive from a camera's neighbour lists, are built once, not per batch.
-    static SCRATCH: RefCell<CalibrationScratch> = RefCell::default();
-}
-
 /// The calibration stage.
 #[derive(Debug)]
 pub struct Calibrate {
@@ -199,20 +191,19 @@ impl BatchStage for Calibrate {
                     StageError::Data(format!("telescope {tel_id} is not in the instrument"))
                 })?;
                 let next = waveforms.get((event + 1) * row_len..(event + 2) * row_len);
-                SCRATCH
-                    .with_borrow_mut(|scratch| {
-                        scratch.prefetch_next(next.unwrap_or_default());
-                        calibrator.r1_to_dl1_event(
-                            &waveforms[event * row_len..(event + 1) * row_len],
-                            n_samples,
-                            &gains[event * n_pixels..(event + 1) * n_pixels],
-                            calibration,
-                            scratch,
-                            image,
-                            peak_time,
-                        )
-                    })
-                    .map_err(|e| StageError::Data(format!("telescope {tel_id}: {e}")))
+                with_thread_scratch(|scratch| {
+                    scratch.prefetch_next(next.unwrap_or_default());
+                    calibrator.r1_to_dl1_event(
+                        &waveforms[event * row_len..(event + 1) * row_len],
+                        n_samples,
+                        &gains[event * n_pixels..(event + 1) * n_pixels],
+                        calibration,
+                        scratch,
+                        image,
+                        peak_time,
+                    )
+                })
+                .map_err(|e| StageError::Data(format!("telescope {tel_id}: {e}")))
             })?;
         let [image, peak_time] = dl1_columns(image, peak_time, n_pixels)?;
         with_columns(&batch, output, vec![image, peak_time])
@@ -285,7 +276,7 @@ impl Calibrate {
                         }
                     };
                     let next = waveforms.get((event + 1) * row_len..(event + 2) * row_len);
-                    SCRATCH.with_borrow_mut(|scratch| {
+                    with_thread_scratch(|scratch| {
                         scratch.prefetch_next(next.unwrap_or_default());
                         calibrator.r0_to_dl1_event(
                             &waveforms[event * row_len..(event + 1) * row_len],
