@@ -547,13 +547,24 @@ mod avx2 {
         // A pixel's sums are computed before the previous pixel's peak is decided, so that
         // its loads and additions overlap the other's chain of dependent operations (max,
         // compare, pack, `movemask`): 15-20 % fewer cycles than one pixel after the other.
+        let empty = (0, [_mm256_setzero_ps(); V]);
         if K > 0 {
             let members = group.pixels.iter().zip(group.rows.as_chunks::<K>().0);
-            pipelined(members, |(&pixel, rows)| sums_of(pixel, rows), peak_of);
+            pipelined(
+                members,
+                empty,
+                |(&pixel, rows)| sums_of(pixel, rows),
+                peak_of,
+            );
         } else {
             let rows = group.rows.chunks_exact(group.n_neighbors);
             let members = group.pixels.iter().zip(rows);
-            pipelined(members, |(&pixel, rows)| sums_of(pixel, rows), peak_of);
+            pipelined(
+                members,
+                empty,
+                |(&pixel, rows)| sums_of(pixel, rows),
+                peak_of,
+            );
         }
     }
 

@@ -175,7 +175,7 @@ mod avx2 {
             };
             store4(peak_time, first, _mm256_cvtpd_ps(ns));
         };
-        pipelined(0..n_blocks, accumulate, finish);
+        pipelined(0..n_blocks, (0, zero, zero, zero), accumulate, finish);
         n_blocks * 4
     }
 
