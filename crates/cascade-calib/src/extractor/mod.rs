@@ -24,7 +24,7 @@ use cascade_instrument::Neighbors;
 
 use crate::{CalibError, CameraReadout};
 use kernels::{argmax_f32, extract_sliding_window};
-use neighbor_peak::{NeighborPeakScratch, neighbor_peak_indices};
+use neighbor_peak::{NeighborPeakScratch, neighbor_peak_indices_by_tile};
 use windows::extract_windows;
 
 /// An image extractor prepared for one camera type.
@@ -162,9 +162,15 @@ impl ImageExtractor {
         let rate = self.sampling_rate_ghz;
         let pixels = waveforms.chunks_exact(n_samples);
         let n_pixels = image.len();
-        let peaks = &mut scratch.window_peaks;
+        let ExtractorScratch {
+            neighbor_peak,
+            peaks: neighbor_peaks,
+            window_peaks: peaks,
+            global_sum,
+            brightest,
+        } = scratch;
         peaks.clear();
-        // (window width, window shift) around `peaks`; `None` for the sliding window.
+        // (window width, window shift) around `peaks`; `None` when the image is done.
         let window = match &self.config {
             ImageExtractorConfig::FullWaveformSum(_) => {
                 peaks.resize(n_pixels, 0);
@@ -175,8 +181,15 @@ impl ImageExtractor {
                 Some((c.window_width, c.window_shift))
             }
             ImageExtractorConfig::GlobalPeakWindowSum(c) => {
-                let peak = global_peak_index(waveforms, n_samples, broken_pixels, c, scratch);
-                scratch.window_peaks.resize(n_pixels, peak as i64);
+                let peak = global_peak_index(
+                    waveforms,
+                    n_samples,
+                    broken_pixels,
+                    c,
+                    global_sum,
+                    brightest,
+                );
+                peaks.resize(n_pixels, peak as i64);
                 Some((c.window_width, c.window_shift))
             }
             ImageExtractorConfig::LocalPeakWindowSum(c) => {
@@ -184,19 +197,33 @@ impl ImageExtractor {
                 Some((c.window_width, c.window_shift))
             }
             ImageExtractorConfig::NeighborPeakWindowSum(c) => {
-                let neighbor_peaks = &mut scratch.peaks;
+                // The windows of each tile of pixels as soon as its peaks are known, while
+                // its waveforms are still in the cache.
                 neighbor_peaks.resize(n_pixels, 0);
-                neighbor_peak_indices(
+                neighbor_peak_indices_by_tile(
                     waveforms,
                     n_samples,
                     neighbors,
                     c.local_weight,
                     broken_pixels,
-                    &mut scratch.neighbor_peak,
+                    neighbor_peak,
                     neighbor_peaks,
+                    |tile, tile_peaks| {
+                        peaks.clear();
+                        peaks.extend(tile_peaks.iter().map(|&peak| peak as i64));
+                        extract_windows(
+                            &waveforms[tile.start * n_samples..tile.end * n_samples],
+                            n_samples,
+                            peaks,
+                            c.window_width,
+                            c.window_shift,
+                            rate,
+                            &mut image[tile.clone()],
+                            &mut peak_time[tile],
+                        );
+                    },
                 );
-                peaks.extend(neighbor_peaks.iter().map(|&peak| peak as i64));
-                Some((c.window_width, c.window_shift))
+                None
             }
             ImageExtractorConfig::SlidingWindowMaxSum(c) => {
                 let width = c.window_width as usize;
@@ -209,14 +236,7 @@ impl ImageExtractor {
         };
         if let Some((width, shift)) = window {
             extract_windows(
-                waveforms,
-                n_samples,
-                &scratch.window_peaks,
-                width,
-                shift,
-                rate,
-                image,
-                peak_time,
+                waveforms, n_samples, peaks, width, shift, rate, image, peak_time,
             );
         }
         // ctapipe `ImageExtractor._apply_correction`: f32 charge times the f64 correction of
@@ -257,10 +277,10 @@ fn global_peak_index(
     n_samples: usize,
     broken_pixels: &[bool],
     options: &GlobalPeakWindowSum,
-    scratch: &mut ExtractorScratch,
+    sum: &mut Vec<f32>,
+    ranking: &mut Vec<(f32, usize)>,
 ) -> usize {
     let n_pixels = waveforms.len() / n_samples;
-    let sum = &mut scratch.global_sum;
     sum.clear();
     sum.resize(n_samples, 0.0);
     let mut add = |pixel: usize| {
@@ -278,7 +298,6 @@ fn global_peak_index(
         count
     } else {
         let n_brightest = (options.pixel_fraction * n_pixels as f64) as usize;
-        let ranking = &mut scratch.brightest;
         ranking.clear();
         ranking.extend(
             waveforms

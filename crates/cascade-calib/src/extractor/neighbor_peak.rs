@@ -11,7 +11,9 @@
 //! 1. every pixel's sum is computed in `f32`, eight samples per AVX2 vector, straight from
 //!    the event's rows (a row whose length is not a multiple of eight ends with a vector
 //!    that overlaps the previous one, so nothing is copied or padded), and kept in
-//!    registers for steps 2 and 3. The pixels go group by group of equal numbers of
+//!    registers for steps 2 and 3. The pixels go tile by tile ([`TILE_PIXELS`]
+//!    consecutive pixels, whose peaks [`neighbor_peak_indices_by_tile`] hands over as
+//!    soon as they are known) and within a tile group by group of equal numbers of
 //!    neighbours (a layout of the camera kept in the scratch space from event to event),
 //!    so that the loop of each group has a fixed number of additions and no check per
 //!    pixel, and each pixel's sums are computed before the previous pixel's peak is
@@ -87,6 +89,41 @@ pub fn neighbor_peak_indices(
     scratch: &mut NeighborPeakScratch,
     peaks: &mut [usize],
 ) {
+    neighbor_peak_indices_by_tile(
+        waveforms,
+        n_samples,
+        neighbors,
+        local_weight,
+        broken_pixels,
+        scratch,
+        peaks,
+        |_, _| {},
+    );
+}
+
+/// Pixels per tile of [`neighbor_peak_indices_by_tile`] (a multiple of 4, the block of the
+/// window sums).
+pub const TILE_PIXELS: usize = 512;
+
+/// [`neighbor_peak_indices`], handing over the peaks tile by tile as soon as they are
+/// final: `ready(pixels, peaks)` is called for consecutive ranges of pixels that cover all
+/// of them in order (tiles of [`TILE_PIXELS`] pixels with AVX2, one range of all pixels
+/// otherwise), with their peaks, so that the caller can use them while those pixels'
+/// waveforms are still in the cache.
+///
+/// # Panics
+/// As [`neighbor_peak_indices`].
+#[allow(clippy::too_many_arguments)]
+pub fn neighbor_peak_indices_by_tile(
+    waveforms: &[f32],
+    n_samples: usize,
+    neighbors: &Neighbors,
+    local_weight: i64,
+    broken_pixels: &[bool],
+    scratch: &mut NeighborPeakScratch,
+    peaks: &mut [usize],
+    mut ready: impl FnMut(std::ops::Range<usize>, &[usize]),
+) {
     let event = Event {
         waveforms,
         n_samples,
@@ -102,7 +139,7 @@ pub fn neighbor_peak_indices(
     {
         // SAFETY: `certified_peaks` needs AVX2 and POPCNT, which the CPU has.
         #[allow(unsafe_code)]
-        let done = unsafe { avx2::certified_peaks(&event, scratch, peaks) };
+        let done = unsafe { avx2::certified_peaks(&event, scratch, peaks, &mut ready) };
         if done {
             return;
         }
@@ -111,6 +148,7 @@ pub fn neighbor_peak_indices(
     for (pixel, peak) in peaks.iter_mut().enumerate() {
         *peak = plain_peak(&event, pixel, &mut scratch.sum_f64);
     }
+    ready(0..peaks.len(), peaks);
 }
 
 /// The inputs of one call.
@@ -206,7 +244,11 @@ mod avx2 {
     use cascade_instrument::NeighborsId;
 
     use super::super::avx2::{Prefetch, load8, pipelined, store8};
-    use super::{Event, LANES, NeighborPeakScratch, candidate_margin, exact_peak_among};
+    use std::ops::Range;
+
+    use super::{
+        Event, LANES, NeighborPeakScratch, TILE_PIXELS, candidate_margin, exact_peak_among,
+    };
 
     /// Largest `|local_weight|` of the certified path (its `f32` product stays exact
     /// enough and the bound meaningful).
@@ -247,7 +289,17 @@ mod avx2 {
         /// pixel: the index in the waveforms of each neighbour's first sample. Every
         /// neighbour is one of the `n_pixels` pixels.
         rows: Vec<u32>,
+        /// Tile after tile, by number of neighbours within a tile.
         groups: Vec<Group>,
+        tiles: Vec<Tile>,
+    }
+
+    /// The pixels `pixels` of the camera (`TILE_PIXELS` of them but in the last tile),
+    /// whose groups are `groups[groups]`.
+    #[derive(Debug, Clone)]
+    struct Tile {
+        pixels: Range<usize>,
+        groups: Range<usize>,
     }
 
     /// The pixels of a [`Layout`] that have `n_neighbors` neighbours:
@@ -288,35 +340,44 @@ mod avx2 {
             if (0..n_pixels).any(|pixel| usable(pixel).any(|neighbor| neighbor >= n_pixels)) {
                 return false;
             }
-            // Group by number of neighbours (a counting sort): the groups' sizes, their
-            // places, then every pixel in the next free place of its group.
+            // Group by tile, then by number of neighbours (a counting sort on both): the
+            // groups' sizes, their places, then every pixel in the next free place of its
+            // group.
             let counts: Vec<usize> = (0..n_pixels).map(|pixel| usable(pixel).count()).collect();
-            let mut sizes = vec![0; counts.iter().copied().max().unwrap_or(0) + 1];
-            for &count in &counts {
-                sizes[count] += 1;
+            let n_counts = counts.iter().copied().max().unwrap_or(0) + 1;
+            let group_of = |pixel: usize| pixel / TILE_PIXELS * n_counts + counts[pixel];
+            let mut sizes = vec![0; n_pixels.div_ceil(TILE_PIXELS) * n_counts];
+            for pixel in 0..n_pixels {
+                sizes[group_of(pixel)] += 1;
             }
             self.groups.clear();
-            let (mut first_pixel, mut first_row) = (0, 0);
-            for (n_neighbors, &n) in sizes.iter().enumerate().filter(|(_, n)| **n > 0) {
-                self.groups.push(Group {
-                    n_neighbors,
-                    first_pixel,
-                    n,
-                    first_row,
-                });
-                first_pixel += n;
-                first_row += n * n_neighbors;
-            }
+            self.tiles.clear();
             let mut free = vec![(0, 0); sizes.len()];
-            for group in &self.groups {
-                free[group.n_neighbors] = (group.first_pixel, group.first_row);
+            let (mut first_pixel, mut first_row) = (0, 0);
+            for (tile, tile_sizes) in sizes.chunks_exact(n_counts).enumerate() {
+                let first_group = self.groups.len();
+                for (n_neighbors, &n) in tile_sizes.iter().enumerate().filter(|(_, n)| **n > 0) {
+                    free[tile * n_counts + n_neighbors] = (first_pixel, first_row);
+                    self.groups.push(Group {
+                        n_neighbors,
+                        first_pixel,
+                        n,
+                        first_row,
+                    });
+                    first_pixel += n;
+                    first_row += n * n_neighbors;
+                }
+                self.tiles.push(Tile {
+                    pixels: tile * TILE_PIXELS..((tile + 1) * TILE_PIXELS).min(n_pixels),
+                    groups: first_group..self.groups.len(),
+                });
             }
             self.pixels.clear();
             self.pixels.resize(n_pixels, 0);
             self.rows.clear();
             self.rows.resize(first_row, 0);
             for (pixel, &count) in counts.iter().enumerate() {
-                let (place, first_row) = &mut free[count];
+                let (place, first_row) = &mut free[group_of(pixel)];
                 self.pixels[*place] = pixel as u32;
                 let rows = &mut self.rows[*first_row..*first_row + count];
                 for (row, neighbor) in rows.iter_mut().zip(usable(pixel)) {
@@ -342,6 +403,7 @@ mod avx2 {
         event: &Event<'_>,
         scratch: &mut NeighborPeakScratch,
         peaks: &mut [usize],
+        ready: &mut impl FnMut(Range<usize>, &[usize]),
     ) -> bool {
         let n_pixels = peaks.len();
         let n_samples = event.n_samples;
@@ -368,29 +430,33 @@ mod avx2 {
             magnitude,
         };
         let mut upcoming = std::mem::take(upcoming);
-        for &group in &layout.groups {
-            let members = &layout.pixels[group.first_pixel..group.first_pixel + group.n];
-            let rows = &layout.rows[group.first_row..group.first_row + group.n * group.n_neighbors];
-            let group = Members {
-                pixels: members,
-                rows,
-                n_neighbors: group.n_neighbors,
-            };
-            // Pixels without neighbours (rare) and waveforms of more than 64 samples take
-            // the general loop.
-            let n_vectors = n_samples.div_ceil(LANES);
-            let unrolled = (group.n_neighbors > 0).then_some(n_vectors);
-            match unrolled {
-                Some(1) => peaks_of_group::<1>(&pixels, group, peaks, sum_f32, &mut upcoming),
-                Some(2) => peaks_of_group::<2>(&pixels, group, peaks, sum_f32, &mut upcoming),
-                Some(3) => peaks_of_group::<3>(&pixels, group, peaks, sum_f32, &mut upcoming),
-                Some(4) => peaks_of_group::<4>(&pixels, group, peaks, sum_f32, &mut upcoming),
-                Some(5) => peaks_of_group::<5>(&pixels, group, peaks, sum_f32, &mut upcoming),
-                Some(6) => peaks_of_group::<6>(&pixels, group, peaks, sum_f32, &mut upcoming),
-                Some(7) => peaks_of_group::<7>(&pixels, group, peaks, sum_f32, &mut upcoming),
-                Some(8) => peaks_of_group::<8>(&pixels, group, peaks, sum_f32, &mut upcoming),
-                _ => peaks_of_long_waveforms(&pixels, group, n_vectors, peaks, sums, sum_f32),
+        for tile in &layout.tiles {
+            for &group in &layout.groups[tile.groups.clone()] {
+                let members = &layout.pixels[group.first_pixel..group.first_pixel + group.n];
+                let rows =
+                    &layout.rows[group.first_row..group.first_row + group.n * group.n_neighbors];
+                let group = Members {
+                    pixels: members,
+                    rows,
+                    n_neighbors: group.n_neighbors,
+                };
+                // Pixels without neighbours (rare) and waveforms of more than 64 samples take
+                // the general loop.
+                let n_vectors = n_samples.div_ceil(LANES);
+                let unrolled = (group.n_neighbors > 0).then_some(n_vectors);
+                match unrolled {
+                    Some(1) => peaks_of_group::<1>(&pixels, group, peaks, sum_f32, &mut upcoming),
+                    Some(2) => peaks_of_group::<2>(&pixels, group, peaks, sum_f32, &mut upcoming),
+                    Some(3) => peaks_of_group::<3>(&pixels, group, peaks, sum_f32, &mut upcoming),
+                    Some(4) => peaks_of_group::<4>(&pixels, group, peaks, sum_f32, &mut upcoming),
+                    Some(5) => peaks_of_group::<5>(&pixels, group, peaks, sum_f32, &mut upcoming),
+                    Some(6) => peaks_of_group::<6>(&pixels, group, peaks, sum_f32, &mut upcoming),
+                    Some(7) => peaks_of_group::<7>(&pixels, group, peaks, sum_f32, &mut upcoming),
+                    Some(8) => peaks_of_group::<8>(&pixels, group, peaks, sum_f32, &mut upcoming),
+                    _ => peaks_of_long_waveforms(&pixels, group, n_vectors, peaks, sums, sum_f32),
+                }
             }
+            ready(tile.pixels.clone(), &peaks[tile.pixels.clone()]);
         }
         true
     }
@@ -998,6 +1064,64 @@ mod tests {
                     &mut scratch, n_samples, n_pixels, &waveforms, &broken, &lists[which],
                     local_weight,
                 )?;
+            }
+        }
+    }
+
+    /// Events of one to three tiles and a few pixels more, around the tiles' boundaries.
+    fn tiled_events() -> impl Strategy<Value = (usize, usize, Vec<f32>, Vec<bool>)> {
+        let n_pixels = prop_oneof![
+            TILE_PIXELS - 3..TILE_PIXELS + 4,
+            2 * TILE_PIXELS - 1..2 * TILE_PIXELS + 2,
+            2 * TILE_PIXELS..3 * TILE_PIXELS + 5,
+        ];
+        (prop::sample::select(vec![8usize, 30, 61]), n_pixels).prop_flat_map(
+            |(n_samples, n_pixels)| {
+                let sample = prop_oneof![(-3i32..4).prop_map(|v| v as f32), -5.0f32..50.0];
+                (
+                    Just(n_samples),
+                    Just(n_pixels),
+                    prop::collection::vec(sample, n_samples * n_pixels),
+                    prop::collection::vec(prop::bool::weighted(0.1), n_pixels),
+                )
+            },
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+        /// Neighbours cross the tiles' boundaries (the ring wraps from the last pixel to
+        /// the first); every pixel is handed over once, in order, with its final peak.
+        #[test]
+        fn tiles_hand_over_every_pixel_once_in_order_with_its_final_peak(
+            (n_samples, n_pixels, waveforms, broken) in tiled_events(),
+            k in 1usize..4,
+        ) {
+            let neighbors = ring_neighbors(n_pixels, k);
+            let mut peaks = vec![0; n_pixels];
+            let mut handed_over = Vec::new();
+            neighbor_peak_indices_by_tile(
+                &waveforms,
+                n_samples,
+                &neighbors,
+                0,
+                &broken,
+                &mut NeighborPeakScratch::default(),
+                &mut peaks,
+                |pixels, tile_peaks| handed_over.push((pixels, tile_peaks.to_vec())),
+            );
+            let mut next = 0;
+            for (pixels, tile_peaks) in &handed_over {
+                prop_assert_eq!(pixels.start, next);
+                prop_assert!(pixels.len() <= TILE_PIXELS || handed_over.len() == 1);
+                prop_assert_eq!(tile_peaks.as_slice(), &peaks[pixels.clone()]);
+                next = pixels.end;
+            }
+            prop_assert_eq!(next, n_pixels);
+            for (pixel, &peak) in peaks.iter().enumerate() {
+                let expected =
+                    reference_peak(&waveforms, n_samples, pixel, neighbors.of(pixel), 0, &broken);
+                prop_assert_eq!(peak, expected, "pixel {}", pixel);
             }
         }
     }
