@@ -36,6 +36,8 @@
 //! the CPU has AVX2, and the loads of the neighbour sums, whose rows the layout checked
 //! once (the other loads and stores are in `extractor::avx2`).
 
+use std::ops::Range;
+
 use cascade_instrument::Neighbors;
 
 use super::kernels::argmax_f64;
@@ -122,7 +124,7 @@ pub fn neighbor_peak_indices_by_tile(
     broken_pixels: &[bool],
     scratch: &mut NeighborPeakScratch,
     peaks: &mut [usize],
-    mut ready: impl FnMut(std::ops::Range<usize>, &[usize]),
+    mut ready: impl FnMut(Range<usize>, &[usize]),
 ) {
     let event = Event {
         waveforms,
@@ -244,10 +246,8 @@ mod avx2 {
     use cascade_instrument::NeighborsId;
 
     use super::super::avx2::{Prefetch, load8, pipelined, store8};
-    use std::ops::Range;
-
     use super::{
-        Event, LANES, NeighborPeakScratch, TILE_PIXELS, candidate_margin, exact_peak_among,
+        Event, LANES, NeighborPeakScratch, Range, TILE_PIXELS, candidate_margin, exact_peak_among,
     };
 
     /// Largest `|local_weight|` of the certified path (its `f32` product stays exact
@@ -271,11 +271,12 @@ mod avx2 {
         layout: Layout,
     }
 
-    /// The pixels of a camera grouped by their number of usable neighbours (those not
-    /// broken), with where each neighbour's row starts in an event's waveforms: built for
-    /// one set of neighbour lists, broken pixels, number of pixels and waveform length, and
-    /// reused as long as the calls have the same. Pixels of a group are done by one loop
-    /// whose number of additions is fixed, so that nothing in it is checked per pixel.
+    /// The pixels of a camera in tiles of [`TILE_PIXELS`] and, within a tile, grouped by
+    /// their number of usable neighbours (those not broken), with where each neighbour's
+    /// row starts in an event's waveforms: built for one set of neighbour lists, broken
+    /// pixels, number of pixels and waveform length, and reused as long as the calls have
+    /// the same. Pixels of a group are done by one loop whose number of additions is
+    /// fixed, so that nothing in it is checked per pixel.
     #[derive(Debug, Clone, Default)]
     struct Layout {
         /// What the layout was built for: the neighbour lists, samples per pixel and
@@ -283,7 +284,8 @@ mod avx2 {
         key: Option<(NeighborsId, usize, usize)>,
         /// The broken pixels it was built for (the first `n_pixels` flags).
         broken: Vec<bool>,
-        /// Every pixel once, group after group, ascending within a group.
+        /// Every pixel once, tile after tile, group after group within a tile, ascending
+        /// within a group.
         pixels: Vec<u32>,
         /// The rows of the neighbours of `pixels`, in the same order, `n_neighbors` per
         /// pixel: the index in the waveforms of each neighbour's first sample. Every
@@ -430,6 +432,7 @@ mod avx2 {
             magnitude,
         };
         let mut upcoming = std::mem::take(upcoming);
+        let n_vectors = n_samples.div_ceil(LANES);
         for tile in &layout.tiles {
             for &group in &layout.groups[tile.groups.clone()] {
                 let members = &layout.pixels[group.first_pixel..group.first_pixel + group.n];
@@ -442,7 +445,6 @@ mod avx2 {
                 };
                 // Pixels without neighbours (rare) and waveforms of more than 64 samples take
                 // the general loop.
-                let n_vectors = n_samples.div_ceil(LANES);
                 let unrolled = (group.n_neighbors > 0).then_some(n_vectors);
                 match unrolled {
                     Some(1) => peaks_of_group::<1>(&pixels, group, peaks, sum_f32, &mut upcoming),
