@@ -950,11 +950,15 @@ mod tests {
         assert_eq!(peaks, [0, 0, 0, 0]);
     }
 
-    /// (samples per pixel, pixels, waveforms, broken pixels). Small integers make exact
-    /// ties (the first maximum must win) frequent.
+    /// Samples that are often small integers, which make exact ties (the first maximum
+    /// must win) frequent.
+    fn tie_prone_sample() -> BoxedStrategy<f32> {
+        prop_oneof![(-3i32..4).prop_map(|v| v as f32), -5.0f32..50.0].boxed()
+    }
+
+    /// (samples per pixel, pixels, waveforms, broken pixels).
     fn events() -> impl Strategy<Value = (usize, usize, Vec<f32>, Vec<bool>)> {
-        let sample = prop_oneof![(-3i32..4).prop_map(|v| v as f32), -5.0f32..50.0];
-        events_of(sample.boxed())
+        events_of(tie_prone_sample())
     }
 
     /// Events whose samples span the whole finite `f32` range, with subnormals and with
@@ -985,7 +989,16 @@ mod tests {
     fn events_of(
         sample: BoxedStrategy<f32>,
     ) -> impl Strategy<Value = (usize, usize, Vec<f32>, Vec<bool>)> {
-        (1usize..70, 2usize..40).prop_flat_map(move |(n_samples, n_pixels)| {
+        sized_events((1usize..70, 2usize..40), sample)
+    }
+
+    /// Events of `(samples per pixel, pixels)` drawn from `sizes`, with 10 % of the pixels
+    /// broken.
+    fn sized_events(
+        sizes: impl Strategy<Value = (usize, usize)>,
+        sample: BoxedStrategy<f32>,
+    ) -> impl Strategy<Value = (usize, usize, Vec<f32>, Vec<bool>)> {
+        sizes.prop_flat_map(move |(n_samples, n_pixels)| {
             (
                 Just(n_samples),
                 Just(n_pixels),
@@ -1029,11 +1042,10 @@ mod tests {
     fn calls(n_pixels: usize) -> impl Strategy<Value = Vec<(usize, usize, Vec<f32>, Vec<bool>)>> {
         let call = (0usize..3, prop::sample::select(vec![8usize, 13, 30, 70])).prop_flat_map(
             move |(lists, n_samples)| {
-                let sample = prop_oneof![(-3i32..4).prop_map(|v| v as f32), -5.0f32..50.0];
                 (
                     Just(lists),
                     Just(n_samples),
-                    prop::collection::vec(sample, n_samples * n_pixels),
+                    prop::collection::vec(tie_prone_sample(), n_samples * n_pixels),
                     prop::collection::vec(prop::bool::weighted(0.2), n_pixels),
                 )
             },
@@ -1077,16 +1089,9 @@ mod tests {
             2 * TILE_PIXELS - 1..2 * TILE_PIXELS + 2,
             2 * TILE_PIXELS..3 * TILE_PIXELS + 5,
         ];
-        (prop::sample::select(vec![8usize, 30, 61]), n_pixels).prop_flat_map(
-            |(n_samples, n_pixels)| {
-                let sample = prop_oneof![(-3i32..4).prop_map(|v| v as f32), -5.0f32..50.0];
-                (
-                    Just(n_samples),
-                    Just(n_pixels),
-                    prop::collection::vec(sample, n_samples * n_pixels),
-                    prop::collection::vec(prop::bool::weighted(0.1), n_pixels),
-                )
-            },
+        sized_events(
+            (prop::sample::select(vec![8usize, 30, 61]), n_pixels),
+            tie_prone_sample(),
         )
     }
 
