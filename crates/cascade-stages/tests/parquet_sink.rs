@@ -1,11 +1,14 @@
-//! The Parquet sink: a round trip through the files, and atomicity when a run fails.
+//! The Parquet sink: a round trip through the files, atomicity when a run fails, and the
+//! encodings it picks.
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 use std::path::Path;
 use std::sync::Arc;
 
-use arrow::array::{AsArray, Int64Array, RecordBatch};
-use arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
+use arrow::array::{
+    AsArray, FixedSizeListArray, Float32Array, Float64Array, Int64Array, RecordBatch,
+};
+use arrow::datatypes::{DataType, Field, Float32Type, Float64Type, Int64Type, Schema, SchemaRef};
 use cascade_runtime::{
     PipelineGraph, RunOptions, SendableRecordBatchStream, Stage, StageContext, StageError,
     StageRole,
@@ -13,7 +16,8 @@ use cascade_runtime::{
 use cascade_stages::parquet_sink::{ParquetSink, ParquetSinkConfig};
 use datafusion_physical_plan::stream::RecordBatchStreamAdapter;
 
-/// Emits `batches` batches of 100 event ids, then fails if `fail` is set.
+/// Emits `batches` batches of 100 events (an id, a measured value and a 3-pixel image), then
+/// fails if `fail` is set.
 #[derive(Debug)]
 struct Events {
     batches: usize,
@@ -22,9 +26,40 @@ struct Events {
 
 fn schema() -> SchemaRef {
     let unit = std::collections::HashMap::from([("unit".to_string(), "".to_string())]);
+    let pixel = Arc::new(Field::new("item", DataType::Float32, false));
     Arc::new(Schema::new(vec![
         Field::new("event_id", DataType::Int64, false).with_metadata(unit),
+        Field::new("intensity", DataType::Float64, false),
+        Field::new("image", DataType::FixedSizeList(pixel, 3), false),
     ]))
+}
+
+/// The measured value of event `id`.
+fn intensity(id: i64) -> f64 {
+    id as f64 * 0.37 + 0.5
+}
+
+/// The value of pixel `pixel` of event `id`'s image.
+fn pixel_value(id: i64, pixel: usize) -> f32 {
+    (id as f32).sqrt() * (pixel as f32 + 1.0)
+}
+
+fn event_batch(ids: std::ops::Range<i64>) -> RecordBatch {
+    let intensities = Float64Array::from_iter_values(ids.clone().map(intensity));
+    let pixels = Float32Array::from_iter_values(
+        ids.clone()
+            .flat_map(|id| (0..3).map(move |pixel| pixel_value(id, pixel))),
+    );
+    let DataType::FixedSizeList(pixel, _) = schema().field(2).data_type().clone() else {
+        unreachable!("the image is a fixed-size list")
+    };
+    let image = FixedSizeListArray::new(pixel, 3, Arc::new(pixels), None);
+    let ids = Int64Array::from_iter_values(ids);
+    RecordBatch::try_new(
+        schema(),
+        vec![Arc::new(ids), Arc::new(intensities), Arc::new(image)],
+    )
+    .unwrap()
 }
 
 impl Stage for Events {
@@ -44,10 +79,7 @@ impl Stage for Events {
     ) -> Result<SendableRecordBatchStream, StageError> {
         let fail = self.fail;
         let items = (0..self.batches)
-            .map(|b| {
-                let ids = Int64Array::from_iter_values((b as i64 * 100)..(b as i64 + 1) * 100);
-                Ok(RecordBatch::try_new(schema(), vec![Arc::new(ids)])?)
-            })
+            .map(|b| Ok(event_batch((b as i64 * 100)..(b as i64 + 1) * 100)))
             .chain(fail.then(|| Err(StageError::Data("corrupt input at byte 1234".into()).into())));
         Ok(Box::pin(RecordBatchStreamAdapter::new(
             schema(),
@@ -102,6 +134,7 @@ fn files(dir: &Path) -> Vec<String> {
     names
 }
 
+/// The event ids of the dataset, in order, after checking every event's other columns.
 fn read_ids(dir: &Path) -> Vec<i64> {
     let mut ids = Vec::new();
     for name in files(dir) {
@@ -111,7 +144,21 @@ fn read_ids(dir: &Path) -> Vec<i64> {
         assert_eq!(reader.schema().field(0).metadata()["unit"], "");
         for batch in reader.build().unwrap() {
             let batch = batch.unwrap();
-            ids.extend(batch.column(0).as_primitive::<Int64Type>().values().iter());
+            let intensities = batch.column(1).as_primitive::<Float64Type>();
+            let images = batch.column(2).as_fixed_size_list();
+            for (row, &id) in batch
+                .column(0)
+                .as_primitive::<Int64Type>()
+                .values()
+                .iter()
+                .enumerate()
+            {
+                assert_eq!(intensities.value(row), intensity(id));
+                let image = images.value(row);
+                let image = image.as_primitive::<Float32Type>().values();
+                assert_eq!(image[..], [0, 1, 2].map(|pixel| pixel_value(id, pixel)));
+                ids.push(id);
+            }
         }
     }
     ids
@@ -162,4 +209,30 @@ fn empty_input_gives_a_readable_empty_dataset() {
     run(dir.path(), 0, false, 1000).unwrap();
     assert_eq!(files(dir.path()), ["part-00000.parquet"]);
     assert!(read_ids(dir.path()).is_empty());
+}
+
+#[test]
+fn floating_point_columns_are_written_without_a_dictionary() {
+    let dir = tempfile::tempdir().unwrap();
+    run(dir.path(), 3, false, 1000).unwrap();
+    assert_eq!(read_ids(dir.path()), (0..300).collect::<Vec<i64>>());
+    let file = std::fs::File::open(dir.path().join("table/part-00000.parquet")).unwrap();
+    let reader = parquet::file::serialized_reader::SerializedFileReader::new(file).unwrap();
+    let metadata = parquet::file::reader::FileReader::metadata(&reader);
+    let dictionary = parquet::basic::Encoding::RLE_DICTIONARY;
+    for row_group in metadata.row_groups() {
+        let encodings = |column: usize| {
+            let chunk = row_group.column(column);
+            (
+                chunk.column_path().string(),
+                chunk.encodings().collect::<Vec<_>>(),
+            )
+        };
+        let (path, ids) = encodings(0);
+        assert!(ids.contains(&dictionary), "{path}: {ids:?}");
+        for column in [1, 2] {
+            let (path, floats) = encodings(column);
+            assert!(!floats.contains(&dictionary), "{path}: {floats:?}");
+        }
+    }
 }
