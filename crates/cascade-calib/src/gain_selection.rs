@@ -77,13 +77,25 @@ impl GainSelector {
     /// As ctapipe's `GainSelector.__call__`: a single-channel camera always gets channel 0.
     #[inline]
     pub fn select_pixel(&self, high_gain_waveform: &[u16], n_channels: usize) -> i8 {
+        self.select_by_maximum(n_channels, || {
+            high_gain_waveform.iter().copied().max().unwrap_or(0)
+        })
+    }
+
+    /// [`GainSelector::select_pixel`] with the largest raw high-gain sample computed by
+    /// `high_gain_maximum` (ADC counts), called only when the selector needs it.
+    #[inline]
+    pub fn select_by_maximum(
+        &self,
+        n_channels: usize,
+        high_gain_maximum: impl FnOnce() -> u16,
+    ) -> i8 {
         if n_channels == 1 {
             return 0;
         }
         match self {
             GainSelector::ThresholdGainSelector(options) => {
-                let max = high_gain_waveform.iter().copied().max().unwrap_or(0);
-                i8::from(f64::from(max) > options.threshold)
+                i8::from(f64::from(high_gain_maximum()) > options.threshold)
             }
             GainSelector::ManualGainSelector(options) => options.channel.index(),
         }

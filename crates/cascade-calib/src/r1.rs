@@ -109,7 +109,46 @@ pub fn broken_pixels_from_ids(n_pixels: usize, ids: &[u32]) -> Vec<bool> {
 /// `r0` is `[channel][pixel][sample]` (ADC counts), `r1` is `[pixel][sample]` (p.e.),
 /// `selected_gain_channel` one entry per pixel. Shapes must agree with `calibration`
 /// (checked by [`r0_to_r1`]; here a mismatch panics).
+///
+/// On x86-64 CPUs with AVX2 (checked at run time) waveforms of at least 8 samples are
+/// converted 8 samples per vector, with the same `f32` operations in the same order, so
+/// the results are identical.
 pub fn r0_to_r1_event(
+    r0: &[u16],
+    n_samples: usize,
+    calibration: &TelescopeCalibration,
+    config: &R1Config,
+    r1: &mut [f32],
+    selected_gain_channel: &mut [i8],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if n_samples >= avx2::LANES && std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: `avx2::r0_to_r1_event` needs AVX2, which the CPU has.
+        #[allow(unsafe_code)]
+        unsafe {
+            avx2::r0_to_r1_event(
+                r0,
+                n_samples,
+                calibration,
+                config,
+                r1,
+                selected_gain_channel,
+            );
+        }
+        return;
+    }
+    r0_to_r1_event_scalar(
+        r0,
+        n_samples,
+        calibration,
+        config,
+        r1,
+        selected_gain_channel,
+    );
+}
+
+/// [`r0_to_r1_event`] one sample at a time.
+fn r0_to_r1_event_scalar(
     r0: &[u16],
     n_samples: usize,
     calibration: &TelescopeCalibration,
@@ -198,6 +237,105 @@ pub fn r0_to_r1(
     Ok(())
 }
 
+/// [`r0_to_r1_event`] with AVX2: each pixel's samples in vectors of 8, the last vector
+/// overlapping the one before it when the waveform length is not a multiple of 8 (its
+/// overlapping samples get the same values twice).
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::{
+        __m128i, _mm_cvtsi128_si32, _mm_loadu_si128, _mm_max_epu16, _mm_minpos_epu16,
+        _mm_set1_epi16, _mm_setzero_si128, _mm_xor_si128, _mm256_add_ps, _mm256_cvtepi32_ps,
+        _mm256_cvtepu16_epi32, _mm256_mul_ps, _mm256_set1_ps, _mm256_storeu_ps, _mm256_sub_ps,
+    };
+
+    use super::{R1Config, TelescopeCalibration};
+
+    /// Samples per vector.
+    pub(super) const LANES: usize = 8;
+
+    /// [`super::r0_to_r1_event`] for `n_samples >= 8`.
+    #[target_feature(enable = "avx2")]
+    pub(super) fn r0_to_r1_event(
+        r0: &[u16],
+        n_samples: usize,
+        calibration: &TelescopeCalibration,
+        config: &R1Config,
+        r1: &mut [f32],
+        selected_gain_channel: &mut [i8],
+    ) {
+        let n_channels = calibration.n_channels();
+        let n_pixels = calibration.n_pixels();
+        let scale = config.calib_scale as f32;
+        let shift = _mm256_set1_ps(config.calib_shift as f32);
+        // Where each vector of a waveform starts: every 8 samples, the last one at the end.
+        let starts =
+            move || (0..n_samples.div_ceil(LANES)).map(move |v| (v * LANES).min(n_samples - LANES));
+        for (pixel, (r1_pixel, selected)) in r1
+            .chunks_exact_mut(n_samples)
+            .zip(selected_gain_channel.iter_mut())
+            .enumerate()
+        {
+            let waveform = |channel: usize| {
+                let start = (channel * n_pixels + pixel) * n_samples;
+                &r0[start..start + n_samples]
+            };
+            let channel = config
+                .gain_selector
+                .select_by_maximum(n_channels, || maximum(waveform(0), starts()));
+            *selected = channel;
+            let channel = channel as usize;
+            let pedestal = _mm256_set1_ps(calibration.pedestal_per_sample[[channel, pixel]]);
+            let gain = _mm256_set1_ps(calibration.dc_to_pe[[channel, pixel]] * scale);
+            let adc = waveform(channel);
+            for start in starts() {
+                // (f32(adc) - pedestal) * gain + shift, as the scalar loop (u16 -> f32 exact)
+                let samples = _mm256_cvtepi32_ps(_mm256_cvtepu16_epi32(load8(adc, start)));
+                let r1 =
+                    _mm256_add_ps(_mm256_mul_ps(_mm256_sub_ps(samples, pedestal), gain), shift);
+                store8(r1_pixel, start, r1);
+            }
+        }
+    }
+
+    /// The largest of `waveform`'s samples, read in the vectors that start at `starts`.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn maximum(waveform: &[u16], starts: impl Iterator<Item = usize>) -> u16 {
+        let mut lanes = _mm_setzero_si128();
+        for start in starts {
+            lanes = _mm_max_epu16(lanes, load8(waveform, start));
+        }
+        // The maximum is the complement of the minimum of the complements (`minpos`).
+        let all_ones = _mm_set1_epi16(-1);
+        let minimum = _mm_minpos_epu16(_mm_xor_si128(lanes, all_ones));
+        !(_mm_cvtsi128_si32(minimum) as u16)
+    }
+
+    /// The eight samples `values[at..at + 8]`.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn load8(values: &[u16], at: usize) -> __m128i {
+        let values = &values[at..at + LANES];
+        // SAFETY: `values` holds the 8 `u16` (16 bytes) that the unaligned load reads.
+        #[allow(unsafe_code)]
+        unsafe {
+            _mm_loadu_si128(values.as_ptr().cast())
+        }
+    }
+
+    /// Stores eight lanes to `values[at..at + 8]`.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn store8(values: &mut [f32], at: usize, lanes: std::arch::x86_64::__m256) {
+        let values = &mut values[at..at + LANES];
+        // SAFETY: `values` holds the 8 `f32` that the unaligned store writes.
+        #[allow(unsafe_code)]
+        unsafe {
+            _mm256_storeu_ps(values.as_mut_ptr(), lanes)
+        }
+    }
+}
+
 pub(crate) fn check_shape(
     what: &'static str,
     actual: &[usize],
@@ -217,6 +355,7 @@ pub(crate) fn check_shape(
 #[cfg(test)]
 mod tests {
     use ndarray::{Array3, Array4, array};
+    use proptest::prelude::*;
 
     use super::*;
     use crate::{GainChannel, ManualGainSelector};
@@ -296,6 +435,65 @@ mod tests {
             result,
             Err(CalibError::ShapeMismatch { what: "r0", .. })
         ));
+    }
+
+    /// One event: samples per pixel, channels, pixels, its raw waveforms, calibration and
+    /// options, with samples near the default threshold and odd calibration values.
+    fn events() -> impl Strategy<Value = (usize, TelescopeCalibration, R1Config, Vec<u16>)> {
+        (1usize..40, 1usize..3, 1usize..12).prop_flat_map(|(n_samples, n_channels, n_pixels)| {
+            let adc = prop_oneof![0u16..600, 3990u16..4010, Just(u16::MAX)];
+            let value = prop_oneof![-50.0f32..500.0, Just(0.0f32), Just(-0.0f32)];
+            let table = move || prop::collection::vec(value.clone(), n_channels * n_pixels);
+            let config = (
+                prop_oneof![
+                    (3990.0f64..4010.0).prop_map(|threshold| GainSelector::ThresholdGainSelector(
+                        crate::ThresholdGainSelector { threshold }
+                    )),
+                    Just(GainSelector::ManualGainSelector(ManualGainSelector {
+                        channel: GainChannel::Low
+                    })),
+                ],
+                prop_oneof![Just(1.0f64), 0.5f64..2.0],
+                prop_oneof![Just(0.0f64), -1.0f64..1.0],
+            )
+                .prop_map(|(gain_selector, calib_scale, calib_shift)| R1Config {
+                    gain_selector,
+                    calib_scale,
+                    calib_shift,
+                });
+            (
+                Just(n_samples),
+                (table(), table()).prop_map(move |(pedestal, dc_to_pe)| TelescopeCalibration {
+                    pedestal_per_sample: Array2::from_shape_vec((n_channels, n_pixels), pedestal)
+                        .expect("n_channels x n_pixels values"),
+                    dc_to_pe: Array2::from_shape_vec((n_channels, n_pixels), dc_to_pe)
+                        .expect("n_channels x n_pixels values"),
+                    time_shift_ns: None,
+                    broken_pixels: vec![false; n_pixels],
+                }),
+                config,
+                prop::collection::vec(adc, n_channels * n_pixels * n_samples),
+            )
+        })
+    }
+
+    /// The signature of [`r0_to_r1_event`].
+    type R0ToR1 = fn(&[u16], usize, &TelescopeCalibration, &R1Config, &mut [f32], &mut [i8]);
+
+    proptest! {
+        #[test]
+        fn vectorised_r1_equals_the_scalar_loop_bit_for_bit(
+            (n_samples, calibration, config, r0) in events(),
+        ) {
+            let n_pixels = calibration.n_pixels();
+            let run = |convert: R0ToR1| {
+                let mut r1 = vec![f32::NAN; n_pixels * n_samples];
+                let mut gains = vec![-1i8; n_pixels];
+                convert(&r0, n_samples, &calibration, &config, &mut r1, &mut gains);
+                (r1.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), gains)
+            };
+            prop_assert_eq!(run(r0_to_r1_event), run(r0_to_r1_event_scalar));
+        }
     }
 
     #[test]
