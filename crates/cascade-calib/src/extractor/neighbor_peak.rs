@@ -267,8 +267,42 @@ mod avx2 {
         sum_f32: Vec<f32>,
         /// One pixel's neighbour sum as AVX2 vectors (waveforms of more than 64 samples).
         sums: Vec<__m256>,
-        /// The pixels grouped by number of neighbours, kept from call to call.
-        layout: Layout,
+        /// The layouts of the cameras of the last calls, most recently used first.
+        layouts: Layouts,
+    }
+
+    /// The [`Layout`]s of up to [`Layouts::CAPACITY`] cameras (or waveform lengths, or
+    /// sets of broken pixels), most recently used first: the batches of a file with several
+    /// camera types alternate between them, and rebuilding a layout at each change cost
+    /// 8 % of the calibration of `gamma_prod6_lst_nectarcam`.
+    #[derive(Debug, Clone, Default)]
+    struct Layouts(Vec<Layout>);
+
+    impl Layouts {
+        const CAPACITY: usize = 8;
+
+        /// The layout of `event` with `n_pixels` pixels, built unless one of the kept
+        /// layouts is it; `None` when the event cannot have one (see [`Layout::build`]).
+        fn of(&mut self, event: &Event<'_>, n_pixels: usize) -> Option<&Layout> {
+            let layouts = &mut self.0;
+            match layouts
+                .iter()
+                .position(|layout| layout.is_of(event, n_pixels))
+            {
+                Some(used) => layouts[..=used].rotate_right(1),
+                None => {
+                    if layouts.len() < Self::CAPACITY {
+                        layouts.push(Layout::default());
+                    }
+                    // The new or least recently used one becomes the first.
+                    layouts.rotate_right(1);
+                    if !layouts[0].build(event, n_pixels) {
+                        return None;
+                    }
+                }
+            }
+            layouts.first()
+        }
     }
 
     /// The pixels of a camera in tiles of [`TILE_PIXELS`] and, within a tile, grouped by
@@ -315,18 +349,21 @@ mod avx2 {
     }
 
     impl Layout {
+        /// Whether this is the layout of `event` with `n_pixels` pixels.
+        fn is_of(&self, event: &Event<'_>, n_pixels: usize) -> bool {
+            self.key == Some((event.neighbors.id(), event.n_samples, n_pixels))
+                && event.broken_pixels.get(..n_pixels) == Some(&self.broken[..])
+        }
+
         /// Makes the layout that of `event` with `n_pixels` pixels; false when its
-        /// neighbours include pixels beyond `n_pixels` or the event has more than
-        /// `u32::MAX` samples (those take the plain path).
-        fn prepare(&mut self, event: &Event<'_>, n_pixels: usize) -> bool {
+        /// neighbours include pixels beyond `n_pixels`, it has fewer broken-pixel flags
+        /// than pixels, or it has more than `u32::MAX` samples (those take the plain path).
+        fn build(&mut self, event: &Event<'_>, n_pixels: usize) -> bool {
             let n_samples = event.n_samples;
             let Some(broken) = event.broken_pixels.get(..n_pixels) else {
                 return false;
             };
             let key = (event.neighbors.id(), n_samples, n_pixels);
-            if self.key == Some(key) && self.broken == broken {
-                return true;
-            }
             self.key = None;
             if n_pixels
                 .checked_mul(n_samples)
@@ -420,11 +457,11 @@ mod avx2 {
             upcoming,
             sum_f32,
             sums,
-            layout,
+            layouts,
         } = &mut scratch.avx2;
-        if !layout.prepare(event, n_pixels) {
+        let Some(layout) = layouts.of(event, n_pixels) else {
             return false;
-        }
+        };
         let pixels = Pixels {
             event,
             waveforms,
