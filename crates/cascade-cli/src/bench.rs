@@ -1,10 +1,11 @@
-//! `cascade bench`: end-to-end throughput of cascade's stages, per core, on toy events held
-//! in memory, compared with ctapipe's measured throughput.
+//! `cascade bench`: end-to-end throughput of cascade's stages, per core, on toy events (or
+//! the events of a sim_telarray file) held in memory, compared with ctapipe's measured
+//! throughput.
 //!
 //! Each scenario is a small pipeline built from the registry exactly as a pipeline file
-//! would build it. Its inputs are generated once by the toy source and kept in memory; the
-//! timed runs replay them through a [`MemorySource`], so generation, I/O and Parquet writing
-//! are not timed. A run replays the inputs as many passes as needed to last `min_time`, and
+//! would build it. Its inputs are generated once by the toy source (or read once from
+//! `--input`) and kept in memory; the timed runs replay them through a [`MemorySource`], so
+//! generation, reading, I/O and Parquet writing are not timed. A run replays the inputs as many passes as needed to last `min_time`, and
 //! the scenario is run `repeat` times: the median and best process CPU rates are reported
 //! (CPU time of every thread of the process, like ctapipe's `time.process_time` figures).
 //!
@@ -17,8 +18,16 @@
 //!
 //! The telescope-event scenarios use the four LST-like toy telescopes (1855 hexagonal
 //! pixels) with 30 samples and compare with ctapipe on `lst_muons.simtel.zst` (LSTCam, 1855
-//! pixels, 30 samples), like for like. The stereo scenario
+//! pixels, 30 samples). The stereo scenario
 //! uses all 18 toy telescopes and compares with ctapipe on `proton_north_alpha_run201`.
+//!
+//! With `--input FILE` every scenario replays that file's telescope events instead (all
+//! telescopes; the stereo scenario needs several per event) and compares with ctapipe's
+//! figures for the file of the same name, when the throughput file has them. Real images
+//! are the like-for-like comparison for cleaning and parameters (toy gamma-ray images are
+//! smaller than, say, lst_muons' rings, whose timing fit costs more). The file's waveforms
+//! are R0, so `calibrate` also does gain selection, pedestal subtraction and dc-to-pe there,
+//! which ctapipe's CameraCalibrator figure leaves to its event source.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -54,6 +63,8 @@ pub struct BenchOptions {
     pub scenarios: Vec<String>,
     /// Where to write the results as JSON.
     pub json: Option<String>,
+    /// A sim_telarray file whose events replace the toy events.
+    pub input: Option<String>,
 }
 
 /// `cascade bench`.
@@ -100,14 +111,33 @@ pub fn bench(options: &BenchOptions) -> anyhow::Result<()> {
         "cascade bench: {} thread(s), batch size {}, >= {} s per run, {} runs per scenario",
         options.threads, options.batch_size, options.min_time_s, options.repeat
     );
+    let file_name = options.input.as_deref().map(|path| {
+        Path::new(path)
+            .file_name()
+            .map_or(path.to_string(), |name| name.to_string_lossy().into_owned())
+    });
+    // The stages of the timed runs. With a file, its source (whose reading fills the
+    // calibration board of `calibrate`) also prepares the inputs.
+    let chain = match &options.input {
+        Some(file) => load_with(
+            &simtel_pipeline(options.batch_size),
+            &Edits {
+                inputs: vec![file.clone()],
+                ..Edits::default()
+            },
+        )?,
+        None => load(&toy_pipeline("[]", 0, 1, options.batch_size))?,
+    };
     let mut inputs = Inputs::default();
     let mut results = Vec::new();
     for scenario in selected {
-        let batches = runtime.block_on(inputs.get(scenario.input, options))?;
+        let batches = runtime.block_on(inputs.get(scenario.input, &chain, options))?;
         let result = runtime
-            .block_on(measure(scenario, batches, options))
+            .block_on(measure(scenario, batches, &chain, options))
             .with_context(|| format!("scenario {} failed", scenario.name))?;
-        let ctapipe_rate = ctapipe.as_ref().and_then(|c| c.rate(scenario.ctapipe));
+        let ctapipe_rate = ctapipe
+            .as_ref()
+            .and_then(|c| c.rate(scenario.ctapipe, file_name.as_deref()));
         results.push(BenchResult::new(scenario, result, ctapipe_rate));
     }
     print_results(&results);
@@ -140,21 +170,21 @@ struct Scenario {
 const SCENARIOS: &[Scenario] = &[
     Scenario {
         name: "calibrate",
-        input: Input::LstR1,
+        input: Input::Waveforms,
         stages: &["calibrate"],
         unit: "tel_event",
         ctapipe: CtapipeFigure::Calibrator,
     },
     Scenario {
         name: "dl1_image_to_parameters",
-        input: Input::LstImages,
+        input: Input::Images,
         stages: &["clean", "parameters"],
         unit: "tel_event",
         ctapipe: CtapipeFigure::ImageProcessor,
     },
     Scenario {
         name: "r1_to_dl1_parameters",
-        input: Input::LstR1,
+        input: Input::Waveforms,
         stages: &["calibrate", "clean", "parameters"],
         unit: "tel_event",
         ctapipe: CtapipeFigure::CalibratorAndImageProcessor,
@@ -188,14 +218,14 @@ kind = "stereo"
 inputs = ["parameters"]
 "#;
 
-/// The generated inputs the scenarios replay.
+/// The inputs the scenarios replay.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Input {
-    /// R1 waveforms of the LST-like telescopes.
-    LstR1,
-    /// Calibrated images of the LST-like telescopes.
-    LstImages,
-    /// Image parameters of every telescope of the toy array.
+    /// Waveforms: R1 of the LST-like toy telescopes, or the file's R0.
+    Waveforms,
+    /// Calibrated images of the LST-like toy telescopes, or of the file's telescopes.
+    Images,
+    /// Image parameters of every telescope of the toy array, or of the file.
     ArrayParameters,
 }
 
@@ -206,30 +236,34 @@ struct Inputs {
 }
 
 impl Inputs {
+    /// The batches of `input`: from `chain` (whose source reads the file) with `--input`,
+    /// else from the toy source.
     async fn get(
         &mut self,
         input: Input,
+        chain: &LoadedPipeline,
         options: &BenchOptions,
     ) -> anyhow::Result<Vec<RecordBatch>> {
         if let Some((_, batches)) = self.generated.iter().find(|(i, _)| *i == input) {
             return Ok(batches.clone());
         }
         let (tel_ids, n_samples, events, output) = match input {
-            Input::LstR1 => (LST_TEL_IDS, LST_SAMPLES, options.events, "events"),
-            Input::LstImages => (LST_TEL_IDS, LST_SAMPLES, options.events, "calibrate"),
+            Input::Waveforms => (LST_TEL_IDS, LST_SAMPLES, options.events, "events"),
+            Input::Images => (LST_TEL_IDS, LST_SAMPLES, options.events, "calibrate"),
             Input::ArrayParameters => ("[]", 0, options.array_events, "parameters"),
         };
         let started = Instant::now();
-        let pipeline = load(&toy_pipeline(
-            tel_ids,
-            n_samples,
-            events,
-            options.batch_size,
-        ))?;
-        let batches = collect(&pipeline, output).await?;
+        let (batches, origin) = match &options.input {
+            Some(file) => (collect(chain, output).await?, file.clone()),
+            None => {
+                let toy = toy_pipeline(tel_ids, n_samples, events, options.batch_size);
+                let batches = collect(&load(&toy)?, output).await?;
+                (batches, format!("{events} toy array events"))
+            }
+        };
         let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
         eprintln!(
-            "generated {input:?}: {rows} telescope events from {events} toy array events in {:.1} s",
+            "prepared {input:?}: {rows} telescope events from {origin} in {:.1} s",
             started.elapsed().as_secs_f64()
         );
         self.generated.push((input, batches.clone()));
@@ -254,8 +288,20 @@ fn toy_pipeline(tel_ids: &str, n_samples: usize, n_events: u64, batch_size: usiz
     )
 }
 
+/// The simtel source `events` (its files given by [`Edits::inputs`]) and [`CHAIN`].
+fn simtel_pipeline(batch_size: usize) -> String {
+    format!(
+        "[pipeline]\nname = \"bench\"\nbatch_size = {batch_size}\n\n\
+         [sources.events]\nkind = \"simtel\"\n{CHAIN}"
+    )
+}
+
 fn load(text: &str) -> anyhow::Result<LoadedPipeline> {
-    load_pipeline("<bench>", text, &registry(), &Edits::default())
+    load_with(text, &Edits::default())
+}
+
+fn load_with(text: &str, edits: &Edits) -> anyhow::Result<LoadedPipeline> {
+    load_pipeline("<bench>", text, &registry(), edits)
         .map_err(|diagnostics| anyhow::anyhow!("invalid benchmark pipeline:\n{diagnostics}"))
 }
 
@@ -298,14 +344,16 @@ struct Measurement {
 async fn measure(
     scenario: &Scenario,
     batches: Vec<RecordBatch>,
+    chain: &LoadedPipeline,
     options: &BenchOptions,
 ) -> anyhow::Result<Measurement> {
     let Some(first) = batches.first() else {
-        bail!("the toy source generated no events for this scenario; raise --events");
+        bail!(
+            "no events for this scenario: raise --events, or give an --input with telescope events"
+        );
     };
     // Each pass is an observation of its own, so the stereo join never mixes passes.
     let source = MemorySource::new(first.schema(), batches)?.with_pass_key("obs_id")?;
-    let chain = load(&toy_pipeline("[]", 0, 1, options.batch_size))?;
     let run_options = chain.run_options();
     let run = |passes: usize| {
         let graph = scenario_graph(&chain.graph, scenario, source.clone().with_passes(passes));
@@ -494,8 +542,8 @@ struct CtapipeThroughput {
     json: serde_json::Value,
 }
 
-/// The ctapipe measurements on LSTCam (telescope-event figures) and on a multi-telescope
-/// file (array-event figures).
+/// The ctapipe measurements the toy scenarios compare with: on LSTCam (telescope-event
+/// figures) and on a multi-telescope file (array-event figures).
 const CTAPIPE_SINGLE_CAMERA_FILE: &str = "lst_muons.simtel.zst";
 const CTAPIPE_ARRAY_FILE: &str = "proton_north_alpha_run201.simtel.zst";
 
@@ -508,9 +556,10 @@ impl CtapipeThroughput {
         Ok(Self { json })
     }
 
-    /// ctapipe's median CPU rate for the figure (per telescope or array event).
-    fn rate(&self, figure: CtapipeFigure) -> Option<f64> {
-        let single = |key| self.measured(CTAPIPE_SINGLE_CAMERA_FILE, key);
+    /// ctapipe's median CPU rate for the figure (per telescope or array event), measured on
+    /// `file` (a file name) when given, else on the files of the toy comparisons.
+    fn rate(&self, figure: CtapipeFigure, file: Option<&str>) -> Option<f64> {
+        let single = |key| self.measured(file.unwrap_or(CTAPIPE_SINGLE_CAMERA_FILE), key);
         match figure {
             CtapipeFigure::Calibrator => single("a_CameraCalibrator"),
             CtapipeFigure::ImageProcessor => single("b_ImageProcessor_no_true_image"),
@@ -521,7 +570,7 @@ impl CtapipeThroughput {
                 Some(1.0 / (1.0 / a + 1.0 / b))
             }
             CtapipeFigure::ShowerProcessor => {
-                self.measured(CTAPIPE_ARRAY_FILE, "c_ShowerProcessor")
+                self.measured(file.unwrap_or(CTAPIPE_ARRAY_FILE), "c_ShowerProcessor")
             }
         }
     }
@@ -549,13 +598,28 @@ mod tests {
                 "c_ShowerProcessor": { "rate_cpu_median": 100.0 } } },
         ]});
         let ctapipe = CtapipeThroughput { json };
-        assert_eq!(ctapipe.rate(CtapipeFigure::Calibrator), Some(2000.0));
-        assert_eq!(ctapipe.rate(CtapipeFigure::ImageProcessor), Some(500.0));
+        assert_eq!(ctapipe.rate(CtapipeFigure::Calibrator, None), Some(2000.0));
         assert_eq!(
-            ctapipe.rate(CtapipeFigure::CalibratorAndImageProcessor),
+            ctapipe.rate(CtapipeFigure::ImageProcessor, None),
+            Some(500.0)
+        );
+        assert_eq!(
+            ctapipe.rate(CtapipeFigure::CalibratorAndImageProcessor, None),
             Some(400.0)
         );
-        assert_eq!(ctapipe.rate(CtapipeFigure::ShowerProcessor), Some(100.0));
+        assert_eq!(
+            ctapipe.rate(CtapipeFigure::ShowerProcessor, None),
+            Some(100.0)
+        );
+        // With --input, the figures of that file, none when it was not measured.
+        let file = Some(CTAPIPE_ARRAY_FILE);
+        assert_eq!(ctapipe.rate(CtapipeFigure::Calibrator, file), None);
+        assert_eq!(
+            ctapipe.rate(CtapipeFigure::ShowerProcessor, file),
+            Some(100.0)
+        );
+        let file = Some(CTAPIPE_SINGLE_CAMERA_FILE);
+        assert_eq!(ctapipe.rate(CtapipeFigure::ShowerProcessor, file), None);
     }
 
     #[test]

@@ -133,6 +133,10 @@ enum Command {
         /// Write the results as JSON to this file.
         #[arg(long, value_name = "FILE")]
         json: Option<String>,
+        /// Replay the telescope events of this sim_telarray file instead of toy events
+        /// (ratios against ctapipe's figures for the file of the same name).
+        #[arg(long, value_name = "FILE")]
+        input: Option<String>,
     },
     /// Describe what a file holds (sim_telarray file or Parquet dataset).
     Info {
@@ -201,6 +205,7 @@ fn main() -> ExitCode {
             ctapipe,
             scenarios,
             json,
+            input,
         } => bench::bench(&bench::BenchOptions {
             threads,
             events,
@@ -211,6 +216,7 @@ fn main() -> ExitCode {
             ctapipe,
             scenarios,
             json,
+            input,
         }),
     };
     match result {

@@ -142,7 +142,7 @@ fn bench_measures_every_event_it_replays_and_compares_with_ctapipe() {
     // One pass (min-time 0) over the LST-like telescope events of 6 toy array events.
     let generated: u64 = stderr
         .lines()
-        .find_map(|line| line.strip_prefix("generated LstImages: "))
+        .find_map(|line| line.strip_prefix("prepared Images: "))
         .and_then(|rest| rest.split_whitespace().next())
         .unwrap()
         .parse()
@@ -163,6 +163,41 @@ fn bench_measures_every_event_it_replays_and_compares_with_ctapipe() {
         .map(|stage| stage[0].as_str().unwrap())
         .collect();
     assert_eq!(stages, ["clean", "parameters"]);
+}
+
+#[test]
+fn bench_replays_the_events_of_a_file_and_compares_with_ctapipe_on_that_file() {
+    let stem = "gamma_prod6_lst_nectarcam";
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("bench.json");
+    let ctapipe = cascade_testdata::data_dir().join("reference/ctapipe_throughput.json");
+    let (ok, _, stderr) = cascade(&[
+        "bench",
+        "--input",
+        simtel_path(stem).to_str().unwrap(),
+        "--scenario",
+        "r1_to_dl1_parameters",
+        "--min-time",
+        "0",
+        "--repeat",
+        "1",
+        "--ctapipe",
+        ctapipe.to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(ok, "{stderr}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let result = &report["results"][0];
+    // Every telescope event of the file (LSTCam and NectarCam), once.
+    let n_telescope_events = Table::reference(stem, "dl1").n_rows() as u64;
+    assert_eq!(result["rows_per_run"].as_u64(), Some(n_telescope_events));
+    assert_eq!(result["passes"], 1);
+    // ctapipe's CameraCalibrator and ImageProcessor (no true images) on this very file.
+    let chain = 1.0 / (1.0 / 1854.4476 + 1.0 / 1656.1936);
+    let ctapipe_rate = result["ctapipe_rate_cpu_median"].as_f64().unwrap();
+    assert!((ctapipe_rate - chain).abs() < 0.01, "{ctapipe_rate}");
 }
 
 #[test]
