@@ -239,16 +239,20 @@ pub fn r0_to_r1(
 
 /// [`r0_to_r1_event`] with AVX2: each pixel's samples in vectors of 8, the last vector
 /// overlapping the one before it when the waveform length is not a multiple of 8 (its
-/// overlapping samples get the same values twice).
+/// overlapping samples get the same values twice). The loads and stores are unchecked
+/// within rows whose length was checked once; for waveforms of up to 64 samples the loops
+/// over a pixel's vectors unroll, and the high-gain vectors loaded for the gain selection
+/// are the ones converted when that channel is selected. In cache, per LSTCam-sized event
+/// of 30 samples: 24.8 us with checked loads and stores and the loops, 10.9 us so.
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use std::arch::x86_64::{
-        __m128i, _mm_cvtsi128_si32, _mm_loadu_si128, _mm_max_epu16, _mm_minpos_epu16,
+        __m128i, __m256, _mm_cvtsi128_si32, _mm_loadu_si128, _mm_max_epu16, _mm_minpos_epu16,
         _mm_set1_epi16, _mm_setzero_si128, _mm_xor_si128, _mm256_add_ps, _mm256_cvtepi32_ps,
         _mm256_cvtepu16_epi32, _mm256_mul_ps, _mm256_set1_ps, _mm256_storeu_ps, _mm256_sub_ps,
     };
 
-    use super::{R1Config, TelescopeCalibration};
+    use super::{R1Config, TelescopeCalibration, r0_to_r1_event_scalar};
 
     /// Samples per vector.
     pub(super) const LANES: usize = 8;
@@ -265,74 +269,203 @@ mod avx2 {
     ) {
         let n_channels = calibration.n_channels();
         let n_pixels = calibration.n_pixels();
-        let scale = config.calib_scale as f32;
-        let shift = _mm256_set1_ps(config.calib_shift as f32);
-        // Where each vector of a waveform starts: every 8 samples, the last one at the end.
-        let starts =
-            move || (0..n_samples.div_ceil(LANES)).map(move |v| (v * LANES).min(n_samples - LANES));
-        for (pixel, (r1_pixel, selected)) in r1
-            .chunks_exact_mut(n_samples)
-            .zip(selected_gain_channel.iter_mut())
-            .enumerate()
-        {
-            let waveform = |channel: usize| {
-                let start = (channel * n_pixels + pixel) * n_samples;
-                &r0[start..start + n_samples]
-            };
-            let channel = config
+        let (Some(pedestals), Some(dc_to_pe)) = (
+            calibration.pedestal_per_sample.as_slice(),
+            calibration.dc_to_pe.as_slice(),
+        ) else {
+            // Calibration arrays not in standard layout (never built so by this crate).
+            return r0_to_r1_event_scalar(
+                r0,
+                n_samples,
+                calibration,
+                config,
+                r1,
+                selected_gain_channel,
+            );
+        };
+        let event = Event {
+            r0,
+            n_samples,
+            n_channels,
+            n_pixels,
+            pedestals,
+            dc_to_pe,
+            config,
+        };
+        // Waveforms of up to 64 samples have their loops unrolled.
+        match n_samples.div_ceil(LANES) {
+            1 => pixels_of::<1>(&event, r1, selected_gain_channel),
+            2 => pixels_of::<2>(&event, r1, selected_gain_channel),
+            3 => pixels_of::<3>(&event, r1, selected_gain_channel),
+            4 => pixels_of::<4>(&event, r1, selected_gain_channel),
+            5 => pixels_of::<5>(&event, r1, selected_gain_channel),
+            6 => pixels_of::<6>(&event, r1, selected_gain_channel),
+            7 => pixels_of::<7>(&event, r1, selected_gain_channel),
+            8 => pixels_of::<8>(&event, r1, selected_gain_channel),
+            _ => pixels_of_long_waveforms(&event, r1, selected_gain_channel),
+        }
+    }
+
+    /// One event's raw waveforms and what converts them.
+    struct Event<'a> {
+        r0: &'a [u16],
+        n_samples: usize,
+        n_channels: usize,
+        n_pixels: usize,
+        /// `[channel][pixel]` in standard layout.
+        pedestals: &'a [f32],
+        dc_to_pe: &'a [f32],
+        config: &'a R1Config,
+    }
+
+    impl Event<'_> {
+        /// The selected channel's waveform, pedestal and gain (dc-to-pe times the scale)
+        /// of `pixel`.
+        #[inline]
+        #[target_feature(enable = "avx2")]
+        fn channel_of(&self, pixel: usize, channel: i8) -> (&[u16], __m256, __m256) {
+            let at = channel as usize * self.n_pixels + pixel;
+            let scale = self.config.calib_scale as f32;
+            (
+                &self.r0[at * self.n_samples..(at + 1) * self.n_samples],
+                _mm256_set1_ps(self.pedestals[at]),
+                _mm256_set1_ps(self.dc_to_pe[at] * scale),
+            )
+        }
+    }
+
+    /// Every pixel of an event whose waveforms are `V` vectors long (`n_samples` in
+    /// `8 (V - 1) + 1..=8 V`, `n_samples >= 8`): the high-gain vectors are loaded once
+    /// for the gain selection and converted when that channel is selected.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    #[allow(unsafe_code)]
+    fn pixels_of<const V: usize>(event: &Event<'_>, r1: &mut [f32], selected: &mut [i8]) {
+        let n_samples = event.n_samples;
+        let start = |v: usize| {
+            if v + 1 < V {
+                v * LANES
+            } else {
+                n_samples - LANES
+            }
+        };
+        let shift = _mm256_set1_ps(event.config.calib_shift as f32);
+        let high_gain = event.r0[..event.n_pixels * n_samples].chunks_exact(n_samples);
+        let pixels = r1.chunks_exact_mut(n_samples).zip(selected).zip(high_gain);
+        for (pixel, ((r1_row, selected), high_gain)) in pixels.enumerate() {
+            // SAFETY (every load and store): the rows hold `n_samples` samples, and each
+            // vector starts at most at `n_samples - 8`.
+            let high: [__m128i; V] = std::array::from_fn(|v| unsafe { load8(high_gain, start(v)) });
+            let channel = event
+                .config
                 .gain_selector
-                .select_by_maximum(n_channels, || maximum(waveform(0), starts()));
+                .select_by_maximum(event.n_channels, || {
+                    horizontal_maximum(
+                        high.iter()
+                            .fold(_mm_setzero_si128(), |m, &v| _mm_max_epu16(m, v)),
+                    )
+                });
             *selected = channel;
-            let channel = channel as usize;
-            let pedestal = _mm256_set1_ps(calibration.pedestal_per_sample[[channel, pixel]]);
-            let gain = _mm256_set1_ps(calibration.dc_to_pe[[channel, pixel]] * scale);
-            let adc = waveform(channel);
-            for start in starts() {
-                // (f32(adc) - pedestal) * gain + shift, as the scalar loop (u16 -> f32 exact)
-                let samples = _mm256_cvtepi32_ps(_mm256_cvtepu16_epi32(load8(adc, start)));
-                let r1 =
-                    _mm256_add_ps(_mm256_mul_ps(_mm256_sub_ps(samples, pedestal), gain), shift);
-                store8(r1_pixel, start, r1);
+            let (adc, pedestal, gain) = event.channel_of(pixel, channel);
+            let adc: [__m128i; V] = if channel == 0 {
+                high
+            } else {
+                std::array::from_fn(|v| unsafe { load8(adc, start(v)) })
+            };
+            for (v, adc) in adc.into_iter().enumerate() {
+                let value = convert(adc, pedestal, gain, shift);
+                unsafe { store8(r1_row, start(v), value) };
             }
         }
     }
 
-    /// The largest of `waveform`'s samples, read in the vectors that start at `starts`.
+    /// [`pixels_of`] for waveforms of more than 64 samples, with loops over the vectors.
+    #[target_feature(enable = "avx2")]
+    #[allow(unsafe_code)]
+    fn pixels_of_long_waveforms(event: &Event<'_>, r1: &mut [f32], selected: &mut [i8]) {
+        let n_samples = event.n_samples;
+        let shift = _mm256_set1_ps(event.config.calib_shift as f32);
+        let high_gain = event.r0[..event.n_pixels * n_samples].chunks_exact(n_samples);
+        let pixels = r1.chunks_exact_mut(n_samples).zip(selected).zip(high_gain);
+        for (pixel, ((r1_row, selected), high_gain)) in pixels.enumerate() {
+            let channel = event
+                .config
+                .gain_selector
+                .select_by_maximum(event.n_channels, || {
+                    let mut lanes = _mm_setzero_si128();
+                    // SAFETY: the row holds `n_samples >= 8` samples (`each_vector`).
+                    each_vector(n_samples, |at| {
+                        lanes = _mm_max_epu16(lanes, unsafe { load8(high_gain, at) });
+                    });
+                    horizontal_maximum(lanes)
+                });
+            *selected = channel;
+            let (adc, pedestal, gain) = event.channel_of(pixel, channel);
+            each_vector(n_samples, |at| {
+                // SAFETY: both rows hold `n_samples >= 8` samples (`each_vector`).
+                let value = convert(unsafe { load8(adc, at) }, pedestal, gain, shift);
+                unsafe { store8(r1_row, at, value) };
+            });
+        }
+    }
+
+    /// `(f32(adc) - pedestal) * gain + shift` for 8 samples, as the scalar loop (the
+    /// conversion of a `u16` to `f32` is exact).
     #[inline]
     #[target_feature(enable = "avx2")]
-    fn maximum(waveform: &[u16], starts: impl Iterator<Item = usize>) -> u16 {
-        let mut lanes = _mm_setzero_si128();
-        for start in starts {
-            lanes = _mm_max_epu16(lanes, load8(waveform, start));
+    fn convert(adc: __m128i, pedestal: __m256, gain: __m256, shift: __m256) -> __m256 {
+        let samples = _mm256_cvtepi32_ps(_mm256_cvtepu16_epi32(adc));
+        _mm256_add_ps(_mm256_mul_ps(_mm256_sub_ps(samples, pedestal), gain), shift)
+    }
+
+    /// Calls `f` with the start of every vector of a waveform of `n_samples >= 8` samples:
+    /// every 8 samples, the last one at `n_samples - 8`, so that each start `at` has
+    /// `at + 8 <= n_samples`.
+    #[inline(always)]
+    fn each_vector(n_samples: usize, mut f: impl FnMut(usize)) {
+        let last = n_samples - LANES;
+        let mut at = 0;
+        while at < last {
+            f(at);
+            at += LANES;
         }
-        // The maximum is the complement of the minimum of the complements (`minpos`).
+        f(last);
+    }
+
+    /// The largest of the eight lanes: the complement of the minimum of the complements
+    /// (`minpos`).
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn horizontal_maximum(lanes: __m128i) -> u16 {
         let all_ones = _mm_set1_epi16(-1);
         let minimum = _mm_minpos_epu16(_mm_xor_si128(lanes, all_ones));
         !(_mm_cvtsi128_si32(minimum) as u16)
     }
 
     /// The eight samples `values[at..at + 8]`.
+    ///
+    /// # Safety
+    /// `at + 8 <= values.len()`.
     #[inline]
     #[target_feature(enable = "avx2")]
-    fn load8(values: &[u16], at: usize) -> __m128i {
-        let values = &values[at..at + LANES];
-        // SAFETY: `values` holds the 8 `u16` (16 bytes) that the unaligned load reads.
-        #[allow(unsafe_code)]
-        unsafe {
-            _mm_loadu_si128(values.as_ptr().cast())
-        }
+    #[allow(unsafe_code)]
+    unsafe fn load8(values: &[u16], at: usize) -> __m128i {
+        debug_assert!(at + LANES <= values.len());
+        // SAFETY: the 8 `u16` (16 bytes) from `at` are within `values` (the contract).
+        unsafe { _mm_loadu_si128(values.as_ptr().add(at).cast()) }
     }
 
     /// Stores eight lanes to `values[at..at + 8]`.
+    ///
+    /// # Safety
+    /// `at + 8 <= values.len()`.
     #[inline]
     #[target_feature(enable = "avx2")]
-    fn store8(values: &mut [f32], at: usize, lanes: std::arch::x86_64::__m256) {
-        let values = &mut values[at..at + LANES];
-        // SAFETY: `values` holds the 8 `f32` that the unaligned store writes.
-        #[allow(unsafe_code)]
-        unsafe {
-            _mm256_storeu_ps(values.as_mut_ptr(), lanes)
-        }
+    #[allow(unsafe_code)]
+    unsafe fn store8(values: &mut [f32], at: usize, lanes: __m256) {
+        debug_assert!(at + LANES <= values.len());
+        // SAFETY: the 8 `f32` from `at` are within `values` (the contract).
+        unsafe { _mm256_storeu_ps(values.as_mut_ptr().add(at), lanes) }
     }
 }
 
@@ -437,10 +570,12 @@ mod tests {
         ));
     }
 
-    /// One event: samples per pixel, channels, pixels, its raw waveforms, calibration and
+    /// One event: samples per pixel (the scalar loop below 8, the unrolled loops up to 64,
+    /// the general one above), channels, pixels, its raw waveforms, calibration and
     /// options, with samples near the default threshold and odd calibration values.
     fn events() -> impl Strategy<Value = (usize, TelescopeCalibration, R1Config, Vec<u16>)> {
-        (1usize..40, 1usize..3, 1usize..12).prop_flat_map(|(n_samples, n_channels, n_pixels)| {
+        let n_samples = prop_oneof![1usize..40, 60usize..80];
+        (n_samples, 1usize..3, 1usize..12).prop_flat_map(|(n_samples, n_channels, n_pixels)| {
             let adc = prop_oneof![0u16..600, 3990u16..4010, Just(u16::MAX)];
             let value = prop_oneof![-50.0f32..500.0, Just(0.0f32), Just(-0.0f32)];
             let table = move || prop::collection::vec(value.clone(), n_channels * n_pixels);
