@@ -205,6 +205,9 @@ pub struct SimtelReader {
     current_mc_event: Option<McEvent>,
     pseudo_event_id: i64,
     stats: ReaderStats,
+    /// Whether telescope events' pixel timing is decoded (see
+    /// [`SimtelReader::with_pixel_timing`]).
+    pixel_timing: bool,
 }
 
 /// Setup objects collected while opening.
@@ -307,10 +310,20 @@ impl SimtelReader {
             current_mc_event: None,
             pseudo_event_id: 0,
             stats: ReaderStats::default(),
+            pixel_timing: true,
         };
         let setup = reader.read_setup()?;
         reader.install_setup(setup)?;
         Ok(reader)
+    }
+
+    /// Whether to decode the pixel timing objects of telescope events (default: yes).
+    /// sim_telarray's own pulse times and sums; ctapipe's processing does not use them,
+    /// and skipping them saves ~15 % of the decoding of lst_muons. When off,
+    /// [`TelescopeEvent::pixel_timing`] is `None`.
+    pub fn with_pixel_timing(mut self, decode: bool) -> Self {
+        self.pixel_timing = decode;
+        self
     }
 
     /// The subarray described by the file's setup objects.
@@ -741,7 +754,7 @@ impl SimtelReader {
                     }
                     event.adc_sums = Some(sums);
                 }
-                2016 => {
+                2016 if self.pixel_timing => {
                     event.pixel_timing =
                         optional(decode_pixel_timing(&child), &mut self.stats).map_err(at)?
                 }

@@ -353,3 +353,24 @@ fn plain_gzip_and_zstd_inputs_read_the_same() {
         (plain.len() as u64, plain.len() as u64, plain.len() as u64)
     );
 }
+
+#[test]
+fn skipping_pixel_timing_changes_nothing_else() {
+    let mut with_timing = open("lst_muons");
+    let mut without = open("lst_muons").with_pixel_timing(false);
+    let mut n_with_timing = 0;
+    while let Some(mut event) = with_timing.next_event().expect("readable") {
+        let skipped = without
+            .next_event()
+            .expect("readable")
+            .expect("as many events");
+        for (telescope, skipped) in event.telescopes.iter_mut().zip(&skipped.telescopes) {
+            assert!(skipped.pixel_timing.is_none());
+            n_with_timing += usize::from(telescope.pixel_timing.take().is_some());
+        }
+        assert_eq!(event, skipped);
+    }
+    assert!(without.next_event().expect("readable").is_none());
+    // The file stores pixel timing, so the test compares something.
+    assert!(n_with_timing > 0);
+}

@@ -154,8 +154,10 @@ impl SimtelSource {
         let mut buffers: BTreeMap<(String, usize, usize), R0Buffer> = BTreeMap::new();
         let mut emitted = 0u64;
         'files: for file in &self.files {
-            let mut reader =
-                SimtelReader::open(file).map_err(|e| StageError::Data(e.to_string()))?;
+            // The R0 schema has no use for sim_telarray's pixel timing.
+            let mut reader = SimtelReader::open(file)
+                .map_err(|e| StageError::Data(e.to_string()))?
+                .with_pixel_timing(false);
             let array_pointing = array_pointing_deg(reader.run_header());
             while let Some(event) = reader
                 .next_event()
