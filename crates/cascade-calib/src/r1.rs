@@ -243,7 +243,7 @@ pub fn r0_to_r1(
 /// within rows whose length was checked once; for waveforms of up to 64 samples the loops
 /// over a pixel's vectors unroll, and the high-gain vectors loaded for the gain selection
 /// are the ones converted when that channel is selected. In cache, per LSTCam-sized event
-/// of 30 samples: 24.8 us with checked loads and stores and the loops, 10.9 us so.
+/// of 30 samples: 24.8 µs with checked loads and stores and loops, 10.9 µs this way.
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use std::arch::x86_64::{

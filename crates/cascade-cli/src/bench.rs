@@ -5,9 +5,10 @@
 //! Each scenario is a small pipeline built from the registry exactly as a pipeline file
 //! would build it. Its inputs are generated once by the toy source (or read once from
 //! `--input`) and kept in memory; the timed runs replay them through a [`MemorySource`], so
-//! generation, reading, I/O and Parquet writing are not timed. A run replays the inputs as many passes as needed to last `min_time`, and
-//! the scenario is run `repeat` times: the median and best process CPU rates are reported
-//! (CPU time of every thread of the process, like ctapipe's `time.process_time` figures).
+//! generation, reading, I/O and Parquet writing are not timed. A run replays the inputs as
+//! many passes as needed to last `min_time`, and the scenario is run `repeat` times: the
+//! median and best process CPU rates are reported (CPU time of every thread of the
+//! process, like ctapipe's `time.process_time` figures).
 //!
 //! | scenario | input | stages | unit | ctapipe figure |
 //! |---|---|---|---|---|

@@ -317,9 +317,9 @@ impl SimtelReader {
         Ok(reader)
     }
 
-    /// Whether to decode the pixel timing objects of telescope events (default: yes).
-    /// sim_telarray's own pulse times and sums; ctapipe's processing does not use them,
-    /// and skipping them saves ~15 % of the decoding of lst_muons. When off,
+    /// Whether to decode the pixel timing objects of telescope events (sim_telarray's own
+    /// pulse times and sums; default: yes). ctapipe's processing does not use them, and
+    /// skipping them saves ~15 % of the decoding of lst_muons. When off,
     /// [`TelescopeEvent::pixel_timing`] is `None`.
     pub fn with_pixel_timing(mut self, decode: bool) -> Self {
         self.pixel_timing = decode;
