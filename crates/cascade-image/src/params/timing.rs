@@ -51,6 +51,7 @@
 //! and nothing is allocated once the [`TimingWorkspace`] has grown to the image size.
 
 mod gather;
+mod select;
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -547,6 +548,11 @@ impl LtsScratch {
 /// (in `band`, without branches); once at most [`SMALL_BAND`] are left, the answer is the
 /// smallest value with fewer than `rank` values above it.
 fn kth_largest(values: &[f64], rank: usize, band: &mut Vec<f64>) -> f64 {
+    if values.len() >= select::MIN_VALUES
+        && let Some(kth) = select::kth_largest_of_few(values, rank)
+    {
+        return kth;
+    }
     band.clear();
     band.extend_from_slice(values);
     let mut rank = rank;
