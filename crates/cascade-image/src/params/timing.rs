@@ -41,14 +41,15 @@
 //! squared residuals and gathers those above a guess of the cut (an order statistic of a
 //! sample of ~24 residuals for the first step of a start, a multiple of the last fit's
 //! mean squared residual after that; a lower guess, then every point, when too few are
-//! above it). A branch-free quickselect on the gathered ~25 % finds the cut, one more
-//! pass over the tail the points left out, and the subset's sums are the sums over all
-//! points minus theirs. Every step reproduces ctapipe's `argsort` exactly (the tests
-//! compare it with a stable sort on data full of ties); residuals that are NaN, possible
-//! only for non-finite lines, are selected on their bits instead (`select_nth_unstable`).
-//! The sums are taken in coordinates centred on the mean point, so the closed-form line
-//! and residual sum of squares of one pass keep full `f64` precision. Nothing is sorted
-//! and nothing is allocated once the [`TimingWorkspace`] has grown to the image size.
+//! above it). A sorting network (9 to 32 values, `select`) or a quickselect on the
+//! gathered ~25 % finds the cut, one more pass over the tail the points left out, and the
+//! subset's sums are the sums over all points minus theirs. Every step reproduces
+//! ctapipe's `argsort` exactly (the tests compare it with a stable sort on data full of
+//! ties); residuals that are NaN, possible only for non-finite lines, are selected on
+//! their bits instead (`select_nth_unstable`). The sums are taken in coordinates centred
+//! on the mean point, so the closed-form line and residual sum of squares of one pass keep
+//! full `f64` precision. Beyond that network nothing is sorted, and nothing is allocated
+//! once the [`TimingWorkspace`] has grown to the image size.
 
 mod gather;
 mod select;
