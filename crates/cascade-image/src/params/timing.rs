@@ -545,11 +545,10 @@ impl LtsScratch {
 
 /// The `rank`-th largest of `values` (`1 <= rank <= values.len()`, none NaN), counting
 /// equal values separately (`np.sort(values)[-rank]`). 9 to 32 values go through the
-/// sorting network of [`select::kth_largest_of_few`] (with AVX2); otherwise a
-/// quickselect: each round counts the
-/// values above and at a median-of-three pivot and keeps only the side holding the answer
-/// (in `band`, without branches); once at most [`SMALL_BAND`] are left, the answer is the
-/// smallest value with fewer than `rank` values above it.
+/// sorting network of [`select::kth_largest_of_few`] (with AVX2); otherwise a quickselect:
+/// each round counts the values above and at a median-of-three pivot and keeps only the
+/// side holding the answer (in `band`, without branches); once at most [`SMALL_BAND`] are
+/// left, the answer is the smallest value with fewer than `rank` values above it.
 fn kth_largest(values: &[f64], rank: usize, band: &mut Vec<f64>) -> f64 {
     if values.len() >= select::MIN_VALUES
         && let Some(kth) = select::kth_largest_of_few(values, rank)
