@@ -121,20 +121,30 @@ pub fn r0_to_r1_event(
     r1: &mut [f32],
     selected_gain_channel: &mut [i8],
 ) {
+    // The AVX2 kernel reads the calibration arrays as slices: they are in standard layout
+    // unless a caller built them otherwise.
     #[cfg(target_arch = "x86_64")]
-    if n_samples >= avx2::LANES && std::arch::is_x86_feature_detected!("avx2") {
+    if n_samples >= avx2::LANES
+        && std::arch::is_x86_feature_detected!("avx2")
+        && let (Some(pedestals), Some(dc_to_pe)) = (
+            calibration.pedestal_per_sample.as_slice(),
+            calibration.dc_to_pe.as_slice(),
+        )
+    {
+        let event = avx2::Event {
+            r0,
+            n_samples,
+            n_channels: calibration.n_channels(),
+            n_pixels: calibration.n_pixels(),
+            pedestals,
+            dc_to_pe,
+            config,
+        };
         // SAFETY: `avx2::r0_to_r1_event` needs AVX2, which the CPU has.
         #[allow(unsafe_code)]
         unsafe {
-            avx2::r0_to_r1_event(
-                r0,
-                n_samples,
-                calibration,
-                config,
-                r1,
-                selected_gain_channel,
-            );
-        }
+            avx2::r0_to_r1_event(&event, r1, selected_gain_channel)
+        };
         return;
     }
     r0_to_r1_event_scalar(
@@ -252,70 +262,39 @@ mod avx2 {
         _mm256_cvtepu16_epi32, _mm256_mul_ps, _mm256_set1_ps, _mm256_storeu_ps, _mm256_sub_ps,
     };
 
-    use super::{R1Config, TelescopeCalibration, r0_to_r1_event_scalar};
+    use super::R1Config;
 
     /// Samples per vector.
     pub(super) const LANES: usize = 8;
 
-    /// [`super::r0_to_r1_event`] for `n_samples >= 8`.
+    /// [`super::r0_to_r1_event`] for `event.n_samples >= 8`.
     #[target_feature(enable = "avx2")]
-    pub(super) fn r0_to_r1_event(
-        r0: &[u16],
-        n_samples: usize,
-        calibration: &TelescopeCalibration,
-        config: &R1Config,
-        r1: &mut [f32],
-        selected_gain_channel: &mut [i8],
-    ) {
-        let n_channels = calibration.n_channels();
-        let n_pixels = calibration.n_pixels();
-        let (Some(pedestals), Some(dc_to_pe)) = (
-            calibration.pedestal_per_sample.as_slice(),
-            calibration.dc_to_pe.as_slice(),
-        ) else {
-            // Calibration arrays not in standard layout (never built so by this crate).
-            return r0_to_r1_event_scalar(
-                r0,
-                n_samples,
-                calibration,
-                config,
-                r1,
-                selected_gain_channel,
-            );
-        };
-        let event = Event {
-            r0,
-            n_samples,
-            n_channels,
-            n_pixels,
-            pedestals,
-            dc_to_pe,
-            config,
-        };
+    pub(super) fn r0_to_r1_event(event: &Event<'_>, r1: &mut [f32], selected: &mut [i8]) {
         // Waveforms of up to 64 samples have their loops unrolled.
-        match n_samples.div_ceil(LANES) {
-            1 => pixels_of::<1>(&event, r1, selected_gain_channel),
-            2 => pixels_of::<2>(&event, r1, selected_gain_channel),
-            3 => pixels_of::<3>(&event, r1, selected_gain_channel),
-            4 => pixels_of::<4>(&event, r1, selected_gain_channel),
-            5 => pixels_of::<5>(&event, r1, selected_gain_channel),
-            6 => pixels_of::<6>(&event, r1, selected_gain_channel),
-            7 => pixels_of::<7>(&event, r1, selected_gain_channel),
-            8 => pixels_of::<8>(&event, r1, selected_gain_channel),
-            _ => pixels_of_long_waveforms(&event, r1, selected_gain_channel),
+        match event.n_samples.div_ceil(LANES) {
+            1 => pixels_of::<1>(event, r1, selected),
+            2 => pixels_of::<2>(event, r1, selected),
+            3 => pixels_of::<3>(event, r1, selected),
+            4 => pixels_of::<4>(event, r1, selected),
+            5 => pixels_of::<5>(event, r1, selected),
+            6 => pixels_of::<6>(event, r1, selected),
+            7 => pixels_of::<7>(event, r1, selected),
+            8 => pixels_of::<8>(event, r1, selected),
+            _ => pixels_of_long_waveforms(event, r1, selected),
         }
     }
 
     /// One event's raw waveforms and what converts them.
-    struct Event<'a> {
-        r0: &'a [u16],
-        n_samples: usize,
-        n_channels: usize,
-        n_pixels: usize,
-        /// `[channel][pixel]` in standard layout.
-        pedestals: &'a [f32],
-        dc_to_pe: &'a [f32],
-        config: &'a R1Config,
+    pub(super) struct Event<'a> {
+        /// `[channel][pixel][sample]` (ADC counts).
+        pub(super) r0: &'a [u16],
+        pub(super) n_samples: usize,
+        pub(super) n_channels: usize,
+        pub(super) n_pixels: usize,
+        /// Pedestal per sample and dc-to-pe, `[channel][pixel]` in standard layout.
+        pub(super) pedestals: &'a [f32],
+        pub(super) dc_to_pe: &'a [f32],
+        pub(super) config: &'a R1Config,
     }
 
     impl Event<'_> {
