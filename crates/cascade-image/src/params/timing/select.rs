@@ -176,9 +176,12 @@ mod tests {
             let mut sorted = values.clone();
             sorted.sort_by(f64::total_cmp);
             let expected = sorted[values.len() - rank];
-            if let Some(found) = kth_largest_of_few(&values, rank) {
-                prop_assert_eq!(found, expected);
-            }
+            #[cfg(target_arch = "x86_64")]
+            let has_network = std::arch::is_x86_feature_detected!("avx2");
+            #[cfg(not(target_arch = "x86_64"))]
+            let has_network = false;
+            let found = kth_largest_of_few(&values, rank);
+            prop_assert_eq!(found, has_network.then_some(expected));
         }
     }
 }
