@@ -124,3 +124,70 @@ fn r0_to_dl1_matches_ctapipe_on_every_shared_file() {
         }
     }
 }
+
+/// `pipelines/ctapipe_dl1_with_r1.toml` (R0 -> R1 by the `r0_to_r1` stage, then R1 -> DL1)
+/// gives exactly the DL1 of `ctapipe_dl1.toml` (R0 -> DL1 in one stage) on the file with two
+/// camera types, broken pixels and time shifts, and writes R1 with the `r1` schema.
+#[test]
+fn r1_written_by_its_own_stage_gives_the_same_dl1() {
+    let stem = "gamma_prod6_lst_nectarcam";
+    let (direct, via_r1) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    run_dl1(stem, direct.path());
+    let edits = Edits {
+        inputs: vec![simtel_path(stem).display().to_string()],
+        output: Some(via_r1.path().display().to_string()),
+        sets: Vec::new(),
+    };
+    run_pipeline("ctapipe_dl1_with_r1.toml", &edits);
+
+    let images = |dir: &Path| Table::read(&dir.join("dl1_images/part-00000.parquet"));
+    let (expected, found) = (images(direct.path()), images(via_r1.path()));
+    let (expected_rows, found_rows) = (rows(&expected), rows(&found));
+    let mut keys: Vec<_> = expected_rows.keys().copied().collect();
+    keys.sort();
+    assert!(keys.len() >= 5, "{} telescope events", keys.len());
+    assert_eq!(found_rows.len(), keys.len());
+    for column in ["image", "peak_time"] {
+        let (e, f) = (expected.list_f64(column), found.list_f64(column));
+        for key in &keys {
+            let (e, f) = (&e[expected_rows[key]], &f[found_rows[key]]);
+            let same =
+                e.len() == f.len() && e.iter().zip(f).all(|(a, b)| a.to_bits() == b.to_bits());
+            assert!(same, "{stem} {key:?}: {column} differs through R1");
+        }
+    }
+    let (e, f) = (
+        expected.list_i64("selected_gain_channel"),
+        found.list_i64("selected_gain_channel"),
+    );
+    for key in &keys {
+        assert_eq!(e[expected_rows[key]], f[found_rows[key]], "{key:?}");
+    }
+
+    let r1_path = via_r1.path().join("r1_waveforms/part-00000.parquet");
+    let file = std::fs::File::open(&r1_path).unwrap();
+    let schema = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .schema()
+        .clone();
+    let r1_schema = cascade_schema::Level::R1.schema();
+    let names = |fields: &arrow::datatypes::Fields| {
+        fields
+            .iter()
+            .map(|f| (f.name().clone(), f.data_type().clone()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(names(schema.fields()), names(r1_schema.fields()));
+    let r1 = Table::read(&r1_path);
+    assert_eq!(r1.n_rows(), keys.len());
+    let (r1_rows, waveforms, n_samples) = (rows(&r1), r1.list_f64("waveform"), r1.i64("n_samples"));
+    for key in &keys {
+        let r = r1_rows[key];
+        let n_pixels = e[expected_rows[key]].len();
+        assert_eq!(
+            waveforms[r].len(),
+            n_pixels * n_samples[r] as usize,
+            "{key:?}"
+        );
+    }
+}

@@ -7,7 +7,8 @@
 //! `pipelines/ctapipe_dl1.toml` with the golden's threshold must give, for every golden
 //! telescope event, the same selected gain per pixel exactly, and the image (p.e.) and peak
 //! time (ns) within 1e-3 absolute or 1e-4 relative (the DL1 tolerances of
-//! `dl1_conformance.rs`).
+//! `dl1_conformance.rs`); so must `pipelines/ctapipe_dl1_with_r1.toml`, where the
+//! `r0_to_r1` stage selects the gains and `calibrate` starts from its R1.
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 use std::collections::{BTreeMap, HashMap};
@@ -86,52 +87,62 @@ fn low_gain_selection_and_dl1_match_ctapipe() {
 
     let mut stems: Vec<&String> = files.iter().collect();
     stems.dedup();
-    let mut checked = 0;
-    for stem in stems {
-        let output = tempfile::tempdir().unwrap();
-        let edits = Edits {
-            inputs: vec![simtel_path(stem).display().to_string()],
-            output: Some(output.path().display().to_string()),
-            sets: vec![format!(
-                "stages.calibrate.gain_selector = {{ type = \"ThresholdGainSelector\", threshold = {threshold:?} }}"
-            )],
-        };
-        run_pipeline("ctapipe_dl1.toml", &edits);
-        let ours = Table::read(&output.path().join("dl1_images/part-00000.parquet"));
-        let our_rows: HashMap<_, _> = keys(&ours)
-            .into_iter()
-            .enumerate()
-            .map(|(i, key)| (key, i))
-            .collect();
-        let (our_gains, our_images, our_times) = (
-            ours.list_i64("selected_gain_channel"),
-            ours.list_f64("image"),
-            ours.list_f64("peak_time"),
-        );
-        for g in (0..golden.n_rows()).filter(|&g| files[g] == *stem) {
-            let key = golden_keys[g];
-            let o = *our_rows
-                .get(&key)
-                .unwrap_or_else(|| panic!("{stem} {key:?}: no such telescope event from cascade"));
-            assert_eq!(
-                gains[g], our_gains[o],
-                "{stem} {key:?}: selected_gain_channel"
+    // the pipeline, and the stage that selects the gains in it
+    for (pipeline, selector) in [
+        ("ctapipe_dl1.toml", "calibrate"),
+        ("ctapipe_dl1_with_r1.toml", "r0_to_r1"),
+    ] {
+        let mut checked = 0;
+        for &stem in &stems {
+            let output = tempfile::tempdir().unwrap();
+            let edits = Edits {
+                inputs: vec![simtel_path(stem).display().to_string()],
+                output: Some(output.path().display().to_string()),
+                sets: vec![format!(
+                    "stages.{selector}.gain_selector = {{ type = \"ThresholdGainSelector\", threshold = {threshold:?} }}"
+                )],
+            };
+            run_pipeline(pipeline, &edits);
+            let ours = Table::read(&output.path().join("dl1_images/part-00000.parquet"));
+            let our_rows: HashMap<_, _> = keys(&ours)
+                .into_iter()
+                .enumerate()
+                .map(|(i, key)| (key, i))
+                .collect();
+            let (our_gains, our_images, our_times) = (
+                ours.list_i64("selected_gain_channel"),
+                ours.list_f64("image"),
+                ours.list_f64("peak_time"),
             );
-            for (column, expected, found) in [
-                ("image", &images[g], &our_images[o]),
-                ("peak_time", &times[g], &our_times[o]),
-            ] {
-                assert_eq!(expected.len(), found.len(), "{stem} {key:?} {column}");
-                for (pixel, (&e, &f)) in expected.iter().zip(found).enumerate() {
-                    assert!(
-                        close(e, f),
-                        "{stem} {key:?} {column}[{pixel}] (gain {}): ctapipe {e}, cascade {f}",
-                        gains[g][pixel]
+            for g in (0..golden.n_rows()).filter(|&g| files[g] == *stem) {
+                let key = golden_keys[g];
+                let o = *our_rows.get(&key).unwrap_or_else(|| {
+                    panic!("{pipeline} {stem} {key:?}: no such telescope event from cascade")
+                });
+                assert_eq!(
+                    gains[g], our_gains[o],
+                    "{pipeline} {stem} {key:?}: selected_gain_channel"
+                );
+                for (column, expected, found) in [
+                    ("image", &images[g], &our_images[o]),
+                    ("peak_time", &times[g], &our_times[o]),
+                ] {
+                    assert_eq!(
+                        expected.len(),
+                        found.len(),
+                        "{pipeline} {stem} {key:?} {column}"
                     );
+                    for (pixel, (&e, &f)) in expected.iter().zip(found).enumerate() {
+                        assert!(
+                            close(e, f),
+                            "{pipeline} {stem} {key:?} {column}[{pixel}] (gain {}): ctapipe {e}, cascade {f}",
+                            gains[g][pixel]
+                        );
+                    }
                 }
+                checked += 1;
             }
-            checked += 1;
         }
+        assert_eq!(checked, golden.n_rows(), "{pipeline}");
     }
-    assert_eq!(checked, golden.n_rows());
 }

@@ -2,8 +2,12 @@
 //!
 //! * Every file in `tests/invalid/` starts with `# expect-error: LINE: TEXT` lines; loading it
 //!   must report exactly those errors (a diagnostic on LINE whose message contains TEXT).
-//! * Every file in `pipelines/` validates, and runs end to end on a few events into a
-//!   temporary directory, producing Parquet datasets that read back with their schema.
+//! * Every file in `pipelines/` loads without a diagnostic and compiles to a runnable graph
+//!   (the sim_telarray ones read their default input from `../shared`).
+//! * The quickstart runs end to end on a few events into a temporary directory, producing
+//!   Parquet datasets that read back with their schema; the sim_telarray pipelines run end
+//!   to end in the conformance tests (`dl1_conformance.rs`, `dl2_conformance.rs`,
+//!   `low_gain_conformance.rs`).
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 use std::path::{Path, PathBuf};
@@ -75,6 +79,40 @@ fn invalid_files_report_every_expected_error_at_its_line() {
             );
         }
     }
+}
+
+#[test]
+fn every_pipeline_file_loads_and_compiles() {
+    for path in toml_files(&workspace().join("pipelines")) {
+        let text = std::fs::read_to_string(&path).unwrap();
+        let name = path.display().to_string();
+        // relative paths in the files are relative to the workspace, as `cascade run` from there
+        let edits = Edits {
+            inputs: default_inputs(&text),
+            ..Edits::default()
+        };
+        let pipeline = load_pipeline(&name, &text, &registry(), &edits)
+            .unwrap_or_else(|diagnostics| panic!("{diagnostics}"));
+        pipeline
+            .graph
+            .compile(pipeline.run_options())
+            .unwrap_or_else(|e| panic!("{name}: {e:?}"));
+    }
+}
+
+/// The `paths` of a sim_telarray source, resolved against the workspace (the files name
+/// `../shared/...` as seen from the workspace root).
+fn default_inputs(text: &str) -> Vec<String> {
+    let table: toml::Table = text.parse().unwrap();
+    let Some(sources) = table.get("sources").and_then(|s| s.as_table()) else {
+        return Vec::new();
+    };
+    sources
+        .values()
+        .filter_map(|source| source.get("paths")?.as_array().cloned())
+        .flatten()
+        .filter_map(|path| Some(workspace().join(path.as_str()?).display().to_string()))
+        .collect()
 }
 
 #[test]

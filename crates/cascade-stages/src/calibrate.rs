@@ -1,18 +1,23 @@
 //! `kind = "calibrate"`: R1 waveforms -> DL1 image (p.e.) and peak time (ns) with one of
 //! ctapipe's image extractors (`cascade_calib`), per telescope.
 //!
-//! Input: R1 telescope events (`waveform` in p.e. per sample, `selected_gain_channel`).
-//! Output: the input without the waveform, plus `image` and `peak_time`.
+//! Input: R1 telescope events (`waveform` in p.e. per sample, `selected_gain_channel`), or
+//! raw R0 events (`waveform` in ADC counts of every gain, `n_gains`), which it turns into R1
+//! first as the `r0_to_r1` stage does, keeping R1 in a per-thread buffer. The time shifts
+//! and broken pixels (and for R0 the pedestals and dc-to-pe) are those the source published
+//! (see [`Calibrations`]).
+//! Output: the input without the waveform, plus `image` and `peak_time` (and for R0 input
+//! `selected_gain_channel`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, Float32Array, Int8Array};
+use arrow::array::{ArrayRef, Float32Array, Int8Array, Int16Array};
 use arrow::datatypes::{DataType, Float32Type, Int8Type, Int16Type, Schema, SchemaRef, UInt16Type};
 use arrow::record_batch::RecordBatch;
 use cascade_calib::{
     CalibrationConfig, CameraCalibrator, CameraReadout, GainSelector, ImageExtractorConfig,
-    InvalidPixelHandler, R1Config, TelescopeCalibration, with_thread_scratch,
+    InvalidPixelHandler, R1Config, with_thread_scratch,
 };
 use cascade_pipeline::{BuildContext, BuildError, BuiltStage, PerTelescope, TypedFactory};
 use cascade_runtime::{BatchStage, MapStage, StageError, StageRole, check_column};
@@ -20,7 +25,7 @@ use cascade_schema::Level;
 use ndarray::Array2;
 use rayon::prelude::*;
 
-use crate::calibration_board::{CalibrationBoard, SHARED_NAME};
+use crate::calibration_board::Calibrations;
 use crate::columns::{primitive, uniform_list, uniform_list_values, with_columns};
 
 cascade_pipeline::stage_config! {
@@ -89,42 +94,12 @@ fn build(
                 .map_err(|e| {
                     BuildError::option("image_extractor", format!("telescope {tel_id}: {e}"))
                 })?;
-        let n_pixels = telescope.camera.n_pixels();
-        let calibration = match &readout.calibration {
-            Some(c) => {
-                let per_gain = |values: &[f32], what: &str| {
-                    Array2::from_shape_vec((c.n_gains, n_pixels), values.to_vec()).map_err(|_| {
-                        BuildError::stage(format!("telescope {tel_id}: {what} has {} values for {} gains x {n_pixels} pixels", values.len(), c.n_gains))
-                    })
-                };
-                TelescopeCalibration {
-                    pedestal_per_sample: per_gain(&c.pedestal_per_sample, "pedestal")?,
-                    dc_to_pe: per_gain(&c.dc_to_pe, "dc_to_pe")?,
-                    time_shift_ns: if c.time_shift_ns.is_empty() {
-                        None
-                    } else {
-                        Some(per_gain(&c.time_shift_ns, "time shift")?)
-                    },
-                    broken_pixels: c.broken_pixels.clone(),
-                }
-            }
-            None => TelescopeCalibration {
-                pedestal_per_sample: Array2::zeros((1, n_pixels)),
-                dc_to_pe: Array2::ones((1, n_pixels)),
-                time_shift_ns: None,
-                broken_pixels: vec![false; n_pixels],
-            },
-        };
-        calibrators.insert(tel_id, (Arc::new(calibrator), Arc::new(calibration)));
+        calibrators.insert(tel_id, Arc::new(calibrator));
     }
-    let board = context
-        .shared
-        .get(SHARED_NAME)
-        .and_then(|object| Arc::clone(object).downcast::<CalibrationBoard>().ok());
     let stage = Calibrate {
         config: config.default_value().clone(),
         calibrators,
-        board,
+        calibrations: Calibrations::from_context(context)?,
     };
     Ok(BuiltStage::new(Arc::new(MapStage::new(stage))))
 }
@@ -133,10 +108,10 @@ fn build(
 #[derive(Debug)]
 pub struct Calibrate {
     config: CalibrateConfig,
-    /// Calibrator and the readout's calibration (identity when the source gives none).
-    calibrators: BTreeMap<u16, (Arc<CameraCalibrator>, Arc<TelescopeCalibration>)>,
-    /// Calibration the source learns while reading raw data.
-    board: Option<Arc<CalibrationBoard>>,
+    /// Calibrator of each telescope.
+    calibrators: BTreeMap<u16, Arc<CameraCalibrator>>,
+    /// Pedestals, dc-to-pe, time shifts and broken pixels of each telescope.
+    calibrations: Calibrations,
 }
 
 impl BatchStage for Calibrate {
@@ -187,9 +162,8 @@ impl BatchStage for Calibrate {
             .enumerate()
             .try_for_each(|(event, (image, peak_time))| -> Result<(), StageError> {
                 let tel_id = tel_ids.value(event) as u16;
-                let (calibrator, calibration) = self.calibrators.get(&tel_id).ok_or_else(|| {
-                    StageError::Data(format!("telescope {tel_id} is not in the instrument"))
-                })?;
+                let calibrator = self.calibrator(tel_id)?;
+                let calibration = self.calibrations.get(tel_id)?;
                 let next = waveforms.get((event + 1) * row_len..(event + 2) * row_len);
                 with_thread_scratch(|scratch| {
                     scratch.prefetch_next(next.unwrap_or_default());
@@ -197,7 +171,7 @@ impl BatchStage for Calibrate {
                         &waveforms[event * row_len..(event + 1) * row_len],
                         n_samples,
                         &gains[event * n_pixels..(event + 1) * n_pixels],
-                        calibration,
+                        &calibration,
                         scratch,
                         image,
                         peak_time,
@@ -215,40 +189,28 @@ impl BatchStage for Calibrate {
 }
 
 impl Calibrate {
+    /// The calibrator of telescope `tel_id`.
+    fn calibrator(&self, tel_id: u16) -> Result<&CameraCalibrator, StageError> {
+        self.calibrators
+            .get(&tel_id)
+            .map(Arc::as_ref)
+            .ok_or_else(|| StageError::Data(format!("telescope {tel_id} is not in the instrument")))
+    }
+
     /// R0 (raw ADC of every gain) -> gain selection, pedestal, dc-to-pe, extraction.
     fn process_raw(
         &self,
         batch: RecordBatch,
         output: &SchemaRef,
     ) -> Result<RecordBatch, StageError> {
-        let tel_ids = primitive::<Int16Type>(&batch, "tel_id")?;
-        let gains_per_event = primitive::<Int8Type>(&batch, "n_gains")?;
-        let (waveforms, row_len) = uniform_list_values::<UInt16Type>(&batch, "waveform")?;
+        let RawWaveforms {
+            tel_ids,
+            waveforms,
+            row_len,
+            n_pixels,
+            n_samples,
+        } = RawWaveforms::of(&batch, &self.calibrations)?;
         let n_events = batch.num_rows();
-        let n_gains = if n_events == 0 {
-            1
-        } else {
-            gains_per_event.value(0).max(1) as usize
-        };
-        let first_tel = if n_events == 0 {
-            0
-        } else {
-            tel_ids.value(0) as u16
-        };
-        let n_pixels = self
-            .calibrators
-            .get(&first_tel)
-            .map_or(0, |(_, c)| c.broken_pixels.len());
-        let n_samples = if n_pixels == 0 {
-            0
-        } else {
-            row_len / (n_gains * n_pixels)
-        };
-        if n_events > 0 && n_gains * n_pixels * n_samples != row_len {
-            return Err(StageError::Data(format!(
-                "telescope {first_tel}: waveform of {row_len} samples is not {n_gains} gains x {n_pixels} pixels"
-            )));
-        }
         let mut selected = vec![0i8; n_events * n_pixels];
         let mut image = vec![0.0f32; n_events * n_pixels];
         let mut peak_time = vec![0.0f32; n_events * n_pixels];
@@ -261,27 +223,15 @@ impl Calibrate {
             .try_for_each(
                 |(event, ((selected, image), peak_time))| -> Result<(), StageError> {
                     let tel_id = tel_ids.value(event) as u16;
-                    let (calibrator, static_calibration) =
-                        self.calibrators.get(&tel_id).ok_or_else(|| {
-                            StageError::Data(format!("telescope {tel_id} is not in the instrument"))
-                        })?;
-                    let learnt = self.board.as_ref().and_then(|board| board.get(tel_id));
-                    let calibration = match &learnt {
-                        Some(calibration) => calibration,
-                        None if self.board.is_none() => static_calibration,
-                        None => {
-                            return Err(StageError::Data(format!(
-                                "telescope {tel_id}: no pedestal/dc-to-pe calibration before its first event"
-                            )));
-                        }
-                    };
+                    let calibrator = self.calibrator(tel_id)?;
+                    let calibration = self.calibrations.get(tel_id)?;
                     let next = waveforms.get((event + 1) * row_len..(event + 2) * row_len);
                     with_thread_scratch(|scratch| {
                         scratch.prefetch_next(next.unwrap_or_default());
                         calibrator.r0_to_dl1_event(
                             &waveforms[event * row_len..(event + 1) * row_len],
                             n_samples,
-                            calibration,
+                            &calibration,
                             scratch,
                             selected,
                             image,
@@ -321,8 +271,57 @@ fn dl1_columns(
     ])
 }
 
+/// The raw (R0) waveforms of a batch of telescope events of one camera type, and their
+/// shape, checked against the camera of the batch's first telescope.
+pub(crate) struct RawWaveforms<'a> {
+    /// Telescope id of each event.
+    pub tel_ids: &'a Int16Array,
+    /// `[event][gain][pixel][sample]` (ADC counts).
+    pub waveforms: &'a [u16],
+    /// Samples per event (all gains).
+    pub row_len: usize,
+    /// Pixels of the camera.
+    pub n_pixels: usize,
+    /// Samples per pixel and gain.
+    pub n_samples: usize,
+}
+
+impl<'a> RawWaveforms<'a> {
+    /// The `tel_id`, `n_gains` and `waveform` (`List<UInt16>`) columns of `batch`.
+    pub fn of(batch: &'a RecordBatch, calibrations: &Calibrations) -> Result<Self, StageError> {
+        let tel_ids = primitive::<Int16Type>(batch, "tel_id")?;
+        let gains_per_event = primitive::<Int8Type>(batch, "n_gains")?;
+        let (waveforms, row_len) = uniform_list_values::<UInt16Type>(batch, "waveform")?;
+        if batch.num_rows() == 0 {
+            return Ok(Self {
+                tel_ids,
+                waveforms,
+                row_len,
+                n_pixels: 0,
+                n_samples: 0,
+            });
+        }
+        let n_gains = gains_per_event.value(0).max(1) as usize;
+        let first_tel = tel_ids.value(0) as u16;
+        let n_pixels = calibrations.n_pixels(first_tel).unwrap_or(0);
+        let n_samples = row_len.checked_div(n_gains * n_pixels).unwrap_or(0);
+        if n_gains * n_pixels * n_samples != row_len {
+            return Err(StageError::Data(format!(
+                "telescope {first_tel}: waveform of {row_len} samples is not {n_gains} gains x {n_pixels} pixels"
+            )));
+        }
+        Ok(Self {
+            tel_ids,
+            waveforms,
+            row_len,
+            n_pixels,
+            n_samples,
+        })
+    }
+}
+
 /// Whether the input holds raw R0 waveforms (ADC, `List<UInt16>`) rather than R1 (p.e.).
-fn is_raw(schema: &SchemaRef) -> bool {
+pub(crate) fn is_raw(schema: &SchemaRef) -> bool {
     schema.field_with_name("waveform").is_ok_and(
         |f| matches!(f.data_type(), DataType::List(item) if item.data_type() == &DataType::UInt16),
     )

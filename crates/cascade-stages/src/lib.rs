@@ -13,6 +13,7 @@ pub mod filter;
 pub mod parameters;
 pub mod parquet_sink;
 pub mod quality;
+pub mod r0_to_r1;
 pub mod select;
 pub mod simtel_source;
 pub mod stereo;
@@ -26,6 +27,7 @@ use cascade_pipeline::StageFactory;
 pub fn stages() -> Vec<Arc<dyn StageFactory>> {
     vec![
         Arc::new(toy::factory()),
+        Arc::new(r0_to_r1::factory()),
         Arc::new(calibrate::factory()),
         Arc::new(clean::factory()),
         Arc::new(parameters::factory()),
