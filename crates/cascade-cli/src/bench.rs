@@ -16,6 +16,8 @@
 //! | `calibrate` | R1 waveforms | calibrate | telescope event | CameraCalibrator |
 //! | `dl1_image_to_parameters` | DL1 images | tailcuts_clean, image_parameters | telescope event | ImageProcessor without true images |
 //! | `r1_to_dl1_parameters` | R1 waveforms | the three above | telescope event | CameraCalibrator + ImageProcessor |
+//! | `r0_to_dl1_image` (`--input` only) | R0 waveforms | calibrate (from R0) | telescope event | CameraCalibrator |
+//! | `r0_to_dl1_parameters` (`--input` only) | R0 waveforms | calibrate, tailcuts_clean, image_parameters | telescope event | CameraCalibrator + ImageProcessor |
 //! | `join_stereo` | DL1 parameters of the whole toy array | stereo | array event | ShowerProcessor |
 //!
 //! The telescope-event scenarios use the four LST-like toy telescopes (1855 hexagonal
@@ -28,8 +30,10 @@
 //! figures for the file of the same name, when the throughput file has them. Real images
 //! are the like-for-like comparison for cleaning and parameters (toy gamma-ray images are
 //! smaller than, say, lst_muons' rings, whose timing fit costs more). The file's waveforms
-//! are R0, so `calibrate` also does gain selection, pedestal subtraction and dc-to-pe there,
-//! which ctapipe's CameraCalibrator figure leaves to its event source.
+//! are R0: the R1 scenarios start from the R1 the `r0_to_r1` stage made of them before the
+//! timed runs, like ctapipe's CameraCalibrator, whose figures start from the R1 its event
+//! source made; the `r0_to_*` scenarios also time gain selection, pedestal subtraction and
+//! dc-to-pe (compared with the same ctapipe figures, so their ratios are conservative).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -105,9 +109,28 @@ pub fn bench(options: &BenchOptions) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
+    let named = |s: &&Scenario| options.scenarios.iter().any(|n| n == s.name);
+    if options.input.is_none()
+        && let Some(raw) = SCENARIOS
+            .iter()
+            .filter(named)
+            .find(|s| s.input == Input::R0Waveforms)
+    {
+        bail!(
+            "scenario `{}` replays the R0 waveforms of a sim_telarray file: give --input FILE",
+            raw.name
+        );
+    }
+    // Without --input, every scenario but those of R0 (toy events are R1).
     let selected: Vec<&Scenario> = SCENARIOS
         .iter()
-        .filter(|s| options.scenarios.is_empty() || options.scenarios.iter().any(|n| n == s.name))
+        .filter(|s| {
+            if options.scenarios.is_empty() {
+                options.input.is_some() || s.input != Input::R0Waveforms
+            } else {
+                named(s)
+            }
+        })
         .collect();
     eprintln!(
         "cascade bench: {} thread(s), batch size {}, >= {} s per run, {} runs per scenario",
@@ -172,7 +195,7 @@ struct Scenario {
 const SCENARIOS: &[Scenario] = &[
     Scenario {
         name: "calibrate",
-        input: Input::Waveforms,
+        input: Input::R1Waveforms,
         stages: &["calibrate"],
         unit: "tel_event",
         ctapipe: CtapipeFigure::Calibrator,
@@ -186,7 +209,21 @@ const SCENARIOS: &[Scenario] = &[
     },
     Scenario {
         name: "r1_to_dl1_parameters",
-        input: Input::Waveforms,
+        input: Input::R1Waveforms,
+        stages: &["calibrate", "clean", "parameters"],
+        unit: "tel_event",
+        ctapipe: CtapipeFigure::CalibratorAndImageProcessor,
+    },
+    Scenario {
+        name: "r0_to_dl1_image",
+        input: Input::R0Waveforms,
+        stages: &["calibrate"],
+        unit: "tel_event",
+        ctapipe: CtapipeFigure::Calibrator,
+    },
+    Scenario {
+        name: "r0_to_dl1_parameters",
+        input: Input::R0Waveforms,
         stages: &["calibrate", "clean", "parameters"],
         unit: "tel_event",
         ctapipe: CtapipeFigure::CalibratorAndImageProcessor,
@@ -201,11 +238,11 @@ const SCENARIOS: &[Scenario] = &[
 ];
 
 /// The stages every scenario takes its timed stages from, with their default options
-/// (ctapipe's defaults).
+/// (ctapipe's defaults). [`R0_TO_R1`] comes first for sources of R0.
 const CHAIN: &str = r#"
 [stages.calibrate]
 kind = "calibrate"
-inputs = ["events"]
+inputs = ["{calibrate_input}"]
 
 [stages.clean]
 kind = "tailcuts_clean"
@@ -220,11 +257,34 @@ kind = "stereo"
 inputs = ["parameters"]
 "#;
 
+/// The stage that makes R1 of a file's R0 before the timed runs.
+const R0_TO_R1: &str = r#"
+[stages.r0_to_r1]
+kind = "r0_to_r1"
+inputs = ["events"]
+"#;
+
+/// [`CHAIN`] after a source of R1 (`raw` false) or R0 (then after [`R0_TO_R1`]).
+fn chain(raw: bool) -> String {
+    let (first, calibrate_input) = if raw {
+        (R0_TO_R1, "r0_to_r1")
+    } else {
+        ("", "events")
+    };
+    format!(
+        "{first}{}",
+        CHAIN.replace("{calibrate_input}", calibrate_input)
+    )
+}
+
 /// The inputs the scenarios replay.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Input {
-    /// Waveforms: R1 of the LST-like toy telescopes, or the file's R0.
-    Waveforms,
+    /// R1 waveforms: of the LST-like toy telescopes, or made of the file's R0 by the
+    /// `r0_to_r1` stage.
+    R1Waveforms,
+    /// The file's R0 waveforms (toy events have none).
+    R0Waveforms,
     /// Calibrated images of the LST-like toy telescopes, or of the file's telescopes.
     Images,
     /// Image parameters of every telescope of the toy array, or of the file.
@@ -250,7 +310,12 @@ impl Inputs {
             return Ok(batches.clone());
         }
         let (tel_ids, n_samples, events, output) = match input {
-            Input::Waveforms => (LST_TEL_IDS, LST_SAMPLES, options.events, "events"),
+            Input::R1Waveforms if options.input.is_some() => {
+                (LST_TEL_IDS, LST_SAMPLES, options.events, "r0_to_r1")
+            }
+            Input::R1Waveforms | Input::R0Waveforms => {
+                (LST_TEL_IDS, LST_SAMPLES, options.events, "events")
+            }
             Input::Images => (LST_TEL_IDS, LST_SAMPLES, options.events, "calibrate"),
             Input::ArrayParameters => ("[]", 0, options.array_events, "parameters"),
         };
@@ -286,15 +351,18 @@ fn toy_pipeline(tel_ids: &str, n_samples: usize, n_events: u64, batch_size: usiz
     format!(
         "[pipeline]\nname = \"bench\"\nbatch_size = {batch_size}\n\n\
          [sources.events]\nkind = \"toy\"\nn_events = {n_events}\nseed = 1\ntel_ids = {tel_ids}\n\
-         n_samples = {n_samples}\n{CHAIN}"
+         n_samples = {n_samples}\n{}",
+        chain(false)
     )
 }
 
-/// The simtel source `events` (its files given by [`Edits::inputs`]) and [`CHAIN`].
+/// The simtel source `events` (its files given by [`Edits::inputs`]), [`R0_TO_R1`] and
+/// [`CHAIN`].
 fn simtel_pipeline(batch_size: usize) -> String {
     format!(
         "[pipeline]\nname = \"bench\"\nbatch_size = {batch_size}\n\n\
-         [sources.events]\nkind = \"simtel\"\n{CHAIN}"
+         [sources.events]\nkind = \"simtel\"\n{}",
+        chain(true)
     )
 }
 
@@ -311,7 +379,10 @@ fn load_with(text: &str, edits: &Edits) -> anyhow::Result<LoadedPipeline> {
 async fn collect(pipeline: &LoadedPipeline, output: &str) -> anyhow::Result<Vec<RecordBatch>> {
     let mut graph = PipelineGraph::new();
     let mut input = None;
-    for name in ["events", "calibrate", "clean", "parameters"] {
+    for name in ["events", "r0_to_r1", "calibrate", "clean", "parameters"] {
+        if name == "r0_to_r1" && pipeline.graph.stage(name).is_none() {
+            continue;
+        }
         let stage = pipeline
             .graph
             .stage(name)

@@ -127,7 +127,8 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         ctapipe: Option<String>,
         /// Run only these scenarios: calibrate, dl1_image_to_parameters,
-        /// r1_to_dl1_parameters, join_stereo.
+        /// r1_to_dl1_parameters, join_stereo, and with --input r0_to_dl1_image and
+        /// r0_to_dl1_parameters (every scenario by default).
         #[arg(long = "scenario", value_name = "NAME")]
         scenarios: Vec<String>,
         /// Write the results as JSON to this file.

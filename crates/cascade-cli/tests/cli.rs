@@ -177,6 +177,8 @@ fn bench_replays_the_events_of_a_file_and_compares_with_ctapipe_on_that_file() {
         simtel_path(stem).to_str().unwrap(),
         "--scenario",
         "r1_to_dl1_parameters",
+        "--scenario",
+        "r0_to_dl1_parameters",
         "--min-time",
         "0",
         "--repeat",
@@ -189,18 +191,30 @@ fn bench_replays_the_events_of_a_file_and_compares_with_ctapipe_on_that_file() {
     assert!(ok, "{stderr}");
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-    let result = &report["results"][0];
-    // Every telescope event of the file (LSTCam and NectarCam), once.
-    let n_telescope_events = Table::reference(stem, "dl1").n_rows() as u64;
-    assert_eq!(result["rows_per_run"].as_u64(), Some(n_telescope_events));
-    assert_eq!(result["passes"], 1);
-    // One short pass: timed by the wall clock (CPU ticks are 10 ms), never "infinitely fast".
-    let rate = result["rate_cpu_median"].as_f64().unwrap();
-    assert!(rate > 0.0 && rate < 1e6, "{rate}");
-    // ctapipe's CameraCalibrator and ImageProcessor (no true images) on this very file.
-    let chain = 1.0 / (1.0 / 1854.4476 + 1.0 / 1656.1936);
-    let ctapipe_rate = result["ctapipe_rate_cpu_median"].as_f64().unwrap();
-    assert!((ctapipe_rate - chain).abs() < 0.01, "{ctapipe_rate}");
+    let results = report["results"].as_array().unwrap();
+    let scenarios: Vec<&str> = results
+        .iter()
+        .map(|r| r["scenario"].as_str().unwrap())
+        .collect();
+    assert_eq!(scenarios, ["r1_to_dl1_parameters", "r0_to_dl1_parameters"]);
+    // The R1 scenario replays the R1 the r0_to_r1 stage made, the R0 one the file's R0.
+    for input in ["R1Waveforms", "R0Waveforms"] {
+        assert!(stderr.contains(&format!("prepared {input}: ")), "{stderr}");
+    }
+    for result in results {
+        // Every telescope event of the file (LSTCam and NectarCam), once.
+        let n_telescope_events = Table::reference(stem, "dl1").n_rows() as u64;
+        assert_eq!(result["rows_per_run"].as_u64(), Some(n_telescope_events));
+        assert_eq!(result["passes"], 1);
+        // One short pass: timed by the wall clock (CPU ticks are 10 ms), never "infinitely
+        // fast".
+        let rate = result["rate_cpu_median"].as_f64().unwrap();
+        assert!(rate > 0.0 && rate < 1e6, "{rate}");
+        // ctapipe's CameraCalibrator and ImageProcessor (no true images) on this very file.
+        let chain = 1.0 / (1.0 / 1854.4476 + 1.0 / 1656.1936);
+        let ctapipe_rate = result["ctapipe_rate_cpu_median"].as_f64().unwrap();
+        assert!((ctapipe_rate - chain).abs() < 0.01, "{ctapipe_rate}");
+    }
 }
 
 #[test]
@@ -209,6 +223,12 @@ fn bench_rejects_unknown_scenarios_and_bad_numbers() {
     assert!(!ok);
     assert!(
         stderr.contains("unknown scenario `stereo`; scenarios: calibrate"),
+        "{stderr}"
+    );
+    let (ok, _, stderr) = cascade(&["bench", "--scenario", "r0_to_dl1_image"]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("scenario `r0_to_dl1_image` replays the R0 waveforms of a sim_telarray file: give --input FILE"),
         "{stderr}"
     );
     let (ok, _, stderr) = cascade(&["bench", "--threads", "0"]);
