@@ -94,6 +94,9 @@ impl BatchStage for R0ToR1 {
         check_column(input, "tel_id", &DataType::Int16)?;
         check_column(input, "n_gains", &DataType::Int8)?;
         check_column(input, "waveform", Level::R0.field("waveform").data_type())?;
+        // The input's columns in their order, described as the `r1` level describes them
+        // (columns it does not know as they came).
+        let r1 = Level::R1.schema();
         let mut fields = Vec::with_capacity(input.fields().len() + 1);
         for field in input.fields() {
             match field.name().as_str() {
@@ -102,7 +105,10 @@ impl BatchStage for R0ToR1 {
                     Level::R1.field("waveform"),
                     Level::R1.field("selected_gain_channel"),
                 ]),
-                _ => fields.push(Arc::clone(field)),
+                name => fields.push(
+                    r1.field_with_name(name)
+                        .map_or_else(|_| Arc::clone(field), |f| Arc::new(f.clone())),
+                ),
             }
         }
         Ok(Arc::new(Schema::new(fields)))
