@@ -6,12 +6,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use cascade_calib::{
-    CalibrationConfig, CameraCalibrator, CameraReadout, TelescopeCalibration,
-    r1::broken_pixels_from_ids,
-};
+mod common;
+
+use cascade_calib::{CalibrationConfig, CameraCalibrator};
 use cascade_simtel::SimtelReader;
 use cascade_testdata::{STEMS, Table, simtel_path};
+use common::{readout, telescope_calibration};
 use ndarray::{Array2, Array4};
 
 /// The reference DL1 rows of one file, by (event_id, tel_id).
@@ -38,37 +38,6 @@ impl Reference {
             peak_time: table.list_f64("peak_time"),
             selected_gain_channel: table.list_i64("selected_gain_channel"),
         }
-    }
-}
-
-fn readout(calibration: &cascade_simtel::TelescopeCalibration) -> CameraReadout {
-    let pulse = &calibration.reference_pulse_shape;
-    let n_reference = pulse.first().map_or(0, Vec::len);
-    let values = pulse.iter().flatten().copied().collect();
-    CameraReadout {
-        sampling_rate_ghz: calibration.sampling_rate_ghz,
-        reference_pulse_shape: Array2::from_shape_vec((pulse.len(), n_reference), values)
-            .expect("rectangular reference pulse shape"),
-        reference_pulse_sample_width_ns: calibration.reference_pulse_sample_width_ns,
-    }
-}
-
-fn telescope_calibration(
-    calibration: &cascade_simtel::TelescopeCalibration,
-) -> TelescopeCalibration {
-    let shape = (calibration.n_gains, calibration.n_pixels);
-    let array = |values: &[f32]| {
-        Array2::from_shape_vec(shape, values.to_vec()).expect("[gain][pixel] calibration array")
-    };
-    TelescopeCalibration {
-        pedestal_per_sample: array(&calibration.pedestal_per_sample),
-        dc_to_pe: array(&calibration.dc_to_pe),
-        time_shift_ns: (!calibration.time_calibration_ns.is_empty())
-            .then(|| array(&calibration.time_calibration_ns)),
-        broken_pixels: broken_pixels_from_ids(
-            calibration.n_pixels,
-            &calibration.hv_disabled_pixels,
-        ),
     }
 }
 

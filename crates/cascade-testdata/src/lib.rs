@@ -1,9 +1,14 @@
 //! Test support for cascade: finds the shared real data (`../shared/data` next to the
 //! project root) and reads the ctapipe reference Parquet files into plain Rust vectors.
 //!
+//! [`allocations`] counts heap allocations for the tests that check that kernels allocate
+//! nothing per event.
+//!
 //! Only tests and benchmarks depend on this crate. It panics with a clear message when the
 //! shared data is missing, because a conformance test without its reference must not pass.
 #![allow(clippy::unwrap_used)]
+
+pub mod allocations;
 
 use std::path::{Path, PathBuf};
 
