@@ -380,8 +380,9 @@ pub fn decode_adc_samples(object: &Object<'_>, out: &mut AdcSamples) -> DecodeRe
         let mut n_listed = 0usize;
         for _ in 0..n_ranges {
             let start = r.varint("pixel range start")?;
+            // A single pixel `p` is coded as `-p - 1`; `-(start + 1)` cannot overflow.
             let (first, last) = if start < 0 {
-                (-start - 1, -start - 1)
+                (-(start + 1), -(start + 1))
             } else {
                 (start, r.varint("pixel range end")?)
             };
@@ -756,6 +757,22 @@ mod tests {
         let mut out = AdcSamples::default();
         assert!(decode_adc_samples(&object(2013, 3, 1, &payload), &mut out).is_err());
         assert!(decode_adc_samples(&object(2013, 3, 0, &payload), &mut out).is_err());
+    }
+
+    /// Found by `cargo fuzz`: the most negative pixel range start (a single pixel coded as
+    /// `-p - 1`) overflowed when negated.
+    #[test]
+    fn extreme_pixel_range_start_is_an_error() {
+        let mut payload = Vec::new();
+        payload.extend(6i32.to_le_bytes());
+        payload.extend(1i16.to_le_bytes());
+        payload.extend(3i16.to_le_bytes());
+        put_varint(&mut payload, 1);
+        // i64::MIN, zig-zagged to u64::MAX: eventio's nine-byte code
+        payload.extend([0xff; 9]);
+        let mut out = AdcSamples::default();
+        let error = decode_adc_samples(&object(2013, 3, 1, &payload), &mut out).unwrap_err();
+        assert!(error.to_string().contains("outside 0..6"), "{error}");
     }
 
     #[test]
