@@ -452,6 +452,10 @@ pub fn decode_adc_sums(object: &Object<'_>) -> DecodeResult<AdcSums> {
     let n_gains = r.i16("n_gains")?;
     let n_pixels = r.dimension(i64::from(n_pixels), MAX_PIXELS, "n_pixels")?;
     let n_gains = r.dimension(i64::from(n_gains), MAX_GAINS, "n_gains")?;
+    if n_gains == 0 && n_pixels > 0 {
+        // the pixel list of mode 2 would name pixels that have no sums
+        return Err(r.invalid(format!("ADC sums of {n_pixels} pixels in no gain channel")));
+    }
     let total = n_gains * n_pixels;
     if zero_sup_mode == 0 {
         r.check_count(total as i64, 1, "ADC sums")?;
@@ -773,6 +777,20 @@ mod tests {
         let mut out = AdcSamples::default();
         let error = decode_adc_samples(&object(2013, 3, 1, &payload), &mut out).unwrap_err();
         assert!(error.to_string().contains("outside 0..6"), "{error}");
+    }
+
+    /// Found by `cargo fuzz`: a pixel list (zero suppression mode 2) with no gain channel
+    /// indexed sums that were never allocated.
+    #[test]
+    fn adc_sums_without_gain_channel_are_an_error() {
+        let mut payload = Vec::new();
+        payload.extend(4i32.to_le_bytes());
+        payload.extend(0i16.to_le_bytes());
+        payload.extend(1i16.to_le_bytes());
+        payload.extend(0u16.to_le_bytes());
+        put_varint(&mut payload, 1000);
+        let error = decode_adc_sums(&object(2012, 3, 2, &payload)).unwrap_err();
+        assert!(error.to_string().contains("no gain channel"), "{error}");
     }
 
     #[test]
