@@ -609,8 +609,14 @@ pub fn decode_pixel_timing(object: &Object<'_>) -> DecodeResult<PixelTiming> {
         pixels = raw_list;
     } else {
         for pair in raw_list.chunks_exact(2) {
-            if pair[1] < pair[0] || pair[1] - pair[0] > n_pixels as i64 {
-                return Err(r.invalid(format!("pixel timing range {}..={}", pair[0], pair[1])));
+            // `saturating_sub`: corrupt ends may be any i64; a range (and all of them
+            // together) lists at most every pixel once.
+            let len = pair[1].saturating_sub(pair[0]).saturating_add(1);
+            if pair[1] < pair[0] || len > (n_pixels - pixels.len().min(n_pixels)) as i64 {
+                return Err(r.invalid(format!(
+                    "pixel timing range {}..={} (of {n_pixels} pixels)",
+                    pair[0], pair[1]
+                )));
             }
             pixels.extend(pair[0]..=pair[1]);
         }
@@ -791,6 +797,35 @@ mod tests {
         put_varint(&mut payload, 1000);
         let error = decode_adc_sums(&object(2012, 3, 2, &payload)).unwrap_err();
         assert!(error.to_string().contains("no gain channel"), "{error}");
+    }
+
+    /// Found by `cargo fuzz`: the length of a pixel timing range between extreme ends
+    /// overflowed.
+    #[test]
+    fn extreme_pixel_timing_ranges_are_errors() {
+        let header = |payload: &mut Vec<u8>| {
+            put_varint(payload, 4); // n_pixels
+            for value in [1i16, 0, 0, 2] {
+                // n_gains, before_peak, after_peak, list_type (ranges)
+                payload.extend(value.to_le_bytes());
+            }
+        };
+        let mut payload = Vec::new();
+        header(&mut payload);
+        put_varint(&mut payload, 1); // one range
+        payload.extend([0xff; 9]); // i64::MIN, zig-zagged to u64::MAX
+        payload.extend([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe]); // i64::MAX
+        let error = decode_pixel_timing(&object(2016, 2, 0, &payload)).unwrap_err();
+        assert!(error.to_string().contains("pixel timing range"), "{error}");
+        // two ranges that together list more pixels than the camera has
+        let mut payload = Vec::new();
+        header(&mut payload);
+        put_varint(&mut payload, 2);
+        for end in [0, 3, 0, 3] {
+            put_varint(&mut payload, end);
+        }
+        let error = decode_pixel_timing(&object(2016, 2, 0, &payload)).unwrap_err();
+        assert!(error.to_string().contains("0..=3 (of 4 pixels)"), "{error}");
     }
 
     #[test]
