@@ -11,6 +11,7 @@
 //! Input: R0 telescope events (`n_gains`, `waveform` as `List<UInt16>`). Output: the `r1`
 //! level, i.e. the input without `n_gains`, `waveform` in p.e. and `selected_gain_channel`.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, Float32Array, Int8Array};
@@ -80,7 +81,7 @@ fn build(
 pub struct R0ToR1 {
     config: R0ToR1Config,
     /// Gain selection of each telescope.
-    r1_configs: std::collections::BTreeMap<u16, R1Config>,
+    r1_configs: BTreeMap<u16, R1Config>,
     /// Pedestals and dc-to-pe of each telescope.
     calibrations: Calibrations,
 }
