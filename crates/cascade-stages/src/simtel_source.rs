@@ -16,6 +16,7 @@ use arrow::array::{
 use arrow::buffer::OffsetBuffer;
 use arrow::datatypes::{DataType, FieldRef, SchemaRef};
 use cascade_calib::TelescopeCalibration;
+use cascade_calib::r1::broken_pixels_from_ids;
 use cascade_instrument::{ReadoutDescription, SubarrayDescription};
 use cascade_pipeline::{
     BuildContext, BuildError, BuiltStage, PerTelescope, TelescopeSelector, TypedFactory,
@@ -286,12 +287,6 @@ fn pixel_calibration(
             ))
         })
     };
-    let mut broken_pixels = vec![false; c.n_pixels];
-    for &pixel in &c.hv_disabled_pixels {
-        if let Some(flag) = broken_pixels.get_mut(pixel as usize) {
-            *flag = true;
-        }
-    }
     Ok(TelescopeCalibration {
         pedestal_per_sample: array(&c.pedestal_per_sample, "pedestal")?,
         dc_to_pe: array(&c.dc_to_pe, "dc_to_pe")?,
@@ -300,7 +295,7 @@ fn pixel_calibration(
         } else {
             Some(array(&c.time_calibration_ns, "time calibration")?)
         },
-        broken_pixels,
+        broken_pixels: broken_pixels_from_ids(c.n_pixels, &c.hv_disabled_pixels),
     })
 }
 
