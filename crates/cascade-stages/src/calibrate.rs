@@ -303,7 +303,9 @@ impl<'a> RawWaveforms<'a> {
         }
         let n_gains = gains_per_event.value(0).max(1) as usize;
         let first_tel = tel_ids.value(0) as u16;
-        let n_pixels = calibrations.n_pixels(first_tel).unwrap_or(0);
+        let n_pixels = calibrations.n_pixels(first_tel).ok_or_else(|| {
+            StageError::Data(format!("telescope {first_tel} is not in the instrument"))
+        })?;
         let n_samples = row_len.checked_div(n_gains * n_pixels).unwrap_or(0);
         if n_gains * n_pixels * n_samples != row_len {
             return Err(StageError::Data(format!(
