@@ -114,6 +114,64 @@ fn truncated_files_end_cleanly_or_with_located_errors() {
     }
 }
 
+/// The events of `path` as `SimtelReader::open` reads them, and where reading stopped: the
+/// offset of the error, or `None` at a clean end.
+fn read_file(path: &std::path::Path) -> (Vec<(i64, u64)>, Option<u64>) {
+    let mut events = Vec::new();
+    let mut reader = SimtelReader::open(path).expect("the setup objects are complete");
+    loop {
+        match reader.next_event() {
+            Ok(Some(event)) => events.push((event.event_id, reader.stats().bytes_read)),
+            Ok(None) => return (events, None),
+            Err(e) => return (events, Some(e.location().offset)),
+        }
+    }
+}
+
+/// A truncated compressed file read from disk gives every event that the decompressible part
+/// of it gives when read from memory, each complete at the same byte, then an error: the
+/// bytes the decompressor delivers before it fails are not lost.
+#[test]
+fn truncated_compressed_files_keep_every_event_before_the_cut() {
+    let zstd_file = std::fs::read(simtel_path("lst_muons")).expect("read");
+    // the shared gzip file has a single event: gzip lst_muons instead
+    let mut gzip_file = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gzip_file, &decompressed("lst_muons")).expect("gzip");
+    let gzip_file = gzip_file.finish().expect("gzip");
+    for (what, raw) in [("zstd", zstd_file), ("gzip", gzip_file)] {
+        // the cut falls about half-way into the second chunk of decompressed data
+        let truncated = &raw[..raw.len() * 3 / 10];
+        // what can be decompressed before the cut, read as ever
+        let mut prefix = Vec::new();
+        let decoded = if raw.starts_with(&[0x1f, 0x8b]) {
+            flate2::read::MultiGzDecoder::new(truncated).read_to_end(&mut prefix)
+        } else {
+            zstd::stream::read::Decoder::new(truncated)
+                .expect("zstd")
+                .read_to_end(&mut prefix)
+        };
+        assert!(decoded.is_err(), "{what}: the cut must damage the stream");
+        let (expected, _) = read_all(&prefix);
+        assert!(
+            expected.len() >= 5,
+            "{what}: {} events before the cut",
+            expected.len()
+        );
+
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let path = dir
+            .path()
+            .join(format!("lst_muons.simtel.{what}.truncated"));
+        std::fs::write(&path, truncated).expect("write");
+        let (events, stopped_at) = read_file(&path);
+        assert_eq!(events, expected, "{what}");
+        assert!(
+            stopped_at.is_some(),
+            "{what}: a truncated file must end in an error"
+        );
+    }
+}
+
 #[test]
 fn flipped_bytes_never_panic_and_keep_earlier_events() {
     for stem in STEMS {
