@@ -1,9 +1,10 @@
 //! `kind = "parquet"`: writes its input as a Parquet dataset `<output_dir>/<sink name>/`.
 //!
 //! Files are `part-00000.parquet`, `part-00001.parquet`, ... (zstd, configurable row
-//! groups, dictionary encoding for every column but the floating-point ones). Each is written under a hidden temporary name and renamed only when the whole
-//! run has succeeded, so a crash or an error never leaves a file that looks finished; an
-//! earlier dataset in the same place stays intact until the new one is complete.
+//! groups, dictionary encoding for every column but the floating-point ones). Each is
+//! written under a hidden temporary name and renamed only when the whole run has
+//! succeeded, so a crash or an error never leaves a file that looks finished; an earlier
+//! dataset in the same place stays intact until the new one is complete.
 //!
 //! Read the result from Python with `pyarrow.dataset.dataset(path)`, `polars.read_parquet(
 //! f"{path}/*.parquet")`, `pandas.read_parquet(path)` or DuckDB's `read_parquet('path/*.parquet')`.
