@@ -255,6 +255,15 @@ pub fn fill_waveforms(
     let centre = 0.4 * n_samples as f64;
     let mut pulse = vec![0.0f64; n_samples];
     for (pixel, samples) in waveforms.chunks_exact_mut(n_samples).enumerate() {
+        if charges[pixel] == 0.0 {
+            // Most pixels see no light: their pulse would be scaled by 0 (written as
+            // `0.0 + noise`, which is what `shape * 0.0 + noise` gives).
+            for sample in samples.iter_mut() {
+                let white = noise.as_ref().map_or(0.0, |n| n.sample(rng));
+                *sample = (0.0 + white) as f32;
+            }
+            continue;
+        }
         let longitudinal = (pix_lon[pixel] - image.cog_lon_deg) * cos_psi
             + (pix_lat[pixel] - image.cog_lat_deg) * sin_psi;
         let arrival = centre + longitudinal * image.time_gradient_ns_per_deg / sample_ns;
