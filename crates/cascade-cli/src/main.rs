@@ -30,6 +30,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc instead of the system allocator: batches of waveforms are tens of MB, which
+/// glibc maps and unmaps batch after batch (a page fault and a zeroed page every 4 kB);
+/// mimalloc keeps them. R1 -> DL1 parameters on toy events: +4-10 % events/s per core.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// cascade: streaming event processing for arrays of Cherenkov telescopes.
 #[derive(Debug, Parser)]
 #[command(name = "cascade", version, about, long_about = None)]
