@@ -42,9 +42,9 @@ cascade_pipeline::stage_config! {
         /// zstd compression level (1-22).
         zstd_level: i32 = 3,
         /// Write floating-point columns with Parquet's BYTE_STREAM_SPLIT encoding (read by
-        /// pyarrow, polars, pandas, DuckDB and DataFusion): on DL1 images 8 % smaller files
-        /// and a 25 % faster sink than plain encoding. False writes them PLAIN, for readers
-        /// that predate the encoding.
+        /// pyarrow, polars, pandas, DuckDB and DataFusion): DL1 image datasets 4-14 %
+        /// smaller and written ~25 % faster than with plain encoding. False writes them
+        /// PLAIN, for readers that predate the encoding.
         byte_stream_split: bool = true,
         /// Replace an existing dataset at the same place when the run succeeds. When false,
         /// an existing dataset is an error.
