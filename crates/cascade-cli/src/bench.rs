@@ -412,8 +412,12 @@ struct Measurement {
     stage_busy_s_per_row: Vec<(String, f64)>,
 }
 
-/// Times `scenario` on `batches`: one calibration run of one pass, then `repeat` runs of
-/// enough passes to last `min_time_s`.
+/// Times `scenario` on `batches`: two calibration runs, then `repeat` runs of enough passes
+/// to last `min_time_s`. The first calibration run is one pass; the second, as many passes
+/// as the first says last a tenth of `min_time_s`, sets the time per pass. One pass of a
+/// small file takes about as long as a run's fixed cost (starting its tasks, the first
+/// allocations of every stage), so that sizing the runs on it alone made them last a
+/// tenth of `min_time_s` on `gamma_prod6_lst_nectarcam` (7 telescope events).
 async fn measure(
     scenario: &Scenario,
     batches: Vec<RecordBatch>,
@@ -432,8 +436,13 @@ async fn measure(
         let graph = scenario_graph(&chain.graph, scenario, source.clone().with_passes(passes));
         async move { run_timed(graph?, run_options).await }
     };
-    let (calibration, _, _) = run(1).await?;
-    let passes = ((options.min_time_s / calibration.wall_seconds.max(1e-6)).ceil() as usize).max(1);
+    let passes_for = |seconds: f64, seconds_per_pass: f64| {
+        ((seconds / seconds_per_pass.max(1e-6)).ceil() as usize).max(1)
+    };
+    let (one_pass, _, _) = run(1).await?;
+    let probe = passes_for(options.min_time_s / 10.0, one_pass.wall_seconds);
+    let (probed, _, _) = run(probe).await?;
+    let passes = passes_for(options.min_time_s, probed.wall_seconds / probe as f64);
     let mut measurement = Measurement {
         rows_per_run: 0,
         passes,
