@@ -220,7 +220,7 @@ fn empty_input_gives_a_readable_empty_dataset() {
 }
 
 #[test]
-fn floating_point_columns_are_byte_stream_split_without_a_dictionary() {
+fn floats_are_byte_stream_split_without_a_dictionary_and_pixels_without_statistics() {
     use parquet::basic::Encoding;
     for byte_stream_split in [true, false] {
         let dir = tempfile::tempdir().unwrap();
@@ -245,6 +245,16 @@ fn floating_point_columns_are_byte_stream_split_without_a_dictionary() {
             };
             let (path, ids) = encodings(0);
             assert!(ids.contains(&Encoding::RLE_DICTIONARY), "{path}: {ids:?}");
+            // Statistics for whole-row values, none for the pixels of an image.
+            for (column, statistics) in [(0, true), (1, true), (2, false)] {
+                let chunk = row_group.column(column);
+                assert_eq!(
+                    chunk.statistics().is_some(),
+                    statistics,
+                    "{}",
+                    chunk.column_path()
+                );
+            }
             for column in [1, 2] {
                 let (path, floats) = encodings(column);
                 assert!(
