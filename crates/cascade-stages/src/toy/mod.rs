@@ -416,8 +416,8 @@ impl TypeBuffer {
     ) {
         if self.waveforms.capacity() == 0 {
             // The batch's waveforms at once rather than grown by doubling, which copied
-            // them again and again (~10 % of the quickstart's time); at most
-            // `MAX_RESERVED_SAMPLES`, as the batch size is the user's to choose.
+            // them again at every step; at most `MAX_RESERVED_SAMPLES`, as the batch size
+            // is the user's to choose.
             let samples = batch_size.saturating_mul(event.waveform.len());
             self.waveforms
                 .reserve_exact(samples.min(MAX_RESERVED_SAMPLES));
