@@ -5,6 +5,10 @@
 //! masks exactly; every ctapipe parameter column 1e-4 relative or 1e-6 absolute, with NaN
 //! exactly where the reference has NaN; timing_* only where the reference's
 //! `diag_timing_seed_stable` is true (ctapipe's fit depends on a process-global RNG).
+//!
+//! The other image cleaners of the `clean` stage (`image_cleaner_type`) against the masks of
+//! ctapipe's cleaner classes in `tests/golden/cleaners.parquet` (made by
+//! `tests/golden/make_cleaners_golden.py`): exactly.
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 use std::collections::HashMap;
@@ -15,12 +19,76 @@ use cascade_testdata::{STEMS, Table, simtel_path};
 use cascade_tests::run_pipeline;
 
 fn run_dl1(stem: &str, output: &Path) {
+    run_dl1_with(stem, output, Vec::new());
+}
+
+/// `pipelines/ctapipe_dl1.toml` on the shared file `stem` with the `--set` edits `sets`.
+fn run_dl1_with(stem: &str, output: &Path, sets: Vec<String>) {
     let edits = Edits {
         inputs: vec![simtel_path(stem).display().to_string()],
         output: Some(output.display().to_string()),
-        sets: Vec::new(),
+        sets,
     };
     run_pipeline("ctapipe_dl1.toml", &edits);
+}
+
+#[test]
+fn every_image_cleaner_matches_ctapipe_s_cleaner_class() {
+    let golden =
+        Table::read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("golden/cleaners.parquet"));
+    let files = golden.str("file");
+    let golden_rows: HashMap<(String, i64, i64), usize> = files
+        .iter()
+        .zip(golden.i64("event_id").into_iter().zip(golden.i64("tel_id")))
+        .enumerate()
+        .map(|(i, (file, (event, tel)))| ((file.clone(), event, tel), i))
+        .collect();
+    let mut stems: Vec<&String> = files.iter().collect();
+    stems.dedup();
+    assert_eq!(stems.len(), 4, "four files, four camera types");
+    let cleaners = [
+        "TailcutsImageCleaner",
+        "MARSImageCleaner",
+        "FACTImageCleaner",
+        "TimeConstrainedImageCleaner",
+    ];
+    let masks: Vec<Vec<Vec<bool>>> = cleaners
+        .iter()
+        .map(|cleaner| golden.list_bool(&format!("mask_{cleaner}")))
+        .collect();
+    // The cleaners must disagree on the golden images, or this test could not tell them apart.
+    for (i, a) in masks.iter().enumerate() {
+        for b in &masks[i + 1..] {
+            assert_ne!(a, b, "two cleaners give the same masks");
+        }
+    }
+    for (cleaner, expected) in cleaners.iter().zip(&masks) {
+        let mut checked = 0;
+        for &stem in &stems {
+            let output = tempfile::tempdir().unwrap();
+            let set = format!("stages.clean.image_cleaner_type = \"{cleaner}\"");
+            run_dl1_with(stem, output.path(), vec![set]);
+            let images = Table::read(&output.path().join("dl1_images/part-00000.parquet"));
+            let found = images.list_bool("image_mask");
+            for (row, key) in images
+                .i64("event_id")
+                .into_iter()
+                .zip(images.i64("tel_id"))
+                .enumerate()
+            {
+                let Some(&g) = golden_rows.get(&(stem.clone(), key.0, key.1)) else {
+                    continue;
+                };
+                assert_eq!(found[row], expected[g], "{cleaner} {stem} {key:?}");
+                checked += 1;
+            }
+        }
+        assert_eq!(
+            checked,
+            golden.n_rows(),
+            "{cleaner}: telescope events checked"
+        );
+    }
 }
 
 /// Row index by (event_id, tel_id).

@@ -30,6 +30,7 @@ pub fn stages() -> Vec<Arc<dyn StageFactory>> {
         Arc::new(r0_to_r1::factory()),
         Arc::new(calibrate::factory()),
         Arc::new(clean::factory()),
+        Arc::new(clean::tailcuts_factory()),
         Arc::new(parameters::factory()),
         Arc::new(select::factory()),
         Arc::new(filter::factory()),
