@@ -10,8 +10,8 @@ mod cpu_time;
 use std::hint::black_box;
 
 use cascade_image::cleaning::{
-    CleaningWorkspace, FactParams, TailcutsParams, fact_image_cleaning, mars_cleaning_1st_pass,
-    number_of_islands, tailcuts_clean,
+    CleaningWorkspace, FactParams, TailcutsParams, TimeConstrainedParams, fact_image_cleaning,
+    mars_cleaning_1st_pass, number_of_islands, tailcuts_clean, time_constrained_clean,
 };
 use cascade_testdata::Table;
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
@@ -65,6 +65,24 @@ fn cleaning(c: &mut Criterion) {
                         image,
                         peak_time,
                         &FactParams::default(),
+                        &mut workspace,
+                        &mut mask,
+                    )
+                    .unwrap();
+                    black_box(&mask);
+                }
+            })
+        })
+    });
+    group.bench_function("time_constrained_clean", |b| {
+        b.iter_custom(|iters| {
+            cpu_time::measure(iters, || {
+                for (image, peak_time) in images.iter().zip(&peak_times) {
+                    time_constrained_clean(
+                        neighbors,
+                        image,
+                        peak_time,
+                        &TimeConstrainedParams::default(),
                         &mut workspace,
                         &mut mask,
                     )

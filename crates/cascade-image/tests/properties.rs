@@ -6,8 +6,8 @@
 use std::f64::consts::{FRAC_PI_2, PI};
 
 use cascade_image::cleaning::{
-    CleaningWorkspace, TailcutsParams, dilate, mars_cleaning_1st_pass, number_of_islands,
-    tailcuts_clean,
+    CleaningWorkspace, FactParams, TailcutsParams, dilate, fact_image_cleaning,
+    mars_cleaning_1st_pass, number_of_islands, tailcuts_clean,
 };
 use cascade_image::params::{
     Frame, ImageParameters, ParameterWorkspace, ParametrizationGeometry, PixelCoordinates,
@@ -95,6 +95,53 @@ fn naive_tailcuts(neighbors: &Neighbors, image: &[f32], p: &TailcutsParams) -> V
             }
         })
         .collect()
+}
+
+/// ctapipe `fact_image_cleaning` written as ctapipe writes it: every step a pass over every
+/// pixel.
+fn naive_fact(neighbors: &Neighbors, image: &[f32], times: &[f32], p: &FactParams) -> Vec<bool> {
+    let n = image.len();
+    let count = |pixel: usize, mask: &[bool]| {
+        neighbors
+            .of(pixel)
+            .iter()
+            .filter(|&&j| mask[j as usize])
+            .count()
+    };
+    let time_delta = |mask: &[bool]| -> Vec<bool> {
+        (0..n)
+            .map(|i| {
+                mask[i]
+                    && neighbors
+                        .of(i)
+                        .iter()
+                        .filter(|&&j| {
+                            mask[j as usize]
+                                && (times[i] - times[j as usize]).abs() < p.time_limit_ns as f32
+                        })
+                        .count()
+                        >= p.min_number_neighbors
+            })
+            .collect()
+    };
+    let picture: Vec<bool> = image
+        .iter()
+        .map(|&v| v >= p.picture_threshold_pe as f32)
+        .collect();
+    let seeds: Vec<bool> = (0..n)
+        .map(|i| picture[i] && count(i, &picture) >= p.min_number_neighbors)
+        .collect();
+    let dilated: Vec<bool> = (0..n)
+        .map(|i| (seeds[i] || count(i, &seeds) > 0) && image[i] >= p.boundary_threshold_pe as f32)
+        .collect();
+    if p.min_number_neighbors == 0 {
+        return dilated;
+    }
+    let timed = time_delta(&dilated);
+    let counted: Vec<bool> = (0..n)
+        .map(|i| timed[i] && count(i, &timed) >= p.min_number_neighbors)
+        .collect();
+    time_delta(&counted)
 }
 
 fn camera_and_image() -> impl Strategy<Value = (Neighbors, Vec<f32>)> {
@@ -202,6 +249,27 @@ proptest! {
         for _ in 0..2 {
             tailcuts_clean(&neighbors, &image, &params, &mut workspace, &mut mask).unwrap();
             prop_assert_eq!(&mask, &naive_tailcuts(&neighbors, &image, &params));
+        }
+    }
+
+    /// FACT cleaning (lists of the pixels each step keeps) against the pass-per-step
+    /// formula, twice with one workspace, on images with bright and dark pixels and arrival
+    /// times often within the limit of each other.
+    #[test]
+    fn fact_cleaning_equals_the_naive_formula(
+        (neighbors, image, times) in camera_and_image().prop_flat_map(|(neighbors, image)| {
+            let n = image.len();
+            (Just(neighbors), Just(image), prop::collection::vec(0.0f32..12.0, n))
+        }),
+        picture in 0.0f64..12.0, boundary in 0.0f64..8.0, min in 0usize..4,
+        time_limit in 0.5f64..8.0) {
+        let params = FactParams { picture_threshold_pe: picture, boundary_threshold_pe: boundary,
+            min_number_neighbors: min, time_limit_ns: time_limit };
+        let mut mask = vec![true; image.len()];
+        let mut workspace = CleaningWorkspace::default();
+        for _ in 0..2 {
+            fact_image_cleaning(&neighbors, &image, &times, &params, &mut workspace, &mut mask).unwrap();
+            prop_assert_eq!(&mask, &naive_fact(&neighbors, &image, &times, &params));
         }
     }
 

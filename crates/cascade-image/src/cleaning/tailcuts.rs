@@ -239,7 +239,7 @@ fn tailcuts_mask<T: PixelValue>(
 }
 
 /// [`dilate`] on buffers of the right length.
-pub(super) fn dilate_into(neighbors: &Neighbors, mask: &[bool], dilated: &mut [bool]) {
+fn dilate_into(neighbors: &Neighbors, mask: &[bool], dilated: &mut [bool]) {
     for (pixel, out) in dilated.iter_mut().enumerate() {
         *out = mask[pixel] || neighbors.of(pixel).iter().any(|&j| mask[j as usize]);
     }
