@@ -178,17 +178,11 @@ pub fn fact_image_cleaning<T: PixelValue, U: PixelValue>(
         }
     }
     // Step 2: with at least `min` picture neighbours (`stack`, flags in `second`).
-    stack.clear();
-    for &pixel in candidates.iter() {
-        if count_selected(neighbors.of(pixel as usize), first) >= min {
-            stack.push(pixel);
-            second[pixel as usize] = true;
-        }
-    }
+    keep_where(candidates, stack, second, |pixel| {
+        count_selected(neighbors.of(pixel as usize), first) >= min
+    });
     // Step 3: dilate and require the boundary threshold (`candidates`, flags in `first`).
-    for &pixel in candidates.iter() {
-        first[pixel as usize] = false;
-    }
+    unflag(candidates, first);
     candidates.clear();
     for &pixel in stack.iter() {
         for &next in std::iter::once(&pixel).chain(neighbors.of(pixel as usize)) {
@@ -204,33 +198,45 @@ pub fn fact_image_cleaning<T: PixelValue, U: PixelValue>(
         return Ok(());
     }
     // Step 4: time-delta cleaning (`stack`, flags in `second`).
-    for &pixel in stack.iter() {
-        second[pixel as usize] = false;
-    }
-    stack.clear();
-    for &pixel in candidates.iter() {
-        if within_limit(pixel, first) {
-            stack.push(pixel);
-            second[pixel as usize] = true;
-        }
-    }
+    unflag(stack, second);
+    keep_where(candidates, stack, second, |pixel| {
+        within_limit(pixel, first)
+    });
     // Step 5: at least `min` selected neighbours (`candidates`, flags in `first`).
-    for &pixel in candidates.iter() {
-        first[pixel as usize] = false;
-    }
-    candidates.clear();
-    for &pixel in stack.iter() {
-        if count_selected(neighbors.of(pixel as usize), second) >= min {
-            candidates.push(pixel);
-            first[pixel as usize] = true;
-        }
-    }
+    unflag(candidates, first);
+    keep_where(stack, candidates, first, |pixel| {
+        count_selected(neighbors.of(pixel as usize), second) >= min
+    });
     // Step 6: time-delta cleaning again.
     mask.fill(false);
     for &pixel in candidates.iter() {
         mask[pixel as usize] = within_limit(pixel, first);
     }
     Ok(())
+}
+
+/// Lists in `kept` (emptied first) the pixels of `pixels` for which `keep` holds, and flags
+/// them in `flags`.
+fn keep_where(
+    pixels: &[u32],
+    kept: &mut Vec<u32>,
+    flags: &mut [bool],
+    mut keep: impl FnMut(u32) -> bool,
+) {
+    kept.clear();
+    for &pixel in pixels {
+        if keep(pixel) {
+            kept.push(pixel);
+            flags[pixel as usize] = true;
+        }
+    }
+}
+
+/// Clears the flags of `pixels`.
+fn unflag(pixels: &[u32], flags: &mut [bool]) {
+    for &pixel in pixels {
+        flags[pixel as usize] = false;
+    }
 }
 
 /// MAGIC's time-constrained cleaning (ctapipe `time_constrained_clean`): core pixels above
