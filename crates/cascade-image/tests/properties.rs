@@ -6,8 +6,9 @@
 use std::f64::consts::{FRAC_PI_2, PI};
 
 use cascade_image::cleaning::{
-    CleaningWorkspace, FactParams, TailcutsParams, dilate, fact_image_cleaning,
-    mars_cleaning_1st_pass, number_of_islands, tailcuts_clean,
+    CleaningWorkspace, FactParams, TailcutsParams, TimeConstrainedParams, dilate,
+    fact_image_cleaning, mars_cleaning_1st_pass, number_of_islands, tailcuts_clean,
+    time_constrained_clean,
 };
 use cascade_image::params::{
     Frame, ImageParameters, ParameterWorkspace, ParametrizationGeometry, PixelCoordinates,
@@ -144,6 +145,89 @@ fn naive_fact(neighbors: &Neighbors, image: &[f32], times: &[f32], p: &FactParam
     time_delta(&counted)
 }
 
+/// ctapipe `time_constrained_clean` written as ctapipe writes it: passes over every pixel,
+/// the islands of the picture pixels numbered by `number_of_islands`.
+fn naive_time_constrained(
+    neighbors: &Neighbors,
+    image: &[f32],
+    times: &[f32],
+    p: &TimeConstrainedParams,
+) -> Vec<bool> {
+    let n = image.len();
+    let min = p.min_number_picture_neighbors;
+    let above: Vec<bool> = image
+        .iter()
+        .map(|&v| v >= p.picture_threshold_pe as f32)
+        .collect();
+    let picture: Vec<bool> = (0..n)
+        .map(|i| {
+            above[i]
+                && neighbors
+                    .of(i)
+                    .iter()
+                    .filter(|&&j| above[j as usize])
+                    .count()
+                    >= min
+        })
+        .collect();
+    let mut labels = vec![0; n];
+    let n_islands = number_of_islands(
+        neighbors,
+        &picture,
+        &mut labels,
+        &mut CleaningWorkspace::default(),
+    )
+    .unwrap();
+    let mut core = picture.clone();
+    if picture.iter().any(|&m| m) {
+        let mut brightness = vec![0.0f64; n_islands + 1];
+        for i in 0..n {
+            if labels[i] > 0 {
+                brightness[labels[i] as usize] += f64::from(image[i]);
+            }
+        }
+        let brightest = (0..=n_islands).fold(0, |best, l| {
+            if brightness[l] > brightness[best] {
+                l
+            } else {
+                best
+            }
+        }) as i32;
+        let (mut sum, mut weights) = (0.0, 0.0);
+        for i in (0..n).filter(|&i| labels[i] == brightest) {
+            let w = f64::from(image[i]).powi(2);
+            sum += f64::from(times[i]) * w;
+            weights += w;
+        }
+        let average = sum / weights;
+        for i in 0..n {
+            let limit = if f64::from(image[i]) < 2.0 * p.picture_threshold_pe {
+                p.time_limit_core_ns
+            } else {
+                2.0 * p.time_limit_core_ns
+            };
+            core[i] &= (f64::from(times[i]) - average).abs() < limit;
+        }
+    }
+    (0..n)
+        .map(|i| {
+            let nbrs = neighbors.of(i);
+            core[i]
+                || (image[i] >= p.boundary_threshold_pe as f32
+                    && nbrs.iter().any(|&j| core[j as usize])
+                    && nbrs
+                        .iter()
+                        .filter(|&&j| {
+                            core[j as usize]
+                                && (times[i] - times[j as usize]).abs()
+                                    < p.time_limit_boundary_ns as f32
+                        })
+                        .count()
+                        >= min)
+        })
+        .collect()
+}
+
 fn camera_and_image() -> impl Strategy<Value = (Neighbors, Vec<f32>)> {
     (
         2usize..14,
@@ -270,6 +354,28 @@ proptest! {
         for _ in 0..2 {
             fact_image_cleaning(&neighbors, &image, &times, &params, &mut workspace, &mut mask).unwrap();
             prop_assert_eq!(&mask, &naive_fact(&neighbors, &image, &times, &params));
+        }
+    }
+
+    /// Time-constrained cleaning (lists and sparse islands) against the pass-per-step
+    /// formula, twice with one workspace.
+    #[test]
+    fn time_constrained_cleaning_equals_the_naive_formula(
+        (neighbors, image, times) in camera_and_image().prop_flat_map(|(neighbors, image)| {
+            let n = image.len();
+            (Just(neighbors), Just(image), prop::collection::vec(0.0f32..12.0, n))
+        }),
+        picture in 0.0f64..12.0, boundary in 0.0f64..8.0, min in 0usize..4,
+        core_limit in 0.5f64..8.0, boundary_limit in 0.5f64..4.0) {
+        let params = TimeConstrainedParams { picture_threshold_pe: picture,
+            boundary_threshold_pe: boundary, time_limit_core_ns: core_limit,
+            time_limit_boundary_ns: boundary_limit, min_number_picture_neighbors: min };
+        let mut mask = vec![true; image.len()];
+        let mut workspace = CleaningWorkspace::default();
+        for _ in 0..2 {
+            time_constrained_clean(&neighbors, &image, &times, &params, &mut workspace, &mut mask)
+                .unwrap();
+            prop_assert_eq!(&mask, &naive_time_constrained(&neighbors, &image, &times, &params));
         }
     }
 

@@ -132,6 +132,7 @@ pub fn brightest_island<T: PixelValue>(
         n_islands,
         island_labels,
         image,
+        0..island_labels.len(),
         &mut workspace.island_brightness,
     );
     for (out, &label) in mask.iter_mut().zip(island_labels) {
@@ -152,6 +153,25 @@ pub(crate) fn label_islands(
         *label = if selected { UNVISITED } else { 0 };
     }
     grow_islands(neighbors, 0..labels.len(), labels, stack)
+}
+
+/// [`label_islands`] of the pixels `selected` (ascending pixel indices) only: every label
+/// must be 0 on entry; those of `selected` are their islands' numbers on return.
+pub(crate) fn label_islands_of(
+    neighbors: &Neighbors,
+    selected: &[u32],
+    labels: &mut [i32],
+    stack: &mut Vec<u32>,
+) -> usize {
+    for &pixel in selected {
+        labels[pixel as usize] = UNVISITED;
+    }
+    grow_islands(
+        neighbors,
+        selected.iter().map(|&pixel| pixel as usize),
+        labels,
+        stack,
+    )
 }
 
 /// Label of a selected pixel not yet assigned to an island.
@@ -191,18 +211,21 @@ fn grow_islands(
 }
 
 /// Label of the island with the largest summed signal (`np.argmax` of the per-island sums,
-/// index 0 being "no island" with sum 0).
+/// index 0 being "no island" with sum 0). `pixels` (ascending) must include every pixel of
+/// an island; the sums are taken in their order.
 pub(crate) fn brightest_island_into<T: PixelValue>(
     n_islands: usize,
     labels: &[i32],
     image: &[T],
+    pixels: impl Iterator<Item = usize>,
     brightness: &mut Vec<f64>,
 ) -> i32 {
     brightness.clear();
     brightness.resize(n_islands + 1, 0.0);
-    for (&label, &value) in labels.iter().zip(image) {
+    for pixel in pixels {
+        let label = labels[pixel];
         if label > 0 {
-            brightness[label as usize] += value.to_f64();
+            brightness[label as usize] += image[pixel].to_f64();
         }
     }
     let mut brightest = 0;

@@ -3,7 +3,7 @@
 
 use cascade_instrument::Neighbors;
 
-use super::islands::{brightest_island_into, label_islands};
+use super::islands::{brightest_island_into, label_islands, label_islands_of};
 use super::tailcuts::count_selected;
 use super::{CleaningWorkspace, cleared};
 use crate::error::{ImageError, check_len};
@@ -256,58 +256,89 @@ pub fn time_constrained_clean<T: PixelValue, U: PixelValue>(
     check_len("image", n_pixels, image.len())?;
     check_len("arrival_times", n_pixels, arrival_times.len())?;
     check_len("mask", n_pixels, mask.len())?;
+    // The first steps look at the pixels the step before kept (a list, and flags to test
+    // neighbours against), as `fact_image_cleaning`; dense passes cost more on LSTCam.
     let min = params.min_number_picture_neighbors;
-    let mut above_picture = std::mem::take(&mut workspace.first);
-    let mut in_picture = std::mem::take(&mut workspace.second);
-    let mut core = std::mem::take(&mut workspace.third);
-    {
-        let above_picture = cleared(&mut above_picture, n_pixels);
-        let in_picture = cleared(&mut in_picture, n_pixels);
-        let core = cleared(&mut core, n_pixels);
-        for (above, &value) in above_picture.iter_mut().zip(image) {
-            *above = value.at_least(params.picture_threshold_pe);
-        }
-        for (pixel, keep) in in_picture.iter_mut().enumerate() {
-            *keep =
-                above_picture[pixel] && count_selected(neighbors.of(pixel), above_picture) >= min;
-        }
-        let core_params = TimeAverageParams {
-            picture_threshold_pe: params.picture_threshold_pe,
-            time_limit_ns: params.time_limit_core_ns,
-        };
-        time_average_into(
-            neighbors,
-            in_picture,
-            image,
-            arrival_times,
-            &core_params,
-            workspace,
-            core,
-        );
-        for (pixel, out) in mask.iter_mut().enumerate() {
-            if core[pixel] {
-                *out = true;
-                continue;
-            }
-            let nbrs = neighbors.of(pixel);
-            let boundary = image[pixel].at_least(params.boundary_threshold_pe)
-                && nbrs.iter().any(|&j| core[j as usize]);
-            *out = boundary
-                && nbrs
-                    .iter()
-                    .filter(|&&j| {
-                        let j = j as usize;
-                        core[j]
-                            && arrival_times[pixel]
-                                .within(arrival_times[j], params.time_limit_boundary_ns)
-                    })
-                    .count()
-                    >= min;
+    let CleaningWorkspace {
+        first,
+        second,
+        candidates,
+        labels,
+        stack,
+        island_brightness,
+        ..
+    } = workspace;
+    // Pixels above the picture threshold (`candidates`, flags in `above_picture`), then
+    // those with at least `min` of them as neighbours.
+    let above_picture = cleared(first, n_pixels);
+    candidates.clear();
+    for (pixel, &value) in image.iter().enumerate() {
+        if value.at_least(params.picture_threshold_pe) {
+            candidates.push(pixel as u32);
+            above_picture[pixel] = true;
         }
     }
-    workspace.first = above_picture;
-    workspace.second = in_picture;
-    workspace.third = core;
+    candidates.retain(|&pixel| count_selected(neighbors.of(pixel as usize), above_picture) >= min);
+    mask.fill(false);
+    if candidates.is_empty() {
+        return Ok(());
+    }
+    // The core: those within `time_limit_core_ns` of the brightest island's mean time
+    // (ctapipe `apply_time_average_cleaning`), flags in `core`.
+    labels.clear();
+    labels.resize(n_pixels, 0);
+    let n_islands = label_islands_of(neighbors, candidates, labels, stack);
+    let pixels = || candidates.iter().map(|&pixel| pixel as usize);
+    let brightest = brightest_island_into(n_islands, labels, image, pixels(), island_brightness);
+    // np.average(arrival_times[main], weights=image[main] ** 2); with no island brighter
+    // than 0, ctapipe's argmax picks label 0: the pixels outside every island.
+    let (mut weighted_sum, mut weight_sum) = (0.0, 0.0);
+    let mut add = |pixel: usize| {
+        let weight = image[pixel].to_f64().powi(2);
+        weighted_sum += arrival_times[pixel].to_f64() * weight;
+        weight_sum += weight;
+    };
+    if brightest > 0 {
+        pixels()
+            .filter(|&pixel| labels[pixel] == brightest)
+            .for_each(&mut add);
+    } else {
+        (0..n_pixels)
+            .filter(|&pixel| labels[pixel] == 0)
+            .for_each(&mut add);
+    }
+    let time_average = weighted_sum / weight_sum;
+    let core = cleared(second, n_pixels);
+    for pixel in pixels() {
+        let limit = if image[pixel].to_f64() < 2.0 * params.picture_threshold_pe {
+            params.time_limit_core_ns
+        } else {
+            2.0 * params.time_limit_core_ns
+        };
+        core[pixel] = (arrival_times[pixel].to_f64() - time_average).abs() < limit;
+    }
+    // Plus the boundary pixels: above the boundary threshold, next to the core, with at
+    // least `min` core neighbours arriving within `time_limit_boundary_ns`.
+    for (pixel, out) in mask.iter_mut().enumerate() {
+        if core[pixel] {
+            *out = true;
+            continue;
+        }
+        let nbrs = neighbors.of(pixel);
+        let boundary = image[pixel].at_least(params.boundary_threshold_pe)
+            && nbrs.iter().any(|&j| core[j as usize]);
+        *out = boundary
+            && nbrs
+                .iter()
+                .filter(|&&j| {
+                    let j = j as usize;
+                    core[j]
+                        && arrival_times[pixel]
+                            .within(arrival_times[j], params.time_limit_boundary_ns)
+                })
+                .count()
+                >= min;
+    }
     Ok(())
 }
 
@@ -356,6 +387,7 @@ fn time_average_into<T: PixelValue, U: PixelValue>(
         n_islands,
         &workspace.labels,
         image,
+        0..n_pixels,
         &mut workspace.island_brightness,
     );
     // np.average(arrival_times[main], weights=image[main] ** 2)
