@@ -98,6 +98,20 @@ fn naive_tailcuts(neighbors: &Neighbors, image: &[f32], p: &TailcutsParams) -> V
         .collect()
 }
 
+/// ctapipe `mars_cleaning_1st_pass`: the last step of the tail cuts again, from their mask.
+fn naive_mars(neighbors: &Neighbors, image: &[f32], p: &TailcutsParams) -> Vec<bool> {
+    let tailcuts = naive_tailcuts(neighbors, image, p);
+    let above_bnd = |i: usize| image[i] >= p.boundary_threshold_pe as f32;
+    (0..image.len())
+        .map(|i| {
+            let nbrs = neighbors.of(i);
+            (above_bnd(i) && nbrs.iter().any(|&j| tailcuts[j as usize]))
+                || (tailcuts[i]
+                    && (p.keep_isolated_pixels || nbrs.iter().any(|&j| above_bnd(j as usize))))
+        })
+        .collect()
+}
+
 /// ctapipe `fact_image_cleaning` written as ctapipe writes it: every step a pass over every
 /// pixel.
 fn naive_fact(neighbors: &Neighbors, image: &[f32], times: &[f32], p: &FactParams) -> Vec<bool> {
@@ -310,10 +324,10 @@ proptest! {
         prop_assert_eq!(mask, naive_tailcuts(&neighbors, &image, &params));
     }
 
-    /// Shower-like images, dark but for a few bright pixels, which take tailcuts_clean's
-    /// sparse path (few pixels above a threshold).
+    /// Shower-like images, dark but for a few bright pixels, which take the sparse path of
+    /// tailcuts_clean and mars_cleaning_1st_pass (few pixels above a threshold).
     #[test]
-    fn tailcuts_equals_the_naive_formula_on_sparse_images(
+    fn tailcuts_and_mars_equal_the_naive_formulas_on_sparse_images(
         (neighbors, image) in camera_and_image().prop_flat_map(|(neighbors, image)| {
             let n = image.len();
             let bright = prop::collection::vec(prop::bool::weighted(0.1), n);
@@ -333,6 +347,8 @@ proptest! {
         for _ in 0..2 {
             tailcuts_clean(&neighbors, &image, &params, &mut workspace, &mut mask).unwrap();
             prop_assert_eq!(&mask, &naive_tailcuts(&neighbors, &image, &params));
+            mars_cleaning_1st_pass(&neighbors, &image, &params, &mut workspace, &mut mask).unwrap();
+            prop_assert_eq!(&mask, &naive_mars(&neighbors, &image, &params));
         }
     }
 

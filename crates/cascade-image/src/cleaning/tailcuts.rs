@@ -86,7 +86,7 @@ pub fn mars_cleaning_1st_pass<T: PixelValue>(
     let above_picture = cleared(&mut workspace.first, n_pixels);
     let in_picture = cleared(&mut workspace.second, n_pixels);
     let from_tailcuts = cleared(&mut workspace.third, n_pixels);
-    tailcuts_into(
+    let listed = tailcuts_into(
         neighbors,
         image,
         params,
@@ -98,14 +98,25 @@ pub fn mars_cleaning_1st_pass<T: PixelValue>(
     // ctapipe mars_cleaning_1st_pass: the last step of tailcuts_clean, started from the
     // tail-cuts mask instead of the picture pixels.
     let boundary = params.boundary_threshold_pe;
-    for (pixel, out) in mask.iter_mut().enumerate() {
+    let selected = |pixel: usize| {
         let nbrs = neighbors.of(pixel);
         let above_boundary = image[pixel].at_least(boundary);
         let next_to_selected = above_boundary && nbrs.iter().any(|&j| from_tailcuts[j as usize]);
-        *out = next_to_selected
+        next_to_selected
             || (from_tailcuts[pixel]
                 && (params.keep_isolated_pixels
-                    || nbrs.iter().any(|&j| image[j as usize].at_least(boundary))));
+                    || nbrs.iter().any(|&j| image[j as usize].at_least(boundary))))
+    };
+    if listed {
+        // Only the listed pixels (at or above a threshold) can be selected.
+        mask.fill(false);
+        for &pixel in &workspace.candidates {
+            mask[pixel as usize] = selected(pixel as usize);
+        }
+    } else {
+        for (pixel, out) in mask.iter_mut().enumerate() {
+            *out = selected(pixel);
+        }
     }
     Ok(())
 }
@@ -127,7 +138,8 @@ pub fn dilate(
 /// [`tailcuts_clean`] on buffers of the right length. Only pixels at or above a threshold
 /// can be selected, so one pass counts them; when they are few (a shower image in a large
 /// camera), they are listed in `candidates`, the neighbourhood tests run on those only and
-/// every other mask entry is `false`; else the tests run on every pixel.
+/// every other mask entry is `false`; else the tests run on every pixel. Returns whether
+/// `candidates` lists them.
 pub(super) fn tailcuts_into<T: PixelValue>(
     neighbors: &Neighbors,
     image: &[T],
@@ -136,7 +148,7 @@ pub(super) fn tailcuts_into<T: PixelValue>(
     in_picture: &mut [bool],
     candidates: &mut Vec<u32>,
     mask: &mut [bool],
-) {
+) -> bool {
     let picture = params.picture_threshold_pe;
     let boundary = params.boundary_threshold_pe;
     // in_picture holds the candidate flags until the picture tests overwrite it
@@ -161,10 +173,12 @@ pub(super) fn tailcuts_into<T: PixelValue>(
         let candidates = || candidates.iter().map(|&pixel| pixel as usize);
         picture_pixels(neighbors, params, above_picture, candidates(), in_picture);
         tailcuts_mask(neighbors, image, params, in_picture, candidates(), mask);
+        true
     } else {
         let n_pixels = image.len();
         picture_pixels(neighbors, params, above_picture, 0..n_pixels, in_picture);
         tailcuts_mask(neighbors, image, params, in_picture, 0..n_pixels, mask);
+        false
     }
 }
 
