@@ -241,3 +241,56 @@ fn bench_rejects_unknown_scenarios_and_bad_numbers() {
         "{stderr}"
     );
 }
+
+#[test]
+fn run_of_several_files_needs_one_instrument_and_reads_them_all() {
+    let output = tempfile::tempdir().unwrap();
+    let out = output.path().display().to_string();
+    let lsts = simtel_path("gamma_south_lsts").display().to_string();
+    let prod6 = simtel_path("gamma_prod6_lst_nectarcam")
+        .display()
+        .to_string();
+    let run = |inputs: &[&str], extra: &[&str]| {
+        let mut args = vec!["run", "pipelines/ctapipe_dl1.toml", "--output", &out];
+        args.extend_from_slice(extra);
+        args.push("--input");
+        args.extend_from_slice(inputs);
+        cascade(&args)
+    };
+    // The same array twice: every telescope event of both.
+    let (ok, _, stderr) = run(&[&lsts, &lsts], &[]);
+    assert!(ok, "{stderr}");
+    let rows = Table::reference("gamma_south_lsts", "dl1").n_rows();
+    let written: usize = std::fs::read_dir(output.path().join("dl1_parameters"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|e| e == "parquet"))
+        .map(|path| Table::read(&path).n_rows())
+        .sum();
+    assert_eq!(written, 2 * rows);
+    // Another array: an error naming the file and the difference, in either order.
+    for inputs in [[&lsts, &prod6], [&prod6, &lsts]] {
+        let (ok, _, stderr) = run(&[inputs[0], inputs[1]], &[]);
+        assert!(!ok);
+        assert!(
+            stderr.contains(&format!("`{}`: its instrument differs", inputs[1]))
+                && stderr.contains("telescopes 1-4")
+                && stderr.contains("run these files separately"),
+            "{stderr}"
+        );
+    }
+    // A selection that keeps no telescope of the file is an error, not an empty result.
+    for (set, expected) in [
+        (
+            "sources.events.tel_ids=[999]",
+            "has no telescope 999 (its telescopes: 1-4)",
+        ),
+        (
+            "sources.events.tel_types=[\"LTS*\"]",
+            "`LTS*` matches no telescope",
+        ),
+    ] {
+        let (ok, _, stderr) = run(&[&lsts], &["--set", set]);
+        assert!(!ok && stderr.contains(expected), "{stderr}");
+    }
+}

@@ -4,7 +4,10 @@
 //! and the telescopes of the array event it emits (`tels_with_trigger`, which the stereo
 //! join waits for). The instrument, each telescope's readout
 //! and its pixel calibration (pedestals, dc-to-pe, time offsets, HV-disabled pixels) come
-//! from the first file and are handed to the downstream stages.
+//! from the first file and are handed to the downstream stages; every later file must have
+//! the same (selected) telescopes, readouts and pixel calibration, or the run stops with an
+//! error naming the file and what differs (files of different arrays or calibrations are
+//! processed in separate runs, as `ctapipe-process` processes one file per run).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -35,13 +38,16 @@ cascade_pipeline::stage_config! {
     /// Options of the sim_telarray source.
     pub struct SimtelConfig {
         /// Input files: paths or glob patterns (`data/*.simtel.zst`), read in order.
-        /// `cascade run --input PATH...` replaces them.
+        /// `cascade run --input PATH...` replaces them. All must describe the first file's
+        /// array (the selected telescopes, their readout and pixel calibration): a file
+        /// that does not stops the run with an error.
         paths: Vec<String> = Vec::new(),
         /// Stop after this many array events with telescope data (all when absent).
         max_events: Option<u64> = None,
-        /// Keep only these telescope ids (all when empty).
+        /// Keep only these telescope ids (all when empty); each must be in the array.
         tel_ids: Vec<u16> = Vec::new(),
-        /// Keep only telescope types matching one of these globs, e.g. ["LST*"] (all when empty).
+        /// Keep only telescope types matching one of these globs, e.g. ["LST*"] (all when
+        /// empty); each must match a telescope of the array.
         tel_types: Vec<String> = Vec::new(),
     }
 }
@@ -68,36 +74,16 @@ fn build(config: PerTelescope<SimtelConfig>, _: &BuildContext) -> Result<BuiltSt
         .map(|p| TelescopeSelector::parse(p))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| BuildError::option("tel_types", e))?;
-    let mut subarray: SubarrayDescription = reader.subarray().clone();
-    subarray.telescopes.retain(|&id, t| {
-        (config.tel_ids.is_empty() || config.tel_ids.contains(&id))
-            && (selectors.is_empty() || selectors.iter().any(|s| s.matches(id, &t.name)))
-    });
-    subarray
-        .positions_m
-        .retain(|id, _| subarray.telescopes.contains_key(id));
-    let readout = subarray
-        .telescopes
-        .keys()
-        .filter_map(|&tel_id| {
-            let c = reader.calibration(tel_id)?;
-            let readout = ReadoutDescription {
-                sampling_rate_ghz: c.sampling_rate_ghz,
-                n_samples: c.n_samples,
-                reference_pulse_shape: c.reference_pulse_shape.clone(),
-                reference_pulse_sample_width_ns: c.reference_pulse_sample_width_ns,
-                // Pedestals and dc-to-pe arrive with the events: see `CalibrationBoard`.
-                calibration: None,
-            };
-            Some((tel_id, Arc::new(readout)))
-        })
-        .collect();
-    let subarray = Arc::new(subarray);
+    check_selection(&config, &selectors, reader.subarray(), &files[0])?;
+    let instrument = Instrument::selected(&reader, &config, &selectors);
+    let subarray = Arc::new(instrument.subarray.clone());
+    let readout = instrument.readout.clone();
     let board = Arc::new(CalibrationBoard::default());
     let stage = SimtelSource {
         config,
         files,
-        subarray: Arc::clone(&subarray),
+        selectors,
+        instrument: Arc::new(instrument),
         board: Arc::clone(&board),
     };
     let shared = BTreeMap::from([(SHARED_NAME, board as cascade_pipeline::SharedObject)]);
@@ -107,6 +93,122 @@ fn build(config: PerTelescope<SimtelConfig>, _: &BuildContext) -> Result<BuiltSt
         readout,
         shared,
     })
+}
+
+/// Fails when `tel_ids` names a telescope that `file`'s array lacks, or a pattern of
+/// `tel_types` matches none of its telescopes: such a run would read nothing of them.
+fn check_selection(
+    config: &SimtelConfig,
+    selectors: &[TelescopeSelector],
+    subarray: &SubarrayDescription,
+    file: &str,
+) -> Result<(), BuildError> {
+    if let Some(missing) = config
+        .tel_ids
+        .iter()
+        .find(|id| subarray.telescope(**id).is_none())
+    {
+        let ids: Vec<u16> = subarray.tel_ids().collect();
+        return Err(BuildError::option(
+            "tel_ids",
+            format!(
+                "the array of `{file}` has no telescope {missing} (its telescopes: {})",
+                id_ranges(&ids)
+            ),
+        ));
+    }
+    for (pattern, selector) in config.tel_types.iter().zip(selectors) {
+        if !subarray
+            .telescopes
+            .iter()
+            .any(|(&id, t)| selector.matches(id, &t.name))
+        {
+            let mut types: Vec<&str> = subarray
+                .telescopes
+                .values()
+                .map(|t| t.name.as_str())
+                .collect();
+            types.sort_unstable();
+            types.dedup();
+            return Err(BuildError::option(
+                "tel_types",
+                format!(
+                    "`{pattern}` matches no telescope of `{file}` (its types: {})",
+                    types.join(", ")
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The telescopes a source reads and how they sample their waveforms, as one file
+/// describes them.
+#[derive(Debug, PartialEq)]
+struct Instrument {
+    /// The file's array, without the telescopes that `tel_ids` and `tel_types` leave out.
+    subarray: SubarrayDescription,
+    /// The readout of each of those telescopes.
+    readout: BTreeMap<u16, Arc<ReadoutDescription>>,
+}
+
+impl Instrument {
+    /// The instrument of the file `reader` reads, as selected by `config`.
+    fn selected(
+        reader: &SimtelReader,
+        config: &SimtelConfig,
+        selectors: &[TelescopeSelector],
+    ) -> Self {
+        let mut subarray: SubarrayDescription = reader.subarray().clone();
+        subarray.telescopes.retain(|&id, t| {
+            (config.tel_ids.is_empty() || config.tel_ids.contains(&id))
+                && (selectors.is_empty() || selectors.iter().any(|s| s.matches(id, &t.name)))
+        });
+        subarray
+            .positions_m
+            .retain(|id, _| subarray.telescopes.contains_key(id));
+        let readout = subarray
+            .telescopes
+            .keys()
+            .filter_map(|&tel_id| {
+                let c = reader.calibration(tel_id)?;
+                let readout = ReadoutDescription {
+                    sampling_rate_ghz: c.sampling_rate_ghz,
+                    n_samples: c.n_samples,
+                    reference_pulse_shape: c.reference_pulse_shape.clone(),
+                    reference_pulse_sample_width_ns: c.reference_pulse_sample_width_ns,
+                    // Pedestals and dc-to-pe arrive with the events: see `CalibrationBoard`.
+                    calibration: None,
+                };
+                Some((tel_id, Arc::new(readout)))
+            })
+            .collect();
+        Self { subarray, readout }
+    }
+
+    /// What differs between `self` and `other` (for an error message), or `None`.
+    fn difference(&self, other: &Instrument) -> Option<String> {
+        let ids = |i: &Instrument| i.subarray.tel_ids().collect::<Vec<_>>();
+        if ids(self) != ids(other) {
+            return Some(format!(
+                "telescopes {} instead of {}",
+                id_ranges(&ids(other)),
+                id_ranges(&ids(self))
+            ));
+        }
+        for (id, telescope) in &self.subarray.telescopes {
+            if other.subarray.telescope(*id) != Some(telescope) {
+                return Some(format!("telescope {id} is not the same telescope"));
+            }
+            if other.subarray.positions_m.get(id) != self.subarray.positions_m.get(id) {
+                return Some(format!("telescope {id} is at another position"));
+            }
+            if other.readout.get(id) != self.readout.get(id) {
+                return Some(format!("telescope {id} samples its waveforms otherwise"));
+            }
+        }
+        (self != other).then(|| "the array is described otherwise".to_string())
+    }
 }
 
 /// Expands the paths and globs of `paths`, in order; every entry must match a file.
@@ -140,7 +242,10 @@ fn expand(paths: &[String]) -> Result<Vec<String>, BuildError> {
 pub struct SimtelSource {
     config: SimtelConfig,
     files: Vec<String>,
-    subarray: Arc<SubarrayDescription>,
+    /// The parsed `tel_types`.
+    selectors: Vec<TelescopeSelector>,
+    /// The instrument of the first file, which every file must share.
+    instrument: Arc<Instrument>,
     board: Arc<CalibrationBoard>,
 }
 
@@ -154,11 +259,19 @@ impl SimtelSource {
         let schema = Level::R0.schema();
         let mut buffers: BTreeMap<(String, usize, usize), R0Buffer> = BTreeMap::new();
         let mut emitted = 0u64;
+        let subarray = &self.instrument.subarray;
+        // The file's calibration object last seen per telescope: a new one is compared
+        // with the published calibration (published by the first).
+        let mut seen: BTreeMap<u16, Arc<cascade_simtel::TelescopeCalibration>> = BTreeMap::new();
         'files: for file in &self.files {
             // The R0 schema has no use for sim_telarray's pixel timing.
             let mut reader = SimtelReader::open(file)
                 .map_err(|e| StageError::Data(e.to_string()))?
                 .with_pixel_timing(false);
+            let instrument = Instrument::selected(&reader, &self.config, &self.selectors);
+            if let Some(difference) = self.instrument.difference(&instrument) {
+                return Err(self.not_like_the_first(file, &difference));
+            }
             let array_pointing = array_pointing_deg(reader.run_header());
             while let Some(event) = reader
                 .next_event()
@@ -170,7 +283,7 @@ impl SimtelSource {
                 let mut tels_with_trigger: Vec<i16> = event
                     .telescopes
                     .iter()
-                    .filter(|t| self.subarray.telescope(t.tel_id).is_some())
+                    .filter(|t| subarray.telescope(t.tel_id).is_some())
                     .map(|t| t.tel_id as i16)
                     .collect();
                 tels_with_trigger.sort_unstable();
@@ -180,16 +293,17 @@ impl SimtelSource {
                     tels_with_trigger: &tels_with_trigger,
                 };
                 for telescope in &event.telescopes {
-                    let Some(description) = self.subarray.telescope(telescope.tel_id) else {
+                    let Some(description) = subarray.telescope(telescope.tel_id) else {
                         continue;
                     };
-                    let unpublished = telescope
-                        .calibration
-                        .as_ref()
-                        .filter(|_| self.board.get(telescope.tel_id).is_none());
-                    if let Some(calibration) = unpublished {
-                        self.board
-                            .publish(telescope.tel_id, Arc::new(pixel_calibration(calibration)?));
+                    if let Some(calibration) = &telescope.calibration {
+                        let new = seen
+                            .get(&telescope.tel_id)
+                            .is_none_or(|last| !Arc::ptr_eq(last, calibration));
+                        if new {
+                            seen.insert(telescope.tel_id, Arc::clone(calibration));
+                            self.publish_or_compare(file, telescope.tel_id, calibration)?;
+                        }
                     }
                     let key = (
                         description.name.clone(),
@@ -214,6 +328,76 @@ impl SimtelSource {
     }
 }
 
+/// Ascending telescope ids written as ranges: `1-4, 7, 9-12`.
+fn id_ranges(ids: &[u16]) -> String {
+    let mut ranges: Vec<(u16, u16)> = Vec::new();
+    for &id in ids {
+        match ranges.last_mut() {
+            Some((_, last)) if last.checked_add(1) == Some(id) => *last = id,
+            _ => ranges.push((id, id)),
+        }
+    }
+    let range = |&(first, last): &(u16, u16)| {
+        if first == last {
+            first.to_string()
+        } else {
+            format!("{first}-{last}")
+        }
+    };
+    ranges.iter().map(range).collect::<Vec<_>>().join(", ")
+}
+
+impl SimtelSource {
+    /// Publishes the first calibration of telescope `tel_id`; a later one must be the same.
+    fn publish_or_compare(
+        &self,
+        file: &str,
+        tel_id: u16,
+        calibration: &cascade_simtel::TelescopeCalibration,
+    ) -> Result<(), StageError> {
+        let calibration = pixel_calibration(calibration)?;
+        match self.board.get(tel_id) {
+            None => self.board.publish(tel_id, Arc::new(calibration)),
+            Some(published) if same_calibration(&published, &calibration) => {}
+            Some(_) => {
+                return Err(self.not_like_the_first(
+                    file,
+                    &format!(
+                        "the pixel calibration (pedestals, dc-to-pe, time offsets or \
+                         disabled pixels) of telescope {tel_id} differs"
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The error for a `file` whose instrument or calibration differs from the first's.
+    fn not_like_the_first(&self, file: &str, difference: &str) -> StageError {
+        StageError::Data(format!(
+            "`{file}`: its instrument differs from that of the first file, `{}`: \
+             {difference}; one run processes the files of one array and one calibration, so \
+             run these files separately",
+            self.files[0]
+        ))
+    }
+}
+
+/// Whether two calibrations hold the same values, bit for bit (NaN pedestals included).
+fn same_calibration(a: &TelescopeCalibration, b: &TelescopeCalibration) -> bool {
+    let same = |a: &Array2<f32>, b: &Array2<f32>| {
+        a.shape() == b.shape() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
+    };
+    same(&a.pedestal_per_sample, &b.pedestal_per_sample)
+        && same(&a.dc_to_pe, &b.dc_to_pe)
+        && match (&a.time_shift_ns, &b.time_shift_ns) {
+            (Some(a), Some(b)) => same(a, b),
+            (None, None) => true,
+            _ => false,
+        }
+        && a.broken_pixels == b.broken_pixels
+}
+
 impl Stage for SimtelSource {
     fn kind(&self) -> &'static str {
         "simtel"
@@ -235,7 +419,8 @@ impl Stage for SimtelSource {
         let source = SimtelSource {
             config: self.config.clone(),
             files: self.files.clone(),
-            subarray: Arc::clone(&self.subarray),
+            selectors: self.selectors.clone(),
+            instrument: Arc::clone(&self.instrument),
             board: Arc::clone(&self.board),
         };
         Ok(blocking_source(
@@ -412,4 +597,39 @@ pub(crate) fn tel_id_lists(
         Arc::new(Int16Array::from(ids)),
         None,
     )?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn telescope_ids_are_written_as_ranges() {
+        assert_eq!(id_ranges(&[]), "");
+        assert_eq!(id_ranges(&[1, 2, 3, 4, 7, 9, 10, 11, 12]), "1-4, 7, 9-12");
+        assert_eq!(id_ranges(&[5, u16::MAX]), "5, 65535");
+    }
+
+    #[test]
+    fn calibrations_are_the_same_only_bit_for_bit() {
+        let calibration = TelescopeCalibration {
+            pedestal_per_sample: Array2::from_elem((1, 3), f32::NAN),
+            dc_to_pe: Array2::ones((1, 3)),
+            time_shift_ns: None,
+            broken_pixels: vec![false; 3],
+        };
+        assert!(same_calibration(&calibration, &calibration.clone()));
+        let mut other = calibration.clone();
+        other.dc_to_pe[[0, 2]] = 1.0001;
+        assert!(!same_calibration(&calibration, &other));
+        let mut other = calibration.clone();
+        other.time_shift_ns = Some(Array2::zeros((1, 3)));
+        assert!(!same_calibration(&calibration, &other));
+        let mut other = calibration.clone();
+        other.broken_pixels[1] = true;
+        assert!(!same_calibration(&calibration, &other));
+        let mut other = calibration.clone();
+        other.pedestal_per_sample = Array2::from_elem((2, 3), f32::NAN);
+        assert!(!same_calibration(&calibration, &other));
+    }
 }
