@@ -230,7 +230,10 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
-            ExitCode::FAILURE
+            match error.downcast_ref::<commands::Interrupted>() {
+                Some(signal) => ExitCode::from(signal.exit_code()),
+                None => ExitCode::FAILURE,
+            }
         }
     }
 }

@@ -294,3 +294,64 @@ fn run_of_several_files_needs_one_instrument_and_reads_them_all() {
         assert!(!ok && stderr.contains(expected), "{stderr}");
     }
 }
+
+/// Ctrl-C (SIGINT) and SIGTERM stop a run without leaving anything behind: no dataset, no
+/// temporary part file, no empty dataset directory; the exit status is the shell's.
+#[cfg(unix)]
+#[test]
+fn an_interrupted_run_removes_its_temporary_files() {
+    use std::time::{Duration, Instant};
+
+    let parent = tempfile::tempdir().unwrap();
+    for (signal, status) in [("-INT", 130), ("-TERM", 143)] {
+        let output = parent.path().join(&signal[1..]);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_cascade"))
+            .args(["run", "pipelines/quickstart.toml", "--quiet", "--output"])
+            .arg(&output)
+            .args(["--set", "sources.events.n_events=100000000"])
+            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+            .spawn()
+            .unwrap();
+        // Wait until a sink is writing a part file, so that there is something to remove.
+        let writing = |dataset: &str| {
+            std::fs::read_dir(output.join(dataset)).is_ok_and(|entries| {
+                entries
+                    .flatten()
+                    .any(|e| e.file_name().to_string_lossy().ends_with(".inprogress"))
+            })
+        };
+        let start = Instant::now();
+        while !writing("dl1_images") && start.elapsed() < Duration::from_secs(120) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(writing("dl1_images"), "no part file after two minutes");
+        let killed = Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let exit = child.wait().unwrap();
+        assert_eq!(exit.code(), Some(status), "{signal}");
+        let left: Vec<_> = walk(&output);
+        assert!(left.is_empty(), "{signal} left {left:?}");
+    }
+}
+
+/// Every file below `directory` (none when it does not exist).
+#[cfg(unix)]
+fn walk(directory: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let Ok(entries) = std::fs::read_dir(directory) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .flat_map(|entry| {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path)
+            } else {
+                vec![path]
+            }
+        })
+        .collect()
+}

@@ -186,6 +186,12 @@ struct DatasetWriter {
     run_tag: String,
     current: Option<(ArrowWriter<File>, usize)>,
     finished_parts: Vec<PathBuf>,
+    /// The directories this run created for the dataset, innermost first: removed again
+    /// (those left empty) when the run does not commit, so that a failed first run leaves
+    /// no empty dataset behind.
+    created_directories: Vec<PathBuf>,
+    /// Whether the dataset was published ([`DatasetWriter::finish`]).
+    committed: bool,
 }
 
 impl DatasetWriter {
@@ -201,7 +207,13 @@ impl DatasetWriter {
                 directory.display()
             )));
         }
+        let created_directories: Vec<PathBuf> = directory
+            .ancestors()
+            .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
+            .map(Path::to_path_buf)
+            .collect();
         std::fs::create_dir_all(&directory).map_err(|source| io_error(&directory, source))?;
+        remove_stale_temporaries(&directory);
         let run_tag = format!(
             "{}-{}",
             std::process::id(),
@@ -215,6 +227,8 @@ impl DatasetWriter {
             run_tag,
             current: None,
             finished_parts: Vec::new(),
+            created_directories,
+            committed: false,
         })
     }
 
@@ -260,10 +274,12 @@ impl DatasetWriter {
                 .map_err(|source| io_error(&final_path, source))?;
         }
         self.finished_parts.clear();
+        self.committed = true;
         Ok(())
     }
 
-    /// Removes every temporary file of this run.
+    /// Removes every temporary file of this run, and the directories it created for the
+    /// dataset where they are left empty.
     fn abandon(&mut self) {
         self.current = None;
         self.finished_parts.clear();
@@ -276,6 +292,12 @@ impl DatasetWriter {
                 {
                     let _ = std::fs::remove_file(entry.path());
                 }
+            }
+        }
+        for directory in &self.created_directories {
+            // fails, as it should, on a directory that is not empty (another sink's)
+            if std::fs::remove_dir(directory).is_err() {
+                break;
             }
         }
     }
@@ -316,8 +338,34 @@ impl DatasetWriter {
 
 impl Drop for DatasetWriter {
     fn drop(&mut self) {
-        if self.current.is_some() || !self.finished_parts.is_empty() {
+        if !self.committed {
             self.abandon();
+        }
+    }
+}
+
+/// Removes the temporary part files in `directory` that a run killed before it could clean
+/// up left behind (their names hold the process id of the run, which no longer runs).
+/// Only on Linux, where `/proc` tells which processes run; elsewhere they stay.
+fn remove_stale_temporaries(directory: &Path) {
+    if !cfg!(target_os = "linux") {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(directory) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let pid = name
+            .strip_prefix('.')
+            .filter(|_| name.ends_with(".parquet.inprogress"))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok());
+        if let Some(pid) = pid
+            && pid != std::process::id()
+            && !Path::new("/proc").join(pid.to_string()).exists()
+        {
+            let _ = std::fs::remove_file(entry.path());
         }
     }
 }

@@ -202,12 +202,31 @@ fn failed_run_leaves_no_file_and_keeps_the_previous_dataset() {
     assert_eq!(files(dir.path()), ["part-00000.parquet"]);
     assert_eq!(read_ids(dir.path()), (0..300).collect::<Vec<i64>>());
 
+    // A failed first run leaves not even the (empty) dataset directory it created, which
+    // readers would take for an empty dataset.
     let fresh = tempfile::tempdir().unwrap();
-    assert!(run(fresh.path(), 5, true, 1000).is_err());
-    assert!(
-        files(fresh.path()).is_empty(),
-        "a failed run left {:?}",
-        files(fresh.path())
+    let output = fresh.path().join("new").join("output");
+    assert!(run(&output, 5, true, 1000).is_err());
+    assert!(!fresh.path().join("new").exists());
+    assert!(fresh.path().exists());
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn temporary_files_of_runs_that_were_killed_are_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("table");
+    std::fs::create_dir_all(&table).unwrap();
+    // pid 4,000,000,000 runs nowhere (Linux pids stay below 2^22); pid 1 always runs
+    let killed = ".4000000000-17-part-00000.parquet.inprogress";
+    let running = ".1-17-part-00000.parquet.inprogress";
+    for name in [killed, running, "notes.txt"] {
+        std::fs::write(table.join(name), b"x").unwrap();
+    }
+    run(dir.path(), 2, false, 1000).unwrap();
+    assert_eq!(
+        files(dir.path()),
+        [running, "notes.txt", "part-00000.parquet"]
     );
 }
 
