@@ -733,13 +733,16 @@ impl<'r> Loader<'r> {
                     }
                     built.insert(index, stage.stage);
                 }
-                Err(error) => {
-                    let span = error
-                        .option
-                        .as_deref()
-                        .and_then(|o| entry.options.get_ref().get(o))
-                        .map_or(entry.name_span.clone(), |v| v.span());
-                    self.error_at(span, format!("`{}`: {}", entry.name, error.message), None);
+                Err(mut error) => {
+                    let also = std::mem::take(&mut error.also);
+                    for error in std::iter::once(error).chain(also) {
+                        let span = error
+                            .option
+                            .as_deref()
+                            .and_then(|o| entry.options.get_ref().get(o))
+                            .map_or(entry.name_span.clone(), |v| v.span());
+                        self.error_at(span, format!("`{}`: {}", entry.name, error.message), None);
+                    }
                 }
             }
         }

@@ -67,6 +67,9 @@ pub struct BuildError {
     pub option: Option<String>,
     /// What is wrong.
     pub message: String,
+    /// The other problems found in the same configuration, each reported at its own
+    /// option ([`BuildError::first_of`]).
+    pub also: Vec<BuildError>,
 }
 
 impl BuildError {
@@ -75,6 +78,7 @@ impl BuildError {
         Self {
             option: Some(option.to_string()),
             message: message.into(),
+            also: Vec::new(),
         }
     }
 
@@ -83,6 +87,20 @@ impl BuildError {
         Self {
             option: None,
             message: message.into(),
+            also: Vec::new(),
+        }
+    }
+
+    /// Every problem of `errors` as one error (the first, with the others in `also`), or
+    /// `Ok` when there is none: lets a stage report all its bad options at once.
+    pub fn first_of(errors: Vec<BuildError>) -> Result<(), BuildError> {
+        let mut errors = errors.into_iter();
+        match errors.next() {
+            None => Ok(()),
+            Some(mut first) => {
+                first.also.extend(errors);
+                Err(first)
+            }
         }
     }
 }

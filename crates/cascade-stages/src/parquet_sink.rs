@@ -68,15 +68,25 @@ fn build(
     _: &BuildContext,
 ) -> Result<BuiltStage, BuildError> {
     let config = config.default_value().clone();
+    let mut errors = Vec::new();
     if ZstdLevel::try_new(config.zstd_level).is_err() {
-        return Err(BuildError::option("zstd_level", "must be between 1 and 22"));
-    }
-    if config.row_group_size == 0 || config.max_rows_per_file == 0 {
-        return Err(BuildError::option(
-            "row_group_size",
-            "row_group_size and max_rows_per_file must be at least 1",
+        errors.push(BuildError::option(
+            "zstd_level",
+            "`zstd_level` must be between 1 and 22",
         ));
     }
+    for (option, value) in [
+        ("row_group_size", config.row_group_size),
+        ("max_rows_per_file", config.max_rows_per_file),
+    ] {
+        if value == 0 {
+            errors.push(BuildError::option(
+                option,
+                format!("`{option}` must be at least 1"),
+            ));
+        }
+    }
+    BuildError::first_of(errors)?;
     Ok(BuiltStage::new(Arc::new(ParquetSink { config })))
 }
 

@@ -11,7 +11,8 @@ use cascade_runtime::{BatchStage, MapStage, StageError, StageRole};
 cascade_pipeline::stage_config! {
     /// Options of the column selection.
     pub struct SelectConfig {
-        /// Columns to keep, in output order. Every one must exist in the input.
+        /// Columns to keep, in output order. Every one must exist in the input, and none
+        /// may be listed twice.
         columns: Vec<String> = Vec::new(),
     }
 }
@@ -30,6 +31,21 @@ fn build(config: PerTelescope<SelectConfig>, _: &BuildContext) -> Result<BuiltSt
     let config = config.default_value().clone();
     if config.columns.is_empty() {
         return Err(BuildError::option("columns", "list at least one column"));
+    }
+    if let Some((position, name)) = config
+        .columns
+        .iter()
+        .enumerate()
+        .find(|(i, name)| config.columns[..*i].contains(name))
+    {
+        // Parquet readers (pyarrow, polars) refuse a file with two columns of one name.
+        return Err(BuildError::option(
+            "columns",
+            format!(
+                "`{name}` is listed twice (again at position {})",
+                position + 1
+            ),
+        ));
     }
     Ok(BuiltStage::new(Arc::new(MapStage::new(Select { config }))))
 }
