@@ -79,8 +79,9 @@ pub fn parquet_info(path: &Path, json: bool) -> anyhow::Result<()> {
 /// Describes a sim_telarray file: telescopes, cameras, event counts and the histogram of
 /// EventIO object types (unknown types are counted, never an error). Reads the whole file.
 pub fn simtel_info(path: &Path, json: bool) -> anyhow::Result<()> {
+    // The reader's errors name the file and say why (the cause included): not a chain.
     let mut reader = cascade_simtel::SimtelReader::open(path)
-        .with_context(|| format!("cannot read {} as a sim_telarray file", path.display()))?;
+        .map_err(|e| anyhow::anyhow!("not readable as a sim_telarray file: {e}"))?;
     let read_error = loop {
         match reader.next_event() {
             Ok(Some(_)) => {}
@@ -120,7 +121,7 @@ pub fn simtel_info(path: &Path, json: bool) -> anyhow::Result<()> {
             "error": read_error,
         });
         outln!("{}", serde_json::to_string_pretty(&value)?);
-        return Ok(());
+        return stopped_early(path, read_error);
     }
     outln!(
         "{}: sim_telarray, {} array events with data, {} telescope events, {} simulated showers",
@@ -149,8 +150,17 @@ pub fn simtel_info(path: &Path, json: bool) -> anyhow::Result<()> {
             stats.unknown_by_type
         );
     }
-    if let Some(error) = &read_error {
-        outln!("reading stopped early: {error}");
+    stopped_early(path, read_error)
+}
+
+/// A file that could not be read to its end is an error (after its description): a
+/// script that checks files with `cascade info` must not pass a truncated one.
+fn stopped_early(path: &Path, read_error: Option<String>) -> anyhow::Result<()> {
+    match read_error {
+        Some(error) => bail!(
+            "{}: reading stopped early, the counts above cover what was read before: {error}",
+            path.display()
+        ),
+        None => Ok(()),
     }
-    Ok(())
 }

@@ -355,3 +355,30 @@ fn walk(directory: &std::path::Path) -> Vec<std::path::PathBuf> {
         })
         .collect()
 }
+
+#[test]
+fn info_of_a_truncated_file_describes_what_it_read_and_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let whole = std::fs::read(simtel_path("gamma_prod6_lst_nectarcam")).unwrap();
+    let truncated = dir.path().join("truncated.simtel.zst");
+    std::fs::write(&truncated, &whole[..whole.len() / 2]).unwrap();
+    let path = truncated.display().to_string();
+    let (ok, stdout, stderr) = cascade(&["info", &path]);
+    assert!(!ok);
+    assert!(stdout.contains("telescopes (43)"), "{stdout}");
+    assert!(
+        stderr.contains("reading stopped early")
+            && stderr.contains("of the decompressed data")
+            && stderr.contains("the file is cut short or damaged"),
+        "{stderr}"
+    );
+    let (ok, stdout, _) = cascade(&["info", &path, "--json"]);
+    assert!(!ok);
+    let info: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert!(info["error"].as_str().unwrap().contains("cut short"));
+
+    let empty = dir.path().join("empty.simtel");
+    std::fs::write(&empty, b"").unwrap();
+    let (ok, _, stderr) = cascade(&["info", &empty.display().to_string()]);
+    assert!(!ok && stderr.contains("the file is empty"), "{stderr}");
+}

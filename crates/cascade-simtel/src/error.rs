@@ -23,7 +23,12 @@ pub struct Location {
 
 impl fmt::Display for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}, byte {}", self.path.display(), self.offset)?;
+        write!(
+            f,
+            "{}, byte {} of the decompressed data",
+            self.path.display(),
+            self.offset
+        )?;
         match self.object_type {
             Some(t) => write!(f, ", object type {t} ({})", object_type_name(t)),
             None => write!(f, ", between objects"),

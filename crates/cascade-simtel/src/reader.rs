@@ -498,9 +498,14 @@ impl SimtelReader {
 
     fn install_setup(&mut self, setup: Setup) -> Result<(), SimtelError> {
         let Some(run_header) = setup.run_header else {
+            let what = if self.offset == 0 {
+                "the file is empty".to_string()
+            } else {
+                "no RunHeader (type 2000) before the events".to_string()
+            };
             return Err(SimtelError::Malformed {
                 at: self.location(self.offset, None),
-                what: "no RunHeader (type 2000) before the events".to_string(),
+                what,
             });
         };
         let reference_altitude_m = setup
@@ -821,6 +826,20 @@ impl SimtelReader {
                 what: "no EventIO sync marker where the next top-level object must start"
                     .to_string(),
             }),
+            // The decompressor failing after good data: a cut or damaged compressed file.
+            Err(FramingError::Io(source)) if self.compression != Compression::None => {
+                Err(SimtelError::Truncated {
+                    at: self.location(start, None),
+                    what: format!(
+                        "the {} data cannot be decompressed further ({source}): the file \
+                         is cut short or damaged",
+                        match self.compression {
+                            Compression::Gzip => "gzip",
+                            _ => "zstd",
+                        }
+                    ),
+                })
+            }
             Err(FramingError::Io(source)) => Err(SimtelError::Io {
                 at: self.location(start, None),
                 source,
