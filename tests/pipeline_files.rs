@@ -100,6 +100,35 @@ fn every_pipeline_file_loads_and_compiles() {
     }
 }
 
+/// The pipelines shown in `docs/pipeline-format.md` (its TOML blocks that name a source)
+/// load and compile, with a shared sim_telarray file as the input of the first.
+#[test]
+fn pipelines_in_the_format_documentation_are_valid() {
+    let page = std::fs::read_to_string(workspace().join("docs/pipeline-format.md")).unwrap();
+    let input = cascade_testdata::simtel_path("gamma_south_lsts")
+        .display()
+        .to_string();
+    let blocks: Vec<&str> = page
+        .split("```toml\n")
+        .skip(1)
+        .filter_map(|rest| rest.split_once("```").map(|(block, _)| block))
+        .filter(|block| block.contains("[sources."))
+        .collect();
+    assert!(!blocks.is_empty(), "no complete pipeline in the page");
+    for block in blocks {
+        let edits = Edits {
+            inputs: vec![input.clone()],
+            ..Edits::default()
+        };
+        let pipeline = load_pipeline("docs/pipeline-format.md", block, &registry(), &edits)
+            .unwrap_or_else(|diagnostics| panic!("{diagnostics}"));
+        pipeline
+            .graph
+            .compile(pipeline.run_options())
+            .unwrap_or_else(|e| panic!("{e:?}"));
+    }
+}
+
 /// The `paths` of a sim_telarray source, resolved against the workspace (the files name
 /// `../shared/...` as seen from the workspace root).
 fn default_inputs(text: &str) -> Vec<String> {

@@ -250,10 +250,16 @@ pub fn stages(kind: Option<&str>, markdown: bool) -> anyhow::Result<()> {
         Some(kind) => match registry.get(kind) {
             Some(factory) => vec![factory],
             None => bail!(
-                "unknown stage kind `{kind}`{}",
+                "unknown stage kind `{kind}`; {}",
                 cascade_pipeline::did_you_mean(kind, registry.factories().map(|f| f.kind()))
-                    .map(|h| format!("; {h}"))
-                    .unwrap_or_default()
+                    .unwrap_or_else(|| format!(
+                        "the kinds are {}",
+                        registry
+                            .factories()
+                            .map(|f| format!("`{}`", f.kind()))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ))
             ),
         },
     };
@@ -263,10 +269,11 @@ pub fn stages(kind: Option<&str>, markdown: bool) -> anyhow::Result<()> {
     }
     for factory in factories {
         outln!(
-            "{} ({:?}) — {}",
+            "{} ({:?}) — {} {}",
             factory.kind(),
             factory.role(),
-            factory.description()
+            factory.description(),
+            telescope_note(factory.as_ref())
         );
         for option in factory.options() {
             outln!(
@@ -291,9 +298,10 @@ pub fn stages_markdown(factories: &[&Arc<dyn StageFactory>]) -> String {
     for factory in factories {
         let role = format!("{:?}", factory.role()).to_lowercase();
         page.push_str(&format!(
-            "\n## `{}` ({role})\n\n{}\n\n",
+            "\n## `{}` ({role})\n\n{} {}\n\n",
             factory.kind(),
-            factory.description()
+            factory.description(),
+            telescope_note(factory.as_ref())
         ));
         page.push_str("| option | type | default | description |\n|---|---|---|---|\n");
         for option in factory.options() {
@@ -307,6 +315,15 @@ pub fn stages_markdown(factories: &[&Arc<dyn StageFactory>]) -> String {
         }
     }
     page
+}
+
+/// Whether a kind's options may differ per telescope, for the stage reference.
+fn telescope_note(factory: &dyn StageFactory) -> &'static str {
+    if factory.per_telescope() {
+        "Its options may differ per telescope type or id (`overrides`)."
+    } else {
+        "Its options apply to every telescope (no `overrides`)."
+    }
 }
 
 /// `cascade info FILE`.

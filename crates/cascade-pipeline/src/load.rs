@@ -391,7 +391,19 @@ impl<'r> Loader<'r> {
                 Some(cleaned) => options = Spanned::new(options.span(), cleaned),
                 None => valid = false,
             }
-            if let Some(value) = table.get("overrides") {
+            if let Some(value) = table.get("overrides")
+                && !factory.per_telescope()
+            {
+                self.error_at(
+                    value.span(),
+                    format!(
+                        "kind `{kind}` has no per-telescope options: its options apply to \
+                         every telescope, so `overrides` would be ignored"
+                    ),
+                    None,
+                );
+                valid = false;
+            } else if let Some(value) = table.get("overrides") {
                 match value.get_ref().as_table() {
                     Some(by_selector) => {
                         for (selector, override_value) in by_selector.iter() {

@@ -115,6 +115,11 @@ pub trait StageFactory: Send + Sync {
     fn description(&self) -> &'static str;
     /// Options with defaults and docs.
     fn options(&self) -> Vec<OptionDoc>;
+    /// Whether options may differ per telescope (`overrides`); false for stages whose
+    /// options apply to the whole stream (sources, sinks, filters, the stereo join).
+    fn per_telescope(&self) -> bool {
+        true
+    }
     /// Checks that a table of options deserialises; the error carries the span of the
     /// offending value.
     fn check(&self, options: &OptionValue<'_>) -> Result<(), toml::de::Error>;
@@ -135,6 +140,7 @@ pub struct TypedFactory<C> {
     role: StageRole,
     description: &'static str,
     build: BuildFn<C>,
+    per_telescope: bool,
 }
 
 impl<C: StageConfig> TypedFactory<C> {
@@ -150,7 +156,14 @@ impl<C: StageConfig> TypedFactory<C> {
             role,
             description,
             build,
+            per_telescope: true,
         }
+    }
+
+    /// Marks the kind's options as the same for every telescope: `overrides` are an error.
+    pub fn same_for_every_telescope(mut self) -> Self {
+        self.per_telescope = false;
+        self
     }
 }
 
@@ -169,6 +182,10 @@ impl<C: StageConfig> StageFactory for TypedFactory<C> {
 
     fn options(&self) -> Vec<OptionDoc> {
         C::options()
+    }
+
+    fn per_telescope(&self) -> bool {
+        self.per_telescope
     }
 
     fn check(&self, options: &OptionValue<'_>) -> Result<(), toml::de::Error> {

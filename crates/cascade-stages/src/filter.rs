@@ -43,6 +43,7 @@ pub fn factory() -> TypedFactory<FilterConfig> {
          (`where = \"hillas_intensity > 100 AND leakage_intensity_width_2 < 0.2\"`).",
         build,
     )
+    .same_for_every_telescope()
 }
 
 fn build(config: PerTelescope<FilterConfig>, _: &BuildContext) -> Result<BuiltStage, BuildError> {

@@ -46,6 +46,7 @@ pub fn factory() -> TypedFactory<ParametersConfig> {
          (hillas_*, timing_*, leakage_*, concentration_*, morphology_*, intensity_*, peak_time_*).",
         build,
     )
+    .same_for_every_telescope()
 }
 
 thread_local! {

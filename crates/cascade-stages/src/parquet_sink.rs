@@ -61,6 +61,7 @@ pub fn factory() -> TypedFactory<ParquetSinkConfig> {
          atomically: files appear under their final names only when the run succeeded.",
         build,
     )
+    .same_for_every_telescope()
 }
 
 fn build(

@@ -25,6 +25,7 @@ pub fn factory() -> TypedFactory<SelectConfig> {
         "Keeps the listed columns of its input, in the given order.",
         build,
     )
+    .same_for_every_telescope()
 }
 
 fn build(config: PerTelescope<SelectConfig>, _: &BuildContext) -> Result<BuiltStage, BuildError> {

@@ -61,6 +61,7 @@ pub fn factory() -> TypedFactory<SimtelConfig> {
          (raw ADC waveforms of every gain) batched by telescope type, with simulated truth.",
         build,
     )
+    .same_for_every_telescope()
 }
 
 fn build(config: PerTelescope<SimtelConfig>, _: &BuildContext) -> Result<BuiltStage, BuildError> {

@@ -98,6 +98,7 @@ pub fn factory() -> TypedFactory<StereoConfig> {
          HillasReconstructor or HillasIntersection.",
         build,
     )
+    .same_for_every_telescope()
 }
 
 fn build(

@@ -76,6 +76,7 @@ pub fn factory() -> TypedFactory<ToyConfig> {
          modules) telescopes. For the quickstart and benchmarks.",
         build,
     )
+    .same_for_every_telescope()
 }
 
 fn build(config: PerTelescope<ToyConfig>, _: &BuildContext) -> Result<BuiltStage, BuildError> {
