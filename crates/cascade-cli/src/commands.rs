@@ -46,6 +46,10 @@ pub fn run(
             sets,
         },
     )?;
+    if let Some(file) = metrics_file {
+        check_writable_place(Path::new(file))
+            .with_context(|| format!("cannot write metrics to {file}"))?;
+    }
     let compiled = compile(&pipeline.graph, pipeline.run_options())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -73,6 +77,22 @@ pub fn run(
         let json = serde_json::to_string_pretty(&report)?;
         write_atomically(Path::new(file), json.as_bytes())
             .with_context(|| format!("cannot write metrics to {file}"))?;
+    }
+    Ok(())
+}
+
+/// Fails unless `file` can be created where it is named: its directory exists (checked
+/// before a run, so that a long run does not end in an error about its metrics file).
+fn check_writable_place(file: &Path) -> anyhow::Result<()> {
+    let directory = match file.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    if !directory.is_dir() {
+        bail!("{} is not a directory", directory.display());
+    }
+    if file.is_dir() {
+        bail!("it is a directory");
     }
     Ok(())
 }
@@ -189,10 +209,11 @@ pub fn validate(path: &str, inputs: Vec<String>, sets: Vec<String>) -> anyhow::R
 }
 
 /// `cascade graph`.
-pub fn graph(path: &str, sets: Vec<String>) -> anyhow::Result<()> {
+pub fn graph(path: &str, inputs: Vec<String>, sets: Vec<String>) -> anyhow::Result<()> {
     let pipeline = load(
         path,
         &Edits {
+            inputs,
             sets,
             ..Edits::default()
         },

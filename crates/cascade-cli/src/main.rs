@@ -87,6 +87,9 @@ enum Command {
     Graph {
         /// The pipeline file (TOML).
         pipeline: String,
+        /// Input files for the first source (the graph is checked against them).
+        #[arg(long = "input", num_args = 1.., value_name = "PATH")]
+        inputs: Vec<String>,
         #[command(flatten)]
         edits: EditArgs,
     },
@@ -198,7 +201,11 @@ fn main() -> ExitCode {
             inputs,
             edits,
         } => commands::validate(&pipeline, inputs, edits.sets),
-        Command::Graph { pipeline, edits } => commands::graph(&pipeline, edits.sets),
+        Command::Graph {
+            pipeline,
+            inputs,
+            edits,
+        } => commands::graph(&pipeline, inputs, edits.sets),
         Command::Schema { level, markdown } => commands::schema(level.as_deref(), markdown),
         Command::Stages { kind, markdown } => commands::stages(kind.as_deref(), markdown),
         Command::Info { file, json } => commands::info(&file, json),

@@ -382,3 +382,25 @@ fn info_of_a_truncated_file_describes_what_it_read_and_fails() {
     let (ok, _, stderr) = cascade(&["info", &empty.display().to_string()]);
     assert!(!ok && stderr.contains("the file is empty"), "{stderr}");
 }
+
+#[test]
+fn an_unwritable_metrics_file_fails_before_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("out");
+    let metrics = dir.path().join("no_such_directory").join("metrics.json");
+    let (ok, _, stderr) = cascade(&[
+        "run",
+        "pipelines/quickstart.toml",
+        "--quiet",
+        "--output",
+        &output.display().to_string(),
+        "--metrics",
+        &metrics.display().to_string(),
+    ]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("cannot write metrics to") && stderr.contains("is not a directory"),
+        "{stderr}"
+    );
+    assert!(!output.exists(), "the run went ahead");
+}

@@ -228,9 +228,16 @@ fn expand(paths: &[String]) -> Result<Vec<String>, BuildError> {
             .map(|p| p.display().to_string())
             .collect();
         if matches.is_empty() {
+            let relative = if std::path::Path::new(pattern).is_relative() {
+                std::env::current_dir()
+                    .map(|d| format!(" (relative to the current directory, {})", d.display()))
+                    .unwrap_or_default()
+            } else {
+                String::new()
+            };
             return Err(BuildError::option(
                 "paths",
-                format!("`{pattern}` matches no file"),
+                format!("`{pattern}` matches no file{relative}"),
             ));
         }
         files.extend(matches);
