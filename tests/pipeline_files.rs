@@ -217,9 +217,23 @@ fn quickstart_runs_end_to_end_and_writes_readable_parquet() {
     );
     for sink in ["dl1_parameters", "dl1_images"] {
         assert_eq!(rows(sink), rows("events"));
-        let table =
-            cascade_testdata::Table::read(&output.path().join(sink).join("part-00000.parquet"));
+        let path = output.path().join(sink).join("part-00000.parquet");
+        let table = cascade_testdata::Table::read(&path);
         assert_eq!(table.n_rows() as u64, rows("events"));
+        // provenance: the pipeline and the sink that wrote the file
+        let reader =
+            parquet::file::reader::SerializedFileReader::new(std::fs::File::open(&path).unwrap())
+                .unwrap();
+        let metadata = parquet::file::reader::FileReader::metadata(&reader).file_metadata();
+        let value = |key: &str| {
+            metadata
+                .key_value_metadata()
+                .and_then(|kv| kv.iter().find(|entry| entry.key == key))
+                .and_then(|entry| entry.value.clone())
+        };
+        assert_eq!(value("cascade.pipeline").as_deref(), Some("quickstart"));
+        assert_eq!(value("cascade.sink").as_deref(), Some(sink));
+        assert!(value("ARROW:schema").is_some());
     }
     let parameters =
         cascade_testdata::Table::read(&output.path().join("dl1_parameters/part-00000.parquet"));

@@ -29,6 +29,22 @@ fn load(path: &str, edits: &Edits) -> anyhow::Result<LoadedPipeline> {
     })
 }
 
+/// Fails for a pipeline without a sink: it would run and keep nothing (a library may build
+/// such graphs to collect a stage's output; a pipeline file must say where results go).
+fn require_a_sink(path: &str, pipeline: &LoadedPipeline) -> anyhow::Result<()> {
+    if !pipeline
+        .entries
+        .iter()
+        .any(|e| e.role == cascade_runtime::StageRole::Sink)
+    {
+        bail!(
+            "{path} has no sink, so a run would keep nothing: add a [sinks.NAME] table (e.g. \
+             kind = \"parquet\")"
+        );
+    }
+    Ok(())
+}
+
 /// `cascade run`.
 pub fn run(
     path: &str,
@@ -46,6 +62,7 @@ pub fn run(
             sets,
         },
     )?;
+    require_a_sink(path, &pipeline)?;
     if let Some(file) = metrics_file {
         check_writable_place(Path::new(file))
             .with_context(|| format!("cannot write metrics to {file}"))?;
@@ -186,6 +203,7 @@ pub fn validate(path: &str, inputs: Vec<String>, sets: Vec<String>) -> anyhow::R
             sets,
         },
     )?;
+    require_a_sink(path, &pipeline)?;
     outln!(
         "{path}: valid ({} sources, {} stages, {} sinks; {} telescopes)",
         pipeline

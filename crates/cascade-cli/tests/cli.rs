@@ -404,3 +404,20 @@ fn an_unwritable_metrics_file_fails_before_the_run() {
     );
     assert!(!output.exists(), "the run went ahead");
 }
+
+#[test]
+fn a_pipeline_without_a_sink_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = dir.path().join("no_sink.toml");
+    std::fs::write(
+        &pipeline,
+        "[sources.events]\nkind = \"toy\"\nn_events = 3\n\n[stages.ids]\nkind = \"select\"\n\
+         columns = [\"event_id\"]\ninputs = [\"events\"]\n",
+    )
+    .unwrap();
+    let pipeline = pipeline.display().to_string();
+    for command in ["validate", "run"] {
+        let (ok, _, stderr) = cascade(&[command, &pipeline]);
+        assert!(!ok && stderr.contains("has no sink"), "{command}: {stderr}");
+    }
+}

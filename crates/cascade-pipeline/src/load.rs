@@ -29,7 +29,8 @@ use crate::{
 crate::stage_config! {
     /// Pipeline-wide settings: the `[pipeline]` table.
     pub struct PipelineSettings {
-        /// Name of the pipeline (recorded in outputs for provenance).
+        /// Name of the pipeline, recorded in the key-value metadata of every Parquet file
+        /// it writes (`cascade.pipeline`) for provenance.
         name: String = "pipeline".to_string(),
         /// Telescope events per batch produced by sources. Larger batches amortise
         /// per-batch costs; smaller ones lower latency and memory.
@@ -229,7 +230,7 @@ impl<'r> Loader<'r> {
                 "the pipeline has no source: add a [sources.NAME] table (e.g. kind = \"toy\")",
             ));
         }
-        let (graph, subarray) = self.build(&entries, settings.batch_size);
+        let (graph, subarray) = self.build(&entries, &settings);
         self.check_graph(&graph, &entries);
         let entries = entries
             .iter()
@@ -686,14 +687,15 @@ impl<'r> Loader<'r> {
     fn build(
         &mut self,
         entries: &[Entry<'_>],
-        batch_size: usize,
+        settings: &PipelineSettings,
     ) -> (PipelineGraph, Arc<SubarrayDescription>) {
         let mut graph = PipelineGraph::new();
         let mut context = BuildContext {
             subarray: Arc::default(),
             readout: BTreeMap::new(),
             shared: BTreeMap::new(),
-            batch_size,
+            batch_size: settings.batch_size,
+            pipeline_name: settings.name.clone(),
         };
         let mut built: BTreeMap<usize, Arc<dyn Stage>> = BTreeMap::new();
         // Sources first: they provide the instrument the other stages resolve overrides with.

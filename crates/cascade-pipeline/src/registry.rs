@@ -29,6 +29,8 @@ pub struct BuildContext {
     pub shared: BTreeMap<&'static str, SharedObject>,
     /// Telescope events per batch.
     pub batch_size: usize,
+    /// The pipeline's `name` (for provenance in the outputs).
+    pub pipeline_name: String,
 }
 
 /// An object a source shares with the stages downstream of it.

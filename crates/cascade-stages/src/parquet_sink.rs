@@ -25,6 +25,7 @@ use datafusion_physical_plan::stream::RecordBatchReceiverStreamBuilder;
 use futures::StreamExt;
 use parquet::arrow::{ArrowSchemaConverter, ArrowWriter};
 use parquet::basic::{Compression, Encoding, Type as PhysicalType, ZstdLevel};
+use parquet::file::metadata::KeyValue;
 use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterPropertiesBuilder};
 use tokio::sync::mpsc;
 
@@ -66,7 +67,7 @@ pub fn factory() -> TypedFactory<ParquetSinkConfig> {
 
 fn build(
     config: PerTelescope<ParquetSinkConfig>,
-    _: &BuildContext,
+    context: &BuildContext,
 ) -> Result<BuiltStage, BuildError> {
     let config = config.default_value().clone();
     let mut errors = Vec::new();
@@ -88,19 +89,31 @@ fn build(
         }
     }
     BuildError::first_of(errors)?;
-    Ok(BuiltStage::new(Arc::new(ParquetSink { config })))
+    let sink = ParquetSink::new(config).with_pipeline_name(&context.pipeline_name);
+    Ok(BuiltStage::new(Arc::new(sink)))
 }
 
 /// The Parquet sink stage.
 #[derive(Debug)]
 pub struct ParquetSink {
     config: ParquetSinkConfig,
+    /// Written to every file's key-value metadata as `cascade.pipeline` when not empty.
+    pipeline_name: String,
 }
 
 impl ParquetSink {
     /// A sink with the given options.
     pub fn new(config: ParquetSinkConfig) -> Self {
-        Self { config }
+        Self {
+            config,
+            pipeline_name: String::new(),
+        }
+    }
+
+    /// The sink of the pipeline named `name`, which its files record.
+    pub fn with_pipeline_name(mut self, name: &str) -> Self {
+        self.pipeline_name = name.to_string();
+        self
     }
 }
 
@@ -131,11 +144,19 @@ impl Stage for ParquetSink {
         let mut input = inputs.remove(0);
         let schema = input.schema();
         let dataset = Path::new(&self.config.output_dir).join(&ctx.name);
+        let mut provenance = vec![KeyValue::new("cascade.sink".to_string(), ctx.name.clone())];
+        if !self.pipeline_name.is_empty() {
+            provenance.push(KeyValue::new(
+                "cascade.pipeline".to_string(),
+                self.pipeline_name.clone(),
+            ));
+        }
         let mut writer = DatasetWriter::create(
             dataset,
             Arc::clone(&schema),
             self.config.clone(),
             Arc::clone(&ctx.metrics),
+            provenance,
         )?;
         let mut builder = RecordBatchReceiverStreamBuilder::new(Arc::clone(&schema), 1);
         builder.spawn(async move {
@@ -203,6 +224,8 @@ struct DatasetWriter {
     created_directories: Vec<PathBuf>,
     /// Whether the dataset was published ([`DatasetWriter::finish`]).
     committed: bool,
+    /// Key-value metadata of every file: the sink and pipeline that wrote it.
+    provenance: Vec<KeyValue>,
 }
 
 impl DatasetWriter {
@@ -211,6 +234,7 @@ impl DatasetWriter {
         schema: SchemaRef,
         config: ParquetSinkConfig,
         metrics: Arc<StageMetrics>,
+        provenance: Vec<KeyValue>,
     ) -> Result<Self, StageError> {
         if !config.overwrite && !existing_parts(&directory)?.is_empty() {
             return Err(StageError::Config(format!(
@@ -240,6 +264,7 @@ impl DatasetWriter {
             finished_parts: Vec::new(),
             created_directories,
             committed: false,
+            provenance,
         })
     }
 
@@ -321,7 +346,8 @@ impl DatasetWriter {
         let properties = WriterProperties::builder()
             .set_compression(Compression::ZSTD(level))
             .set_max_row_group_row_count(Some(self.config.row_group_size))
-            .set_created_by(format!("cascade {}", env!("CARGO_PKG_VERSION")));
+            .set_created_by(format!("cascade {}", env!("CARGO_PKG_VERSION")))
+            .set_key_value_metadata(Some(self.provenance.clone()));
         let properties =
             column_encodings(properties, &self.schema, self.config.byte_stream_split)?.build();
         ArrowWriter::try_new(file, Arc::clone(&self.schema), Some(properties))
