@@ -167,6 +167,20 @@ fn did_you_mean_and_command_line_errors() {
     );
     assert_eq!(diagnostics.len(), 2, "{report}");
 
+    // A typo in an entry's name is not a new entry: one error, with the likely name.
+    let typo = Edits {
+        sets: vec!["sources.event.seed=4".into()],
+        ..Edits::default()
+    };
+    let diagnostics = load_pipeline("inline.toml", text, &registry(), &typo).unwrap_err();
+    assert_eq!(diagnostics.len(), 1, "{diagnostics}");
+    assert!(
+        diagnostics
+            .to_string()
+            .contains("the pipeline has no source `event`; did you mean `events`?"),
+        "{diagnostics}"
+    );
+
     let inputs = Edits {
         inputs: vec!["a.simtel.zst".into()],
         ..Edits::default()

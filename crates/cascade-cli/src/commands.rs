@@ -22,7 +22,7 @@ fn load(path: &str, edits: &Edits) -> anyhow::Result<LoadedPipeline> {
     load_pipeline(path, &text, &registry(), edits).map_err(|diagnostics| {
         eprintln!("{diagnostics}");
         anyhow::anyhow!(
-            "{path} is not a valid pipeline ({} error{})",
+            "{path} cannot run as given ({} error{} above)",
             diagnostics.len(),
             if diagnostics.len() == 1 { "" } else { "s" }
         )
@@ -63,6 +63,7 @@ pub fn run(
         },
     )?;
     require_a_sink(path, &pipeline)?;
+    let datasets = datasets(&pipeline);
     if let Some(file) = metrics_file {
         check_writable_place(Path::new(file))
             .with_context(|| format!("cannot write metrics to {file}"))?;
@@ -88,7 +89,7 @@ pub fn run(
     });
     let report = report.with_context(|| format!("pipeline {path} failed"))?;
     if !quiet {
-        print_report(&report);
+        print_report(&report, &datasets);
     }
     if let Some(file) = metrics_file {
         let json = serde_json::to_string_pretty(&report)?;
@@ -374,7 +375,22 @@ pub fn info(file: &str, json: bool) -> anyhow::Result<()> {
     crate::info::simtel_info(path, json)
 }
 
-fn print_report(report: &MetricsReport) {
+/// Where each Parquet sink of `pipeline` writes: (sink name, dataset directory).
+fn datasets(pipeline: &LoadedPipeline) -> Vec<(String, String)> {
+    pipeline
+        .entries
+        .iter()
+        .filter(|e| e.role == cascade_runtime::StageRole::Sink)
+        .filter_map(|e| {
+            let config = pipeline.graph.stage(&e.name)?.config();
+            let directory = config.get("output_dir")?.as_str()?;
+            let dataset = Path::new(directory).join(&e.name);
+            Some((e.name.clone(), dataset.display().to_string()))
+        })
+        .collect()
+}
+
+fn print_report(report: &MetricsReport, datasets: &[(String, String)]) {
     eprintln!(
         "\n{:<20} {:<16} {:>12} {:>9} {:>10} {:>8}",
         "stage", "kind", "rows", "batches", "busy [s]", "buffer"
@@ -395,6 +411,14 @@ fn print_report(report: &MetricsReport) {
         }
     }
     eprintln!("wall time {:.3} s", report.wall_seconds);
+    for (sink, dataset) in datasets {
+        let rows = report
+            .stages
+            .iter()
+            .find(|s| &s.name == sink)
+            .map_or(0, |s| s.metrics.rows);
+        eprintln!("wrote {dataset}/ ({rows} rows)");
+    }
 }
 
 /// Writes `bytes` to `path` through a temporary file and a rename.

@@ -87,6 +87,12 @@ fn run_prints_and_writes_the_stereo_join_counters() {
         stderr.contains("events_complete 5, events_incomplete 0"),
         "{stderr}"
     );
+    // where every dataset went, with its rows
+    let dl2 = output.path().join("dl2_shower").display().to_string();
+    assert!(
+        stderr.contains(&format!("wrote {dl2}/ (5 rows)")),
+        "{stderr}"
+    );
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&metrics).unwrap()).unwrap();
     let stages = report["stages"].as_array().unwrap();

@@ -573,6 +573,10 @@ impl<'r> Loader<'r> {
             match parsed {
                 Ok(table) => {
                     let table = table.into_inner();
+                    if let Some(message) = unknown_entry(root, &table) {
+                        self.edit_error(set, message);
+                        continue;
+                    }
                     let span = self.edit_span(set);
                     merge(root, respan_table(table, &span));
                 }
@@ -788,6 +792,14 @@ impl<'r> Loader<'r> {
             }
         }
         let Err(errors) = graph.check() else { return };
+        // A name used twice makes a stage seem to read itself: that "cycle" is the same error.
+        let duplicates: Vec<String> = errors
+            .iter()
+            .filter_map(|e| match e {
+                GraphError::DuplicateName { stage } => Some(stage.clone()),
+                _ => None,
+            })
+            .collect();
         for error in errors {
             let Some(entry) = entries.iter().find(|e| e.name == error.stage()) else {
                 continue;
@@ -806,6 +818,8 @@ impl<'r> Loader<'r> {
                         did_you_mean(input, candidates),
                     );
                 }
+                GraphError::Cycle { cycle, .. } if cycle.iter().all(|n| duplicates.contains(n)) => {
+                }
                 GraphError::Cycle { cycle, .. } => {
                     self.error_at(
                         entry.name_span.clone(),
@@ -814,8 +828,14 @@ impl<'r> Loader<'r> {
                     );
                 }
                 GraphError::DuplicateName { stage } => {
+                    // at its second use: the first is where the name belongs
+                    let second = entries
+                        .iter()
+                        .rev()
+                        .find(|e| e.name == *stage)
+                        .unwrap_or(entry);
                     self.error_at(
-                        entry.name_span.clone(),
+                        second.name_span.clone(),
                         format!("the name `{stage}` is used twice"),
                         None,
                     );
@@ -884,6 +904,39 @@ fn contains(span: &Range<usize>, offset: usize) -> bool {
 
 fn quote(value: &str) -> String {
     format!("\"{}\"", value.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// Why an edit may not apply: it sets options of a source, stage or sink the file does not
+/// have (a typo, most likely) without giving it a `kind` to create it.
+fn unknown_entry(root: &DeTable<'_>, edit: &DeTable<'_>) -> Option<String> {
+    let names_in = |table: &DeTable<'_>, section: &str| -> Vec<String> {
+        table
+            .get(section)
+            .and_then(|s| s.get_ref().as_table())
+            .map(|s| s.iter().map(|(n, _)| n.get_ref().to_string()).collect())
+            .unwrap_or_default()
+    };
+    for (section, what) in [
+        ("sources", "source"),
+        ("stages", "stage"),
+        ("sinks", "sink"),
+    ] {
+        let existing = names_in(root, section);
+        let Some(entries) = edit.get(section).and_then(|s| s.get_ref().as_table()) else {
+            continue;
+        };
+        for (name, entry) in entries.iter() {
+            let name = name.get_ref();
+            let creates = entry.get_ref().get("kind").is_some();
+            if !creates && !existing.iter().any(|e| e == name.as_ref()) {
+                let hint = did_you_mean(name, existing.iter().map(String::as_str))
+                    .map(|h| format!("; {h}"))
+                    .unwrap_or_default();
+                return Some(format!("the pipeline has no {what} `{name}`{hint}"));
+            }
+        }
+    }
+    None
 }
 
 /// Deep-merges `edit` into `root`; leaves of `edit` replace those of `root`.
