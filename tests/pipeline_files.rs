@@ -248,6 +248,14 @@ fn quickstart_runs_end_to_end_and_writes_readable_parquet() {
         assert_eq!(value("cascade.pipeline").as_deref(), Some("quickstart"));
         assert_eq!(value("cascade.sink").as_deref(), Some(sink));
         assert!(value("ARROW:schema").is_some());
+        // ... and in the Arrow schema, where Arrow readers show it
+        let arrow = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+            std::fs::File::open(&path).unwrap(),
+        )
+        .unwrap();
+        let metadata = arrow.schema().metadata();
+        assert_eq!(metadata["cascade.pipeline"], "quickstart");
+        assert_eq!(metadata["cascade.sink"], sink);
     }
     let parameters =
         cascade_testdata::Table::read(&output.path().join("dl1_parameters/part-00000.parquet"));

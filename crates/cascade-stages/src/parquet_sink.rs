@@ -254,6 +254,13 @@ impl DatasetWriter {
             std::process::id(),
             Instant::now().elapsed().as_nanos() ^ nanos_since_epoch()
         );
+        // The provenance also goes into the Arrow schema's metadata, which Arrow readers
+        // (pyarrow's `schema.metadata`) show; Parquet readers see the file's key-value pairs.
+        let mut metadata = schema.metadata().clone();
+        for entry in &provenance {
+            metadata.insert(entry.key.clone(), entry.value.clone().unwrap_or_default());
+        }
+        let schema = Arc::new(schema.as_ref().clone().with_metadata(metadata));
         Ok(Self {
             directory,
             schema,
