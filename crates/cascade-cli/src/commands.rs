@@ -80,7 +80,7 @@ pub fn run(
         // is dropped, before the error is reported).
         let result = tokio::select! {
             result = compiled.run() => result.map_err(anyhow::Error::from),
-            signal = interruption() => Err(anyhow::Error::new(signal)),
+            signal = crate::interrupt::interruption() => Err(anyhow::Error::new(signal)),
         };
         if let Some(progress) = progress {
             progress.finish().await;
@@ -113,68 +113,6 @@ fn check_writable_place(file: &Path) -> anyhow::Result<()> {
         bail!("it is a directory");
     }
     Ok(())
-}
-
-/// A run stopped by a signal; the process exits with `128 + ` the signal's number.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Interrupted {
-    /// SIGINT (Ctrl-C).
-    Interrupt,
-    /// SIGTERM.
-    Terminate,
-}
-
-impl Interrupted {
-    /// The shell's exit status of a process ended by the signal: 130 or 143.
-    pub fn exit_code(self) -> u8 {
-        match self {
-            Interrupted::Interrupt => 130,
-            Interrupted::Terminate => 143,
-        }
-    }
-}
-
-impl std::fmt::Display for Interrupted {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let signal = match self {
-            Interrupted::Interrupt => "SIGINT",
-            Interrupted::Terminate => "SIGTERM",
-        };
-        write!(
-            f,
-            "interrupted by {signal}: no output was published and the temporary files were removed"
-        )
-    }
-}
-
-impl std::error::Error for Interrupted {}
-
-/// Waits for SIGINT (Ctrl-C) or, on Unix, SIGTERM; never returns when neither handler can
-/// be installed.
-async fn interruption() -> Interrupted {
-    let interrupt = async {
-        match tokio::signal::ctrl_c().await {
-            Ok(()) => Interrupted::Interrupt,
-            Err(_) => std::future::pending().await,
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut terminate) => {
-                terminate.recv().await;
-                Interrupted::Terminate
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<Interrupted>();
-    tokio::select! {
-        signal = interrupt => signal,
-        signal = terminate => signal,
-    }
 }
 
 /// Compiles a checked graph; every graph error becomes one line of the error.

@@ -24,6 +24,7 @@ macro_rules! out {
 mod bench;
 mod commands;
 mod info;
+mod interrupt;
 mod progress;
 
 use std::process::ExitCode;
@@ -237,7 +238,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
-            match error.downcast_ref::<commands::Interrupted>() {
+            match error.downcast_ref::<interrupt::Interrupted>() {
                 Some(signal) => ExitCode::from(signal.exit_code()),
                 None => ExitCode::FAILURE,
             }

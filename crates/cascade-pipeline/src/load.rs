@@ -818,14 +818,14 @@ impl<'r> Loader<'r> {
                         did_you_mean(input, candidates),
                     );
                 }
-                GraphError::Cycle { cycle, .. } if cycle.iter().all(|n| duplicates.contains(n)) => {
-                }
                 GraphError::Cycle { cycle, .. } => {
-                    self.error_at(
-                        entry.name_span.clone(),
-                        format!("inputs form a cycle: {}", cycle.join(" -> ")),
-                        None,
-                    );
+                    if !cycle.iter().all(|name| duplicates.contains(name)) {
+                        self.error_at(
+                            entry.name_span.clone(),
+                            format!("inputs form a cycle: {}", cycle.join(" -> ")),
+                            None,
+                        );
+                    }
                 }
                 GraphError::DuplicateName { stage } => {
                     // at its second use: the first is where the name belongs

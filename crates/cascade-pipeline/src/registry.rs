@@ -118,7 +118,8 @@ pub trait StageFactory: Send + Sync {
     /// Options with defaults and docs.
     fn options(&self) -> Vec<OptionDoc>;
     /// Whether options may differ per telescope (`overrides`); false for stages whose
-    /// options apply to the whole stream (sources, sinks, filters, the stereo join).
+    /// options apply to the whole stream (sources, sinks, column selections and filters,
+    /// image parameters, the stereo join).
     fn per_telescope(&self) -> bool {
         true
     }

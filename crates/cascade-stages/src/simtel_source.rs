@@ -215,13 +215,6 @@ impl Instrument {
     }
 }
 
-/// Whether two descriptions are the same, value by value: their `Debug` forms, which write
-/// every float exactly and a NaN as `NaN` (a telescope without an effective focal length
-/// has a NaN one, and NaN != NaN would make a file differ from itself).
-fn same<T: std::fmt::Debug>(a: &T, b: &T) -> bool {
-    format!("{a:?}") == format!("{b:?}")
-}
-
 /// Expands the paths and globs of `paths`, in order; every entry must match a file.
 fn expand(paths: &[String]) -> Result<Vec<String>, BuildError> {
     if paths.is_empty() {
@@ -281,12 +274,12 @@ impl SimtelSource {
         // The file's calibration object last seen per telescope: a new one is compared
         // with the published calibration (published by the first).
         let mut seen: BTreeMap<u16, Arc<cascade_simtel::TelescopeCalibration>> = BTreeMap::new();
-        'files: for file in &self.files {
+        'files: for (index, file) in self.files.iter().enumerate() {
             // The R0 schema has no use for sim_telarray's pixel timing.
             let mut reader = SimtelReader::open(file)
                 .map_err(|e| StageError::Data(e.to_string()))?
                 .with_pixel_timing(false);
-            if file != &self.files[0] {
+            if index > 0 {
                 let instrument = Instrument::selected(&reader, &self.config, &self.selectors);
                 if let Some(difference) = self.instrument.difference(&instrument) {
                     return Err(self.not_like_the_first(file, &difference));
@@ -346,28 +339,7 @@ impl SimtelSource {
         }
         Ok(())
     }
-}
 
-/// Ascending telescope ids written as ranges: `1-4, 7, 9-12`.
-fn id_ranges(ids: &[u16]) -> String {
-    let mut ranges: Vec<(u16, u16)> = Vec::new();
-    for &id in ids {
-        match ranges.last_mut() {
-            Some((_, last)) if last.checked_add(1) == Some(id) => *last = id,
-            _ => ranges.push((id, id)),
-        }
-    }
-    let range = |&(first, last): &(u16, u16)| {
-        if first == last {
-            first.to_string()
-        } else {
-            format!("{first}-{last}")
-        }
-    };
-    ranges.iter().map(range).collect::<Vec<_>>().join(", ")
-}
-
-impl SimtelSource {
     /// Publishes the first calibration of telescope `tel_id`; a later one must be the same.
     fn publish_or_compare(
         &self,
@@ -401,21 +373,6 @@ impl SimtelSource {
             self.files[0]
         ))
     }
-}
-
-/// Whether two calibrations hold the same values, bit for bit (NaN pedestals included).
-fn same_calibration(a: &TelescopeCalibration, b: &TelescopeCalibration) -> bool {
-    let same = |a: &Array2<f32>, b: &Array2<f32>| {
-        a.shape() == b.shape() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
-    };
-    same(&a.pedestal_per_sample, &b.pedestal_per_sample)
-        && same(&a.dc_to_pe, &b.dc_to_pe)
-        && match (&a.time_shift_ns, &b.time_shift_ns) {
-            (Some(a), Some(b)) => same(a, b),
-            (None, None) => true,
-            _ => false,
-        }
-        && a.broken_pixels == b.broken_pixels
 }
 
 impl Stage for SimtelSource {
@@ -617,6 +574,47 @@ pub(crate) fn tel_id_lists(
         Arc::new(Int16Array::from(ids)),
         None,
     )?))
+}
+
+/// Ascending telescope ids written as ranges: `1-4, 7, 9-12`.
+fn id_ranges(ids: &[u16]) -> String {
+    let mut ranges: Vec<(u16, u16)> = Vec::new();
+    for &id in ids {
+        match ranges.last_mut() {
+            Some((_, last)) if last.checked_add(1) == Some(id) => *last = id,
+            _ => ranges.push((id, id)),
+        }
+    }
+    let range = |&(first, last): &(u16, u16)| {
+        if first == last {
+            first.to_string()
+        } else {
+            format!("{first}-{last}")
+        }
+    };
+    ranges.iter().map(range).collect::<Vec<_>>().join(", ")
+}
+
+/// Whether two descriptions are the same, value by value: their `Debug` forms, which write
+/// every float exactly and a NaN as `NaN` (a telescope without an effective focal length
+/// has a NaN one, and NaN != NaN would make a file differ from itself).
+fn same<T: std::fmt::Debug>(a: &T, b: &T) -> bool {
+    format!("{a:?}") == format!("{b:?}")
+}
+
+/// Whether two calibrations hold the same values, bit for bit (NaN pedestals included).
+fn same_calibration(a: &TelescopeCalibration, b: &TelescopeCalibration) -> bool {
+    let same = |a: &Array2<f32>, b: &Array2<f32>| {
+        a.shape() == b.shape() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
+    };
+    same(&a.pedestal_per_sample, &b.pedestal_per_sample)
+        && same(&a.dc_to_pe, &b.dc_to_pe)
+        && match (&a.time_shift_ns, &b.time_shift_ns) {
+            (Some(a), Some(b)) => same(a, b),
+            (None, None) => true,
+            _ => false,
+        }
+        && a.broken_pixels == b.broken_pixels
 }
 
 #[cfg(test)]
