@@ -198,7 +198,8 @@ impl Instrument {
             ));
         }
         for (id, telescope) in &self.subarray.telescopes {
-            if !same(&other.subarray.telescope(*id), &Some(telescope)) {
+            let theirs = other.subarray.telescope(*id).map(|t| t.as_ref());
+            if !same(&theirs, &Some(telescope.as_ref())) {
                 return Some(format!("telescope {id} is not the same telescope"));
             }
             if !same(
@@ -207,11 +208,13 @@ impl Instrument {
             ) {
                 return Some(format!("telescope {id} is at another position"));
             }
-            if !same(&other.readout.get(id), &self.readout.get(id)) {
+            let readout = |i: &Instrument| i.readout.get(id).map(|r| r.as_ref().clone());
+            if !same(&readout(other), &readout(self)) {
                 return Some(format!("telescope {id} samples its waveforms otherwise"));
             }
         }
-        (!same(self, other)).then(|| "the array is described otherwise".to_string())
+        (!same(&self.subarray, &other.subarray))
+            .then(|| "the array is described otherwise".to_string())
     }
 }
 
@@ -595,11 +598,15 @@ fn id_ranges(ids: &[u16]) -> String {
     ranges.iter().map(range).collect::<Vec<_>>().join(", ")
 }
 
-/// Whether two descriptions are the same, value by value: their `Debug` forms, which write
-/// every float exactly and a NaN as `NaN` (a telescope without an effective focal length
-/// has a NaN one, and NaN != NaN would make a file differ from itself).
-fn same<T: std::fmt::Debug>(a: &T, b: &T) -> bool {
-    format!("{a:?}") == format!("{b:?}")
+/// Whether two descriptions are the same, value by value: as their serialised forms,
+/// where a NaN equals a NaN (a telescope without an effective focal length has a NaN one,
+/// and NaN != NaN would make a file differ from itself) and the identifiers that a
+/// description gets when it is read (those of its neighbour lists) are left out.
+fn same<T: serde::Serialize>(a: &T, b: &T) -> bool {
+    match (serde_json::to_value(a), serde_json::to_value(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
 }
 
 /// Whether two calibrations hold the same values, bit for bit (NaN pedestals included).
@@ -626,6 +633,24 @@ mod tests {
         assert_eq!(id_ranges(&[]), "");
         assert_eq!(id_ranges(&[1, 2, 3, 4, 7, 9, 10, 11, 12]), "1-4, 7, 9-12");
         assert_eq!(id_ranges(&[5, u16::MAX]), "5, 65535");
+    }
+
+    #[test]
+    fn descriptions_are_the_same_by_value_nan_included_identifiers_excluded() {
+        assert!(same(&[f64::NAN, 1.5], &[f64::NAN, 1.5]));
+        assert!(!same(&[f64::NAN, 1.5], &[f64::NAN, 1.5000001]));
+        assert!(!same(&[0.0, 1.5], &[f64::NAN, 1.5]));
+        let lists = [vec![1], vec![0, 2], vec![1]];
+        let (a, b) = (
+            cascade_instrument::Neighbors::from_lists(&lists),
+            cascade_instrument::Neighbors::from_lists(&lists),
+        );
+        assert_ne!(a.id(), b.id());
+        assert!(same(&a, &b));
+        assert!(!same(
+            &a,
+            &cascade_instrument::Neighbors::from_lists(&lists[..2])
+        ));
     }
 
     #[test]
