@@ -320,6 +320,7 @@ fn an_interrupted_run_removes_its_temporary_files() {
             .arg(&output)
             .args(["--set", "sources.events.n_events=100000000"])
             .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+            .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
         // Wait until a sink is writing a part file, so that there is something to remove.
@@ -340,8 +341,18 @@ fn an_interrupted_run_removes_its_temporary_files() {
             .status()
             .unwrap();
         assert!(killed.success());
-        let exit = child.wait().unwrap();
-        assert_eq!(exit.code(), Some(status), "{signal}");
+        let exit = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&exit.stderr);
+        assert_eq!(exit.status.code(), Some(status), "{signal}: {stderr}");
+        let name = if signal == "-INT" {
+            "SIGINT"
+        } else {
+            "SIGTERM"
+        };
+        assert!(
+            stderr.contains(&format!("interrupted by {name}: no output was published")),
+            "{stderr}"
+        );
         let left: Vec<_> = walk(&output);
         assert!(left.is_empty(), "{signal} left {left:?}");
     }

@@ -247,6 +247,17 @@ impl DatasetWriter {
             .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
             .map(Path::to_path_buf)
             .collect();
+        if let Some(file) = directory
+            .ancestors()
+            .find(|d| d.exists())
+            .filter(|d| !d.is_dir())
+        {
+            return Err(StageError::Config(format!(
+                "cannot write the dataset {}: {} is a file, not a directory",
+                directory.display(),
+                file.display()
+            )));
+        }
         std::fs::create_dir_all(&directory).map_err(|source| io_error(&directory, source))?;
         remove_stale_temporaries(&directory);
         let run_tag = format!(

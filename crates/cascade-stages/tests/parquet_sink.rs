@@ -211,6 +211,19 @@ fn failed_run_leaves_no_file_and_keeps_the_previous_dataset() {
     assert!(fresh.path().exists());
 }
 
+#[test]
+fn an_output_directory_that_is_a_file_is_named_in_the_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("output");
+    std::fs::write(&file, b"not a directory").unwrap();
+    let error = run(&file, 1, false, 1000).unwrap_err().to_string();
+    assert!(
+        error.contains(&format!("{} is a file, not a directory", file.display())),
+        "{error}"
+    );
+    assert_eq!(std::fs::read(&file).unwrap(), b"not a directory");
+}
+
 #[cfg(target_os = "linux")]
 #[test]
 fn temporary_files_of_runs_that_were_killed_are_removed() {
