@@ -315,7 +315,7 @@ fn an_interrupted_run_removes_its_temporary_files() {
     let parent = tempfile::tempdir().unwrap();
     for (signal, status) in [("-INT", 130), ("-TERM", 143)] {
         let output = parent.path().join(&signal[1..]);
-        let mut child = Command::new(env!("CARGO_BIN_EXE_cascade"))
+        let child = Command::new(env!("CARGO_BIN_EXE_cascade"))
             .args(["run", "pipelines/quickstart.toml", "--quiet", "--output"])
             .arg(&output)
             .args(["--set", "sources.events.n_events=100000000"])

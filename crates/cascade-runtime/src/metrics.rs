@@ -20,6 +20,9 @@ pub struct StageMetrics {
     peak_buffered: AtomicI64,
     /// The stage's own counters, by name (see [`StageMetrics::add_count`]).
     counters: Mutex<BTreeMap<&'static str, u64>>,
+    /// How far a source is through its input (see [`StageMetrics::set_input_progress`]).
+    input_done: AtomicU64,
+    input_total: AtomicU64,
 }
 
 impl StageMetrics {
@@ -66,6 +69,19 @@ impl StageMetrics {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let counter = counters.entry(name).or_default();
         *counter = (*counter).max(value);
+    }
+
+    /// A source's progress through its input: `done` of `total`, in units it chooses (bytes
+    /// of its files, events to generate), for progress displays.
+    pub fn set_input_progress(&self, done: u64, total: u64) {
+        self.input_total.store(total, Ordering::Relaxed);
+        self.input_done.store(done.min(total), Ordering::Relaxed);
+    }
+
+    /// The fraction of its input a source has read, once it has reported a total.
+    pub fn input_fraction(&self) -> Option<f64> {
+        let total = self.input_total.load(Ordering::Relaxed);
+        (total > 0).then(|| self.input_done.load(Ordering::Relaxed) as f64 / total as f64)
     }
 
     /// Rows emitted so far.

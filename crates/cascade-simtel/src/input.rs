@@ -3,8 +3,10 @@
 //! is read as plain EventIO.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Compression of an input file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,9 +34,47 @@ pub fn detect_compression(head: &[u8]) -> Compression {
     }
 }
 
+/// How many bytes of an input file (as stored, before decompression) its stream has read:
+/// a handle that another thread can poll to report progress.
+#[derive(Debug, Clone, Default)]
+pub struct FileProgress(Arc<AtomicU64>);
+
+impl FileProgress {
+    /// Bytes of the file read so far.
+    pub fn bytes_read(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// A reader that counts what it reads into a [`FileProgress`].
+struct Counting<R> {
+    inner: R,
+    progress: FileProgress,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.progress.0.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
 /// Opens `path` as a buffered, decompressed stream.
 pub fn open_decompressed(path: &Path) -> std::io::Result<(Box<dyn BufRead + Send>, Compression)> {
-    let mut file = BufReader::with_capacity(BUFFER_SIZE, File::open(path)?);
+    open_with_progress(path).map(|(stream, compression, _)| (stream, compression))
+}
+
+/// [`open_decompressed`], with a handle on how much of the file the stream has read.
+pub fn open_with_progress(
+    path: &Path,
+) -> std::io::Result<(Box<dyn BufRead + Send>, Compression, FileProgress)> {
+    let progress = FileProgress::default();
+    let counting = Counting {
+        inner: File::open(path)?,
+        progress: progress.clone(),
+    };
+    let mut file = BufReader::with_capacity(BUFFER_SIZE, counting);
     let compression = detect_compression(file.fill_buf()?);
     let stream: Box<dyn BufRead + Send> = match compression {
         Compression::None => Box::new(file),
@@ -47,5 +87,5 @@ pub fn open_decompressed(path: &Path) -> std::io::Result<(Box<dyn BufRead + Send
             zstd::stream::read::Decoder::with_buffer(file)?,
         )),
     };
-    Ok((stream, compression))
+    Ok((stream, compression, progress))
 }

@@ -21,7 +21,7 @@ use crate::eventio::{
     FramingError, Object, ObjectHeader, ReadOutcome, object_type_name, read_top_level,
     telescope_event_tel_id, tracking_tel_id,
 };
-use crate::input::{Compression, open_decompressed};
+use crate::input::{Compression, FileProgress, open_with_progress};
 use crate::instrument::{TelescopeNames, build_subarray, meta_map};
 use crate::objects::calibration::{decode_camera_monitoring, decode_laser_calibration};
 use crate::objects::event::{
@@ -208,6 +208,8 @@ pub struct SimtelReader {
     /// Whether telescope events' pixel timing is decoded (see
     /// [`SimtelReader::with_pixel_timing`]).
     pixel_timing: bool,
+    /// Bytes of the file read (see [`SimtelReader::file_progress`]).
+    file_progress: FileProgress,
 }
 
 /// Setup objects collected while opening.
@@ -259,15 +261,24 @@ impl SimtelReader {
     /// subarray is available when this returns.
     pub fn open(path: impl AsRef<Path>) -> Result<SimtelReader, SimtelError> {
         let path = path.as_ref().to_path_buf();
-        let (input, compression) = open_decompressed(&path).map_err(|source| SimtelError::Io {
-            at: Location {
-                path: path.clone(),
-                offset: 0,
-                object_type: None,
-            },
-            source,
-        })?;
-        Self::from_stream(path, input, compression)
+        let (input, compression, progress) =
+            open_with_progress(&path).map_err(|source| SimtelError::Io {
+                at: Location {
+                    path: path.clone(),
+                    offset: 0,
+                    object_type: None,
+                },
+                source,
+            })?;
+        let mut reader = Self::from_stream(path, input, compression)?;
+        reader.file_progress = progress;
+        Ok(reader)
+    }
+
+    /// How much of the file (as stored, compressed or not) has been read so far; poll it
+    /// from any thread to report progress. Stays at 0 for [`SimtelReader::from_reader`].
+    pub fn file_progress(&self) -> FileProgress {
+        self.file_progress.clone()
     }
 
     /// Reads from an already decompressed stream; `path` is only used in messages.
@@ -311,6 +322,7 @@ impl SimtelReader {
             pseudo_event_id: 0,
             stats: ReaderStats::default(),
             pixel_timing: true,
+            file_progress: FileProgress::default(),
         };
         let setup = reader.read_setup()?;
         reader.install_setup(setup)?;

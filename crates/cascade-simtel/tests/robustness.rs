@@ -278,3 +278,18 @@ proptest! {
         let _ = parse_objects_for_fuzzing(&stream);
     }
 }
+
+/// The file progress a reader reports reaches the file's size, as stored, once every event
+/// is read.
+#[test]
+fn file_progress_counts_the_stored_bytes() {
+    for stem in STEMS {
+        let path = simtel_path(stem);
+        let size = std::fs::metadata(&path).expect("size").len();
+        let mut reader = SimtelReader::open(&path).expect("open");
+        let progress = reader.file_progress();
+        assert!(progress.bytes_read() > 0, "{stem}");
+        while reader.next_event().expect("event").is_some() {}
+        assert_eq!(progress.bytes_read(), size, "{stem}");
+    }
+}

@@ -24,7 +24,9 @@ use cascade_instrument::{ReadoutDescription, SubarrayDescription};
 use cascade_pipeline::{
     BuildContext, BuildError, BuiltStage, PerTelescope, TelescopeSelector, TypedFactory,
 };
-use cascade_runtime::{SendableRecordBatchStream, Stage, StageContext, StageError, StageRole};
+use cascade_runtime::{
+    SendableRecordBatchStream, Stage, StageContext, StageError, StageMetrics, StageRole,
+};
 use cascade_schema::Level;
 use cascade_simtel::objects::setup::RunHeader;
 use cascade_simtel::{ArrayEvent, SimtelReader};
@@ -268,8 +270,16 @@ impl SimtelSource {
     fn read(
         &self,
         batch_size: usize,
+        metrics: &StageMetrics,
         mut emit: impl FnMut(RecordBatch) -> bool,
     ) -> Result<(), StageError> {
+        // progress: bytes of the files as stored, the finished ones and the current one
+        let sizes: Vec<u64> = self
+            .files
+            .iter()
+            .map(|file| std::fs::metadata(file).map_or(0, |m| m.len()))
+            .collect();
+        let total: u64 = sizes.iter().sum();
         let schema = Level::R0.schema();
         let mut buffers: BTreeMap<(String, usize, usize), R0Buffer> = BTreeMap::new();
         let mut emitted = 0u64;
@@ -282,6 +292,8 @@ impl SimtelSource {
             let mut reader = SimtelReader::open(file)
                 .map_err(|e| StageError::Data(e.to_string()))?
                 .with_pixel_timing(false);
+            let finished: u64 = sizes[..index].iter().sum();
+            let progress = reader.file_progress();
             if index > 0 {
                 let instrument = Instrument::selected(&reader, &self.config, &self.selectors);
                 if let Some(difference) = self.instrument.difference(&instrument) {
@@ -296,6 +308,7 @@ impl SimtelSource {
                 if self.config.max_events.is_some_and(|max| emitted >= max) {
                     break 'files;
                 }
+                metrics.set_input_progress(finished + progress.bytes_read(), total);
                 let mut tels_with_trigger: Vec<i16> = event
                     .telescopes
                     .iter()
@@ -403,10 +416,11 @@ impl Stage for SimtelSource {
             instrument: Arc::clone(&self.instrument),
             board: Arc::clone(&self.board),
         };
+        let metrics = Arc::clone(&ctx.metrics);
         Ok(blocking_source(
             Level::R0.schema(),
             ctx,
-            move |batch_size, emit| source.read(batch_size, emit),
+            move |batch_size, emit| source.read(batch_size, &metrics, emit),
         ))
     }
 

@@ -18,7 +18,9 @@ use arrow::array::{
 use arrow::datatypes::SchemaRef;
 use cascade_instrument::ReadoutDescription;
 use cascade_pipeline::{BuildContext, BuildError, BuiltStage, PerTelescope, TypedFactory};
-use cascade_runtime::{SendableRecordBatchStream, Stage, StageContext, StageError, StageRole};
+use cascade_runtime::{
+    SendableRecordBatchStream, Stage, StageContext, StageError, StageMetrics, StageRole,
+};
 use cascade_schema::Level;
 use rayon::prelude::*;
 
@@ -173,6 +175,17 @@ impl ToySource {
     pub fn generate(
         &self,
         batch_size: usize,
+        emit: impl FnMut(RecordBatch) -> bool,
+    ) -> Result<(), StageError> {
+        self.generate_reporting(batch_size, &StageMetrics::default(), emit)
+    }
+
+    /// [`ToySource::generate`], reporting the array events generated of `n_events` as the
+    /// input progress of `metrics`.
+    fn generate_reporting(
+        &self,
+        batch_size: usize,
+        metrics: &StageMetrics,
         mut emit: impl FnMut(RecordBatch) -> bool,
     ) -> Result<(), StageError> {
         let settings = self.settings();
@@ -215,6 +228,7 @@ impl ToySource {
                 }
             }
             next_shower += chunk;
+            metrics.set_input_progress(emitted, self.config.n_events);
         }
         for buffer in buffers.values_mut() {
             if buffer.len() > 0 && !emit(buffer.take(&schema, &self.config)?) {
@@ -295,10 +309,11 @@ impl Stage for ToySource {
             config: self.config.clone(),
             array: self.array.clone(),
         };
+        let metrics = Arc::clone(&ctx.metrics);
         Ok(blocking_source(
             Level::R1.schema(),
             ctx,
-            move |batch_size, emit| source.generate(batch_size, emit),
+            move |batch_size, emit| source.generate_reporting(batch_size, &metrics, emit),
         ))
     }
 
