@@ -355,9 +355,32 @@ impl CompiledPipeline {
     }
 
     /// Runs the pipeline to completion (must be called inside a tokio runtime). The first
-    /// error cancels every stage and is returned with the failing stage's name.
+    /// error cancels every stage and is returned with the failing stage's name. Only when
+    /// every stage has finished without error are the sinks told to publish
+    /// ([`Stage::commit`]); otherwise they discard what they prepared ([`Stage::abort`]).
     pub async fn run(&self) -> Result<MetricsReport, RunError> {
         let start = Instant::now();
+        match self.run_stages().await {
+            Ok(()) => {
+                for exec in &self.stages {
+                    exec.stage().commit().map_err(|error| RunError::Stage {
+                        stage: exec.stage_name().to_string(),
+                        message: error.to_string(),
+                    })?;
+                }
+                Ok(self.report(start.elapsed().as_secs_f64()))
+            }
+            Err(error) => {
+                for exec in &self.stages {
+                    exec.stage().abort();
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// Runs every stage until the sinks' streams end.
+    async fn run_stages(&self) -> Result<(), RunError> {
         let context = Arc::new(TaskContext::default());
         let streams = self
             .roots
@@ -371,7 +394,7 @@ impl CompiledPipeline {
         futures::future::try_join_all(drains)
             .await
             .map_err(RunError::from_datafusion)?;
-        Ok(self.report(start.elapsed().as_secs_f64()))
+        Ok(())
     }
 
     /// The metrics so far, with the given wall time.

@@ -97,6 +97,18 @@ pub trait Stage: Debug + Send + Sync {
 
     /// The stage's configuration as JSON (provenance, and shipping plans to executors).
     fn config(&self) -> serde_json::Value;
+
+    /// Called when every stage of the pipeline has finished without error: a sink
+    /// publishes what it prepared (the second phase of a commit across sinks, so that a
+    /// failure anywhere, even in a stage that does not feed this sink, publishes nothing).
+    /// The default has nothing to publish.
+    fn commit(&self) -> Result<(), StageError> {
+        Ok(())
+    }
+
+    /// Called instead of [`Stage::commit`] when the run failed: a sink discards what it
+    /// prepared. The default has nothing to discard.
+    fn abort(&self) {}
 }
 
 /// A stage that maps each input batch to one output batch, independently of other batches

@@ -12,7 +12,7 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use arrow::datatypes::SchemaRef;
@@ -99,6 +99,9 @@ pub struct ParquetSink {
     config: ParquetSinkConfig,
     /// Written to every file's key-value metadata as `cascade.pipeline` when not empty.
     pipeline_name: String,
+    /// The dataset of the last run, written and waiting for [`Stage::commit`] to publish it
+    /// (or [`Stage::abort`] to discard it).
+    prepared: Arc<Mutex<Option<DatasetWriter>>>,
 }
 
 impl ParquetSink {
@@ -107,7 +110,16 @@ impl ParquetSink {
         Self {
             config,
             pipeline_name: String::new(),
+            prepared: Arc::default(),
         }
+    }
+
+    /// The prepared dataset, taken out of its slot.
+    fn take_prepared(&self) -> Option<DatasetWriter> {
+        self.prepared
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
     }
 
     /// The sink of the pipeline named `name`, which its files record.
@@ -158,14 +170,24 @@ impl Stage for ParquetSink {
             Arc::clone(&ctx.metrics),
             provenance,
         )?;
+        // A dataset prepared by an earlier run and never committed is discarded.
+        drop(self.take_prepared());
+        let prepared = Arc::clone(&self.prepared);
         let mut builder = RecordBatchReceiverStreamBuilder::new(Arc::clone(&schema), 1);
         builder.spawn(async move {
             let (sender, mut receiver) = mpsc::channel::<Message>(1);
-            let thread = tokio::task::spawn_blocking(move || {
+            let thread = tokio::task::spawn_blocking(move || -> Result<(), StageError> {
                 while let Some(message) = receiver.blocking_recv() {
                     match message {
                         Message::Batch(batch) => writer.write(&batch)?,
-                        Message::Finish => return writer.finish(),
+                        Message::Finish => {
+                            // published by `commit` once the whole pipeline succeeded
+                            writer.prepare()?;
+                            *prepared
+                                .lock()
+                                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(writer);
+                            return Ok(());
+                        }
                     }
                 }
                 // The input ended without `Finish`: the run failed upstream or was cancelled.
@@ -202,6 +224,17 @@ impl Stage for ParquetSink {
     fn config(&self) -> serde_json::Value {
         serde_json::to_value(&self.config).unwrap_or_default()
     }
+
+    fn commit(&self) -> Result<(), StageError> {
+        match self.take_prepared() {
+            Some(writer) => writer.publish(),
+            None => Ok(()),
+        }
+    }
+
+    fn abort(&self) {
+        drop(self.take_prepared());
+    }
 }
 
 enum Message {
@@ -210,6 +243,7 @@ enum Message {
 }
 
 /// Writes the part files of one dataset under temporary names and publishes them at the end.
+#[derive(Debug)]
 struct DatasetWriter {
     directory: PathBuf,
     schema: SchemaRef,
@@ -311,14 +345,19 @@ impl DatasetWriter {
         Ok(())
     }
 
-    /// Closes the last part, removes the previous dataset's parts and renames ours into place.
-    fn finish(mut self) -> Result<(), StageError> {
+    /// Closes the last part: the dataset is complete under temporary names.
+    fn prepare(&mut self) -> Result<(), StageError> {
         self.close_part()?;
         if self.finished_parts.is_empty() {
             // An empty input still gives a readable dataset: one file with the schema.
             self.current = Some((self.open_part()?, 0));
             self.close_part()?;
         }
+        Ok(())
+    }
+
+    /// Removes the previous dataset's parts and renames the prepared ones into place.
+    fn publish(mut self) -> Result<(), StageError> {
         for old in existing_parts(&self.directory)? {
             std::fs::remove_file(&old).map_err(|source| io_error(&old, source))?;
         }

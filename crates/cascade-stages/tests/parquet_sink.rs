@@ -243,6 +243,77 @@ fn temporary_files_of_runs_that_were_killed_are_removed() {
     );
 }
 
+/// Fails on its first input batch: a stage that breaks on one branch of a pipeline.
+#[derive(Debug)]
+struct Rejects;
+
+impl Stage for Rejects {
+    fn kind(&self) -> &'static str {
+        "rejects"
+    }
+    fn output_schema(&self, inputs: &[SchemaRef]) -> Result<SchemaRef, StageError> {
+        Ok(Arc::clone(&inputs[0]))
+    }
+    fn execute(
+        &self,
+        mut inputs: Vec<SendableRecordBatchStream>,
+        _: StageContext,
+    ) -> Result<SendableRecordBatchStream, StageError> {
+        let input = inputs.remove(0);
+        let schema = input.schema();
+        let failed = futures::StreamExt::map(input, |_| {
+            Err(StageError::Data("no batch is acceptable".into()).into())
+        });
+        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, failed)))
+    }
+    fn config(&self) -> serde_json::Value {
+        serde_json::Value::Null
+    }
+}
+
+/// A stage that fails on another branch than a sink's (the sink's own input ends
+/// normally) still keeps the sink from publishing: all sinks commit only when the whole
+/// pipeline succeeded, and the earlier dataset stays as it was.
+#[test]
+fn a_failure_on_another_branch_publishes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    run(dir.path(), 3, false, 1000).unwrap();
+    let sink = |name: &str| {
+        ParquetSink::new(ParquetSinkConfig {
+            output_dir: dir.path().display().to_string(),
+            ..ParquetSinkConfig::default()
+        })
+        .with_pipeline_name(name)
+    };
+    let mut graph = PipelineGraph::new();
+    graph.add_stage(
+        "events",
+        Arc::new(Events {
+            batches: 5,
+            fail: false,
+        }),
+        vec![],
+    );
+    graph.add_stage("table", Arc::new(sink("branches")), vec!["events".into()]);
+    graph.add_stage("rejects", Arc::new(Rejects), vec!["events".into()]);
+    graph.add_stage("other", Arc::new(sink("branches")), vec!["rejects".into()]);
+    let pipeline = graph
+        .compile(RunOptions {
+            channel_capacity: 2,
+            batch_size: 100,
+        })
+        .unwrap();
+    let error = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(pipeline.run())
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("no batch is acceptable"), "{error}");
+    assert_eq!(files(dir.path()), ["part-00000.parquet"]);
+    assert_eq!(read_ids(dir.path()), (0..300).collect::<Vec<i64>>());
+    assert!(!dir.path().join("other").exists());
+}
+
 #[test]
 fn empty_input_gives_a_readable_empty_dataset() {
     let dir = tempfile::tempdir().unwrap();
