@@ -41,8 +41,8 @@ cascade_pipeline::stage_config! {
     pub struct SimtelConfig {
         /// Input files: paths or glob patterns (`data/*.simtel.zst`), read in order.
         /// `cascade run --input PATH...` replaces them. All must describe the first file's
-        /// array (the selected telescopes, their readout and pixel calibration): a file
-        /// that does not stops the run with an error.
+        /// array (the selected telescopes, their readout and pixel calibration) and hold
+        /// different runs (obs_id): a file that does not stops the run with an error.
         paths: Vec<String> = Vec::new(),
         /// Stop after this many array events with telescope data (all when absent).
         max_events: Option<u64> = None,
@@ -287,6 +287,7 @@ impl SimtelSource {
         // The file's calibration object last seen per telescope: a new one is compared
         // with the published calibration (published by the first).
         let mut seen: BTreeMap<u16, Arc<cascade_simtel::TelescopeCalibration>> = BTreeMap::new();
+        let mut runs: BTreeMap<i32, &str> = BTreeMap::new();
         'files: for (index, file) in self.files.iter().enumerate() {
             // The R0 schema has no use for sim_telarray's pixel timing.
             let mut reader = SimtelReader::open(file)
@@ -299,6 +300,15 @@ impl SimtelSource {
                 if let Some(difference) = self.instrument.difference(&instrument) {
                     return Err(self.not_like_the_first(file, &difference));
                 }
+            }
+            // Events are identified by (obs_id = run, event_id): two files of one run would
+            // give rows that cannot be told apart, and the stereo join would mix them.
+            let run = reader.run_header().run;
+            if let Some(earlier) = runs.insert(run, file) {
+                return Err(StageError::Data(format!(
+                    "`{file}` holds run {run}, as `{earlier}` does (the same file twice, or a \
+                     copy): its events would have the same obs_id and event ids"
+                )));
             }
             let array_pointing = array_pointing_deg(reader.run_header());
             while let Some(event) = reader
@@ -665,6 +675,28 @@ mod tests {
             &a,
             &cascade_instrument::Neighbors::from_lists(&lists[..2])
         ));
+    }
+
+    /// Two reads of one file describe the same instrument, also where a telescope has no
+    /// effective focal length (NaN, lst_muons and square_40k_pixels) and although each read
+    /// gives its neighbour lists new identifiers; another array differs.
+    #[test]
+    fn a_file_describes_the_instrument_it_described_before() {
+        let config = SimtelConfig::default();
+        let instrument = |stem: &str| {
+            let reader = SimtelReader::open(cascade_testdata::simtel_path(stem)).unwrap();
+            Instrument::selected(&reader, &config, &[])
+        };
+        for stem in cascade_testdata::STEMS {
+            assert_eq!(
+                instrument(stem).difference(&instrument(stem)),
+                None,
+                "{stem}"
+            );
+        }
+        let difference = instrument("proton_lst_flashcam_run201")
+            .difference(&instrument("proton_north_alpha_run201"));
+        assert!(difference.is_some_and(|d| d.starts_with("telescopes 1-13 instead of 1-19")));
     }
 
     #[test]
