@@ -260,6 +260,9 @@ struct DatasetWriter {
     committed: bool,
     /// Key-value metadata of every file: the sink and pipeline that wrote it.
     provenance: Vec<KeyValue>,
+    /// The dataset's lock file, exclusively locked while this writer lives (see
+    /// [`lock_dataset`]).
+    lock: (File, PathBuf),
 }
 
 impl DatasetWriter {
@@ -270,12 +273,6 @@ impl DatasetWriter {
         metrics: Arc<StageMetrics>,
         provenance: Vec<KeyValue>,
     ) -> Result<Self, StageError> {
-        if !config.overwrite && !existing_parts(&directory)?.is_empty() {
-            return Err(StageError::Config(format!(
-                "{} already holds a dataset (set overwrite = true to replace it)",
-                directory.display()
-            )));
-        }
         let created_directories: Vec<PathBuf> = directory
             .ancestors()
             .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
@@ -293,7 +290,14 @@ impl DatasetWriter {
             )));
         }
         std::fs::create_dir_all(&directory).map_err(|source| io_error(&directory, source))?;
-        remove_stale_temporaries(&directory);
+        let lock = lock_dataset(&directory)?;
+        if !config.overwrite && !existing_parts(&directory)?.is_empty() {
+            return Err(StageError::Config(format!(
+                "{} already holds a dataset (set overwrite = true to replace it)",
+                directory.display()
+            )));
+        }
+        remove_temporaries(&directory);
         let run_tag = format!(
             "{}-{}",
             std::process::id(),
@@ -317,6 +321,7 @@ impl DatasetWriter {
             created_directories,
             committed: false,
             provenance,
+            lock,
         })
     }
 
@@ -387,6 +392,10 @@ impl DatasetWriter {
                 }
             }
         }
+        if !self.created_directories.is_empty() {
+            // the dataset is this run's own: its lock file goes with its directory
+            let _ = std::fs::remove_file(&self.lock.1);
+        }
         for directory in &self.created_directories {
             // fails, as it should, on a directory that is not empty (another sink's)
             if std::fs::remove_dir(directory).is_err() {
@@ -438,27 +447,44 @@ impl Drop for DatasetWriter {
     }
 }
 
-/// Removes the temporary part files in `directory` that a run killed before it could clean
-/// up left behind (their names hold the process id of the run, which no longer runs).
-/// Only on Linux, where `/proc` tells which processes run; elsewhere they stay.
-fn remove_stale_temporaries(directory: &Path) {
-    if !cfg!(target_os = "linux") {
-        return;
+/// Locks the dataset in `directory` for this run: an exclusive lock (`flock`) on the file
+/// `.<dataset>.lock` beside it, held until the writer is dropped and released by the
+/// operating system whatever way the process ends. A second run writing the same dataset at
+/// the same time fails here instead of mixing its files with the first's. The lock file is
+/// left in place (removing it would let two later runs lock two different files).
+fn lock_dataset(directory: &Path) -> Result<(File, PathBuf), StageError> {
+    let name = directory
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let path = directory.with_file_name(format!(".{name}.lock"));
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|source| io_error(&path, source))?;
+    match file.try_lock() {
+        Ok(()) => Ok((file, path)),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StageError::Config(format!(
+            "another run is writing the dataset {} (it holds the lock {}); write to another \
+             --output, or wait for it to end",
+            directory.display(),
+            path.display()
+        ))),
+        Err(std::fs::TryLockError::Error(source)) => Err(io_error(&path, source)),
     }
+}
+
+/// Removes the temporary part files in `directory`: with the dataset locked no other run
+/// writes there, so they are left over by a run that was killed before it could clean up.
+fn remove_temporaries(directory: &Path) {
     let Ok(entries) = std::fs::read_dir(directory) else {
         return;
     };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let pid = name
-            .strip_prefix('.')
-            .filter(|_| name.ends_with(".parquet.inprogress"))
-            .and_then(|rest| rest.split('-').next())
-            .and_then(|pid| pid.parse::<u32>().ok());
-        if let Some(pid) = pid
-            && pid != std::process::id()
-            && !Path::new("/proc").join(pid.to_string()).exists()
-        {
+        if name.starts_with('.') && name.ends_with(".parquet.inprogress") {
             let _ = std::fs::remove_file(entry.path());
         }
     }

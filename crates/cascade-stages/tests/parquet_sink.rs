@@ -224,23 +224,41 @@ fn an_output_directory_that_is_a_file_is_named_in_the_error() {
     assert_eq!(std::fs::read(&file).unwrap(), b"not a directory");
 }
 
-#[cfg(target_os = "linux")]
+/// Temporary part files left by a run that was killed (SIGKILL, a crash) are removed by the
+/// next run of the dataset, which holds its lock; other files stay.
 #[test]
 fn temporary_files_of_runs_that_were_killed_are_removed() {
     let dir = tempfile::tempdir().unwrap();
     let table = dir.path().join("table");
     std::fs::create_dir_all(&table).unwrap();
-    // pid 4,000,000,000 runs nowhere (Linux pids stay below 2^22); pid 1 always runs
-    let killed = ".4000000000-17-part-00000.parquet.inprogress";
-    let running = ".1-17-part-00000.parquet.inprogress";
-    for name in [killed, running, "notes.txt"] {
+    for name in [
+        ".4000000000-17-part-00000.parquet.inprogress",
+        ".1-17-part-00003.parquet.inprogress",
+        "notes.txt",
+    ] {
         std::fs::write(table.join(name), b"x").unwrap();
     }
     run(dir.path(), 2, false, 1000).unwrap();
-    assert_eq!(
-        files(dir.path()),
-        [running, "notes.txt", "part-00000.parquet"]
+    assert_eq!(files(dir.path()), ["notes.txt", "part-00000.parquet"]);
+}
+
+/// A run that finds the dataset locked by another (live) run fails at once and touches
+/// nothing; once the lock is released the dataset can be written.
+#[test]
+fn a_dataset_another_run_writes_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    run(dir.path(), 3, false, 1000).unwrap();
+    let lock = std::fs::File::open(dir.path().join(".table.lock")).unwrap();
+    lock.lock().unwrap();
+    let error = run(dir.path(), 5, false, 1000).unwrap_err().to_string();
+    assert!(
+        error.contains("another run is writing the dataset"),
+        "{error}"
     );
+    assert_eq!(read_ids(dir.path()), (0..300).collect::<Vec<i64>>());
+    drop(lock);
+    run(dir.path(), 5, false, 1000).unwrap();
+    assert_eq!(read_ids(dir.path()), (0..500).collect::<Vec<i64>>());
 }
 
 /// Fails on its first input batch: a stage that breaks on one branch of a pipeline.
