@@ -283,6 +283,15 @@ fn a_run_of_several_files_needs_one_instrument_and_distinct_runs() {
             "{stderr}"
         );
     }
+    // `validate` finds it too, before anything runs.
+    let (ok, _, stderr) = cascade(&[
+        "validate",
+        "pipelines/ctapipe_dl1.toml",
+        "--input",
+        &lsts,
+        &prod6,
+    ]);
+    assert!(!ok && stderr.contains("its instrument differs"), "{stderr}");
     // A selection that keeps no telescope of the file is an error, not an empty result.
     for (set, expected) in [
         (

@@ -79,6 +79,19 @@ fn build(config: PerTelescope<SimtelConfig>, _: &BuildContext) -> Result<BuiltSt
         .map_err(|e| BuildError::option("tel_types", e))?;
     check_selection(&config, &selectors, reader.subarray(), &files[0])?;
     let instrument = Instrument::selected(&reader, &config, &selectors);
+    // Every file's setup objects, checked before anything runs (and by `validate`); the
+    // read checks them again, and the calibrations, as it goes.
+    let mut inputs = InputCheck::new(&files[0], &instrument, &config, &selectors);
+    inputs
+        .check(&files[0], &reader)
+        .map_err(|message| BuildError::option("paths", message))?;
+    for file in &files[1..] {
+        let reader =
+            SimtelReader::open(file).map_err(|e| BuildError::option("paths", e.to_string()))?;
+        inputs
+            .check(file, &reader)
+            .map_err(|message| BuildError::option("paths", message))?;
+    }
     let subarray = Arc::new(instrument.subarray.clone());
     let readout = instrument.readout.clone();
     let board = Arc::new(CalibrationBoard::default());
@@ -220,6 +233,63 @@ impl Instrument {
     }
 }
 
+/// The checks of each input file against the first: the same instrument (as selected),
+/// and a run of its own.
+struct InputCheck<'a> {
+    first: &'a str,
+    instrument: &'a Instrument,
+    config: &'a SimtelConfig,
+    selectors: &'a [TelescopeSelector],
+    /// The files checked so far, by run number.
+    runs: BTreeMap<i32, String>,
+}
+
+impl<'a> InputCheck<'a> {
+    fn new(
+        first: &'a str,
+        instrument: &'a Instrument,
+        config: &'a SimtelConfig,
+        selectors: &'a [TelescopeSelector],
+    ) -> Self {
+        Self {
+            first,
+            instrument,
+            config,
+            selectors,
+            runs: BTreeMap::new(),
+        }
+    }
+
+    /// Checks `file`, open in `reader`; the files must be checked in order, the first too.
+    fn check(&mut self, file: &str, reader: &SimtelReader) -> Result<(), String> {
+        if !self.runs.is_empty() {
+            let instrument = Instrument::selected(reader, self.config, self.selectors);
+            if let Some(difference) = self.instrument.difference(&instrument) {
+                return Err(differs_from_first(file, self.first, &difference));
+            }
+        }
+        // Events are identified by (obs_id = run, event_id): two files of one run would
+        // give rows that cannot be told apart, and the stereo join would mix them.
+        let run = reader.run_header().run;
+        if let Some(earlier) = self.runs.insert(run, file.to_string()) {
+            return Err(format!(
+                "`{file}` holds run {run}, as `{earlier}` does (the same file twice, or a \
+                 copy): its events would have the same obs_id and event ids"
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The error for a `file` whose instrument or calibration differs from the first file's.
+fn differs_from_first(file: &str, first: &str, difference: &str) -> String {
+    format!(
+        "`{file}`: its instrument differs from that of the first file, `{first}`: \
+         {difference}; one run processes the files of one array and one calibration, so run \
+         these files separately"
+    )
+}
+
 /// Expands the paths and globs of `paths`, in order; every entry must match a file.
 fn expand(paths: &[String]) -> Result<Vec<String>, BuildError> {
     if paths.is_empty() {
@@ -287,7 +357,12 @@ impl SimtelSource {
         // The file's calibration object last seen per telescope: a new one is compared
         // with the published calibration (published by the first).
         let mut seen: BTreeMap<u16, Arc<cascade_simtel::TelescopeCalibration>> = BTreeMap::new();
-        let mut runs: BTreeMap<i32, &str> = BTreeMap::new();
+        let mut inputs = InputCheck::new(
+            &self.files[0],
+            &self.instrument,
+            &self.config,
+            &self.selectors,
+        );
         'files: for (index, file) in self.files.iter().enumerate() {
             // The R0 schema has no use for sim_telarray's pixel timing.
             let mut reader = SimtelReader::open(file)
@@ -295,21 +370,7 @@ impl SimtelSource {
                 .with_pixel_timing(false);
             let finished: u64 = sizes[..index].iter().sum();
             let progress = reader.file_progress();
-            if index > 0 {
-                let instrument = Instrument::selected(&reader, &self.config, &self.selectors);
-                if let Some(difference) = self.instrument.difference(&instrument) {
-                    return Err(self.not_like_the_first(file, &difference));
-                }
-            }
-            // Events are identified by (obs_id = run, event_id): two files of one run would
-            // give rows that cannot be told apart, and the stereo join would mix them.
-            let run = reader.run_header().run;
-            if let Some(earlier) = runs.insert(run, file) {
-                return Err(StageError::Data(format!(
-                    "`{file}` holds run {run}, as `{earlier}` does (the same file twice, or a \
-                     copy): its events would have the same obs_id and event ids"
-                )));
-            }
+            inputs.check(file, &reader).map_err(StageError::Data)?;
             let array_pointing = array_pointing_deg(reader.run_header());
             while let Some(event) = reader
                 .next_event()
@@ -378,26 +439,17 @@ impl SimtelSource {
             None => self.board.publish(tel_id, Arc::new(calibration)),
             Some(published) if same_calibration(&published, &calibration) => {}
             Some(_) => {
-                return Err(self.not_like_the_first(
+                return Err(StageError::Data(differs_from_first(
                     file,
+                    &self.files[0],
                     &format!(
                         "the pixel calibration (pedestals, dc-to-pe, time offsets or \
                          disabled pixels) of telescope {tel_id} differs"
                     ),
-                ));
+                )));
             }
         }
         Ok(())
-    }
-
-    /// The error for a `file` whose instrument or calibration differs from the first's.
-    fn not_like_the_first(&self, file: &str, difference: &str) -> StageError {
-        StageError::Data(format!(
-            "`{file}`: its instrument differs from that of the first file, `{}`: \
-             {difference}; one run processes the files of one array and one calibration, so \
-             run these files separately",
-            self.files[0]
-        ))
     }
 }
 
