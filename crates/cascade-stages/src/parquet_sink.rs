@@ -3,9 +3,12 @@
 //! Files are `part-00000.parquet`, `part-00001.parquet`, ... (zstd, configurable row
 //! groups; floating-point columns byte-stream split without a dictionary, no statistics
 //! for list items such as pixels: see `column_encodings`). Each is written under a
-//! hidden temporary name and renamed only when the whole run has succeeded, so a crash or
-//! an error never leaves a file that looks finished; an earlier dataset in the same place
-//! stays intact until the new one is complete.
+//! hidden temporary name; when the input ends the dataset is complete under those names
+//! and waits for the runtime's `commit`, which comes only when every stage of the pipeline
+//! has succeeded, to be renamed into place (or `abort` to be removed). So a crash or an
+//! error anywhere never leaves a file that looks finished, and an earlier dataset in the
+//! same place stays intact until the new one is complete. A run locks each dataset it
+//! writes (`.<sink name>.lock` beside it), so two runs never write one dataset at once.
 //!
 //! Read the result from Python with `pyarrow.dataset.dataset(path)`, `polars.read_parquet(
 //! f"{path}/*.parquet")`, `pandas.read_parquet(path)` or DuckDB's `read_parquet('path/*.parquet')`.
@@ -256,7 +259,7 @@ struct DatasetWriter {
     /// (those left empty) when the run does not commit, so that a failed first run leaves
     /// no empty dataset behind.
     created_directories: Vec<PathBuf>,
-    /// Whether the dataset was published ([`DatasetWriter::finish`]).
+    /// Whether the dataset was published ([`DatasetWriter::publish`]).
     committed: bool,
     /// Key-value metadata of every file: the sink and pipeline that wrote it.
     provenance: Vec<KeyValue>,
