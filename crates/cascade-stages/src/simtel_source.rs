@@ -42,7 +42,9 @@ cascade_pipeline::stage_config! {
         /// Input files: paths or glob patterns (`data/*.simtel.zst`), read in order.
         /// `cascade run --input PATH...` replaces them. All must describe the first file's
         /// array (the selected telescopes, their readout and pixel calibration) and hold
-        /// different runs (obs_id): a file that does not stops the run with an error.
+        /// different runs (obs_id): a file that does not stops the run with an error. The
+        /// setup objects at the start of every file are read when the pipeline is built,
+        /// so `validate` checks the whole list (tens of ms per file).
         paths: Vec<String> = Vec::new(),
         /// Stop after this many array events with telescope data (all when absent).
         max_events: Option<u64> = None,
