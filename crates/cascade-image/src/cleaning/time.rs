@@ -3,7 +3,7 @@
 
 use cascade_instrument::Neighbors;
 
-use super::islands::{brightest_island_into, label_islands, label_islands_of};
+use super::islands::{brightest_island_into, label_islands_of};
 use super::tailcuts::count_selected;
 use super::{CleaningWorkspace, cleared};
 use crate::error::{ImageError, check_len};
@@ -159,15 +159,13 @@ pub fn fact_image_cleaning<T: PixelValue, U: PixelValue>(
     let first = cleared(first, n_pixels);
     let second = cleared(second, n_pixels);
     let within_limit = |pixel: u32, selected: &[bool]| {
-        let time = arrival_times[pixel as usize];
-        neighbors
-            .of(pixel as usize)
-            .iter()
-            .filter(|&&j| {
-                selected[j as usize] && time.within(arrival_times[j as usize], params.time_limit_ns)
-            })
-            .count()
-            >= min
+        neighbors_in_time(
+            neighbors,
+            pixel as usize,
+            selected,
+            arrival_times,
+            params.time_limit_ns,
+        ) >= min
     };
     // Step 1: pixels above the picture threshold (`candidates`, flags in `first`).
     candidates.clear();
@@ -285,38 +283,25 @@ pub fn time_constrained_clean<T: PixelValue, U: PixelValue>(
     }
     // The core: those within `time_limit_core_ns` of the brightest island's mean time
     // (ctapipe `apply_time_average_cleaning`), flags in `core`.
-    labels.clear();
-    labels.resize(n_pixels, 0);
-    let n_islands = label_islands_of(neighbors, candidates, labels, stack);
-    let pixels = || candidates.iter().map(|&pixel| pixel as usize);
-    let brightest = brightest_island_into(n_islands, labels, image, pixels(), island_brightness);
-    // np.average(arrival_times[main], weights=image[main] ** 2); with no island brighter
-    // than 0, ctapipe's argmax picks label 0: the pixels outside every island.
-    let (mut weighted_sum, mut weight_sum) = (0.0, 0.0);
-    let mut add = |pixel: usize| {
-        let weight = image[pixel].to_f64().powi(2);
-        weighted_sum += arrival_times[pixel].to_f64() * weight;
-        weight_sum += weight;
-    };
-    if brightest > 0 {
-        pixels()
-            .filter(|&pixel| labels[pixel] == brightest)
-            .for_each(&mut add);
-    } else {
-        (0..n_pixels)
-            .filter(|&pixel| labels[pixel] == 0)
-            .for_each(&mut add);
-    }
-    let time_average = weighted_sum / weight_sum;
     let core = cleared(second, n_pixels);
-    for pixel in pixels() {
-        let limit = if image[pixel].to_f64() < 2.0 * params.picture_threshold_pe {
-            params.time_limit_core_ns
-        } else {
-            2.0 * params.time_limit_core_ns
-        };
-        core[pixel] = (arrival_times[pixel].to_f64() - time_average).abs() < limit;
-    }
+    let core_params = TimeAverageParams {
+        picture_threshold_pe: params.picture_threshold_pe,
+        time_limit_ns: params.time_limit_core_ns,
+    };
+    let islands = Islands {
+        labels,
+        stack,
+        brightness: island_brightness,
+    };
+    time_average_of_listed(
+        neighbors,
+        candidates,
+        image,
+        arrival_times,
+        &core_params,
+        islands,
+        core,
+    );
     // Plus the boundary pixels: above the boundary threshold, next to the core, with at
     // least `min` core neighbours arriving within `time_limit_boundary_ns`.
     for (pixel, out) in mask.iter_mut().enumerate() {
@@ -328,16 +313,13 @@ pub fn time_constrained_clean<T: PixelValue, U: PixelValue>(
         let boundary = image[pixel].at_least(params.boundary_threshold_pe)
             && nbrs.iter().any(|&j| core[j as usize]);
         *out = boundary
-            && nbrs
-                .iter()
-                .filter(|&&j| {
-                    let j = j as usize;
-                    core[j]
-                        && arrival_times[pixel]
-                            .within(arrival_times[j], params.time_limit_boundary_ns)
-                })
-                .count()
-                >= min;
+            && neighbors_in_time(
+                neighbors,
+                pixel,
+                core,
+                arrival_times,
+                params.time_limit_boundary_ns,
+            ) >= min;
     }
     Ok(())
 }
@@ -353,16 +335,28 @@ fn time_delta_into<U: PixelValue>(
 ) {
     for (pixel, out) in cleaned.iter_mut().enumerate() {
         *out = mask[pixel]
-            && neighbors
-                .of(pixel)
-                .iter()
-                .filter(|&&j| {
-                    let j = j as usize;
-                    mask[j] && arrival_times[pixel].within(arrival_times[j], time_limit_ns)
-                })
-                .count()
+            && neighbors_in_time(neighbors, pixel, mask, arrival_times, time_limit_ns)
                 >= min_number_neighbors;
     }
+}
+
+/// How many neighbours of `pixel` flagged in `selected` arrive within `time_limit_ns` of it.
+fn neighbors_in_time<U: PixelValue>(
+    neighbors: &Neighbors,
+    pixel: usize,
+    selected: &[bool],
+    arrival_times: &[U],
+    time_limit_ns: f64,
+) -> usize {
+    let time = arrival_times[pixel];
+    neighbors
+        .of(pixel)
+        .iter()
+        .filter(|&&j| {
+            let j = j as usize;
+            selected[j] && time.within(arrival_times[j], time_limit_ns)
+        })
+        .count()
 }
 
 /// [`apply_time_average_cleaning`] on buffers of the right length.
@@ -375,39 +369,89 @@ fn time_average_into<T: PixelValue, U: PixelValue>(
     workspace: &mut CleaningWorkspace,
     cleaned: &mut [bool],
 ) {
-    cleaned.copy_from_slice(mask);
-    if !mask.iter().any(|&m| m) {
+    let CleaningWorkspace {
+        candidates,
+        labels,
+        stack,
+        island_brightness,
+        ..
+    } = workspace;
+    candidates.clear();
+    candidates.extend((0..mask.len() as u32).filter(|&pixel| mask[pixel as usize]));
+    cleaned.fill(false);
+    let islands = Islands {
+        labels,
+        stack,
+        brightness: island_brightness,
+    };
+    time_average_of_listed(
+        neighbors,
+        candidates,
+        image,
+        arrival_times,
+        params,
+        islands,
+        cleaned,
+    );
+}
+
+/// Scratch of the island search of [`time_average_of_listed`].
+struct Islands<'a> {
+    labels: &'a mut Vec<i32>,
+    stack: &'a mut Vec<u32>,
+    brightness: &'a mut Vec<f64>,
+}
+
+/// Flags in `kept` (cleared by the caller) the pixels of `pixels` (ascending) that arrive
+/// within the time limit of the brightest island's average time among them (ctapipe
+/// `apply_time_average_cleaning`).
+fn time_average_of_listed<T: PixelValue, U: PixelValue>(
+    neighbors: &Neighbors,
+    pixels: &[u32],
+    image: &[T],
+    arrival_times: &[U],
+    params: &TimeAverageParams,
+    islands: Islands<'_>,
+    kept: &mut [bool],
+) {
+    if pixels.is_empty() {
         return;
     }
-    let n_pixels = mask.len();
-    workspace.labels.clear();
-    workspace.labels.resize(n_pixels, 0);
-    let n_islands = label_islands(neighbors, mask, &mut workspace.labels, &mut workspace.stack);
-    let brightest = brightest_island_into(
-        n_islands,
-        &workspace.labels,
-        image,
-        0..n_pixels,
-        &mut workspace.island_brightness,
-    );
-    // np.average(arrival_times[main], weights=image[main] ** 2)
+    let n_pixels = kept.len();
+    let Islands {
+        labels,
+        stack,
+        brightness,
+    } = islands;
+    labels.clear();
+    labels.resize(n_pixels, 0);
+    let n_islands = label_islands_of(neighbors, pixels, labels, stack);
+    let listed = || pixels.iter().map(|&pixel| pixel as usize);
+    let brightest = brightest_island_into(n_islands, labels, image, listed(), brightness);
+    // np.average(arrival_times[main], weights=image[main] ** 2); with no island brighter
+    // than 0, ctapipe's argmax picks label 0: the pixels outside every island.
     let (mut weighted_sum, mut weight_sum) = (0.0, 0.0);
-    for pixel in 0..n_pixels {
-        if workspace.labels[pixel] == brightest {
-            let weight = image[pixel].to_f64().powi(2);
-            weighted_sum += arrival_times[pixel].to_f64() * weight;
-            weight_sum += weight;
-        }
+    let mut add = |pixel: usize| {
+        let weight = image[pixel].to_f64().powi(2);
+        weighted_sum += arrival_times[pixel].to_f64() * weight;
+        weight_sum += weight;
+    };
+    if brightest > 0 {
+        listed()
+            .filter(|&pixel| labels[pixel] == brightest)
+            .for_each(&mut add);
+    } else {
+        (0..n_pixels)
+            .filter(|&pixel| labels[pixel] == 0)
+            .for_each(&mut add);
     }
     let time_average = weighted_sum / weight_sum;
-    for (pixel, keep) in cleaned.iter_mut().enumerate() {
-        if *keep {
-            let limit = if image[pixel].to_f64() < 2.0 * params.picture_threshold_pe {
-                params.time_limit_ns
-            } else {
-                2.0 * params.time_limit_ns
-            };
-            *keep = (arrival_times[pixel].to_f64() - time_average).abs() < limit;
-        }
+    for pixel in listed() {
+        let limit = if image[pixel].to_f64() < 2.0 * params.picture_threshold_pe {
+            params.time_limit_ns
+        } else {
+            2.0 * params.time_limit_ns
+        };
+        kept[pixel] = (arrival_times[pixel].to_f64() - time_average).abs() < limit;
     }
 }
