@@ -6,6 +6,9 @@
 //! * `r1_to_dl1_lst_like`: gain-selected f32 R1 waveforms of 30 samples -> image and peak
 //!   time, i.e. exactly what ctapipe's `CameraCalibrator` measures in
 //!   `../shared/data/reference/ctapipe_throughput.json` (lst_muons: 2,274 events/s).
+//! * `r1_event_loop_lst_like/one_thread`: the same events one by one with
+//!   `r1_to_dl1_event` (`f32`), and stored as CTAO's R1 stream stores them (`uint16`, scale
+//!   80, offset 5) with `r1_quantized_to_dl1_event`: same results, integer peak finder.
 //! * `neighbor_peak_indices_lst_like`: the peak finder of NeighborPeakWindowSum alone on
 //!   the same R1 events.
 //! * `r0_to_dl1_lst_like`: raw R0 of both gains, 40 samples -> gain selection, pedestal,
@@ -15,8 +18,8 @@ use std::hint::black_box;
 
 use cascade_calib::extractor::neighbor_peak::{NeighborPeakScratch, neighbor_peak_indices};
 use cascade_calib::{
-    CalibrationConfig, CameraCalibrator, CameraReadout, ImageExtractorConfig, R1Config,
-    TelescopeCalibration, extractor::LocalPeakWindowSum, r0_to_r1,
+    CalibrationConfig, CalibrationScratch, CameraCalibrator, CameraReadout, ImageExtractorConfig,
+    QuantizedWaveforms, R1Config, TelescopeCalibration, extractor::LocalPeakWindowSum, r0_to_r1,
 };
 use cascade_instrument::Neighbors;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -135,6 +138,67 @@ fn bench_r1_to_dl1(c: &mut Criterion) {
                     )
                     .expect("r1_to_dl1");
             });
+        });
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("r1_event_loop_lst_like/one_thread");
+    group.throughput(Throughput::Elements(N_EVENTS as u64));
+    group.sample_size(20);
+    let event_size = N_PIXELS * N_SAMPLES_R1;
+    let (scale, offset) = (80.0_f32, 5.0_f32);
+    let stored: Vec<u16> = r1
+        .iter()
+        .map(|&value| ((value + offset) * scale).round().clamp(0.0, 65535.0) as u16)
+        .collect();
+    let gains_of =
+        |event: usize| &gains.as_slice().expect("standard layout")[event * N_PIXELS..][..N_PIXELS];
+    let mut scratch = CalibrationScratch::default();
+    let (mut event_image, mut event_time) = (vec![0.0; N_PIXELS], vec![0.0; N_PIXELS]);
+    let r1_values = r1.as_slice().expect("standard layout");
+    group.bench_function("f32", |b| {
+        b.iter(|| {
+            for (event, values) in r1_values.chunks_exact(event_size).enumerate() {
+                scratch.prefetch_next(
+                    r1_values
+                        .get((event + 1) * event_size..)
+                        .unwrap_or_default(),
+                );
+                calibrator
+                    .r1_to_dl1_event(
+                        black_box(values),
+                        N_SAMPLES_R1,
+                        gains_of(event),
+                        &calibration,
+                        &mut scratch,
+                        &mut event_image,
+                        &mut event_time,
+                    )
+                    .expect("r1_to_dl1_event");
+            }
+        });
+    });
+    group.bench_function("quantized_u16", |b| {
+        b.iter(|| {
+            for (event, values) in stored.chunks_exact(event_size).enumerate() {
+                scratch.prefetch_next(stored.get((event + 1) * event_size..).unwrap_or_default());
+                let quantized = QuantizedWaveforms {
+                    values: black_box(values),
+                    scale,
+                    offset,
+                };
+                calibrator
+                    .r1_quantized_to_dl1_event(
+                        quantized,
+                        N_SAMPLES_R1,
+                        gains_of(event),
+                        &calibration,
+                        &mut scratch,
+                        &mut event_image,
+                        &mut event_time,
+                    )
+                    .expect("r1_quantized_to_dl1_event");
+            }
         });
     });
     group.finish();

@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use crate::extractor::{ExtractorScratch, ImageExtractor, ImageExtractorConfig};
 use crate::invalid_pixels::{InvalidPixelHandler, any_broken, neighbor_average};
 use crate::r1::{R1Config, TelescopeCalibration, check_shape, r0_to_r1_event};
-use crate::{CalibError, CameraReadout};
+use crate::{CalibError, CameraReadout, QuantizedWaveforms};
 
 /// Options of the calibration chain (ctapipe `SimTelEventSource` R1 options plus
 /// `CameraCalibrator`). Every field has ctapipe's default.
@@ -246,7 +246,7 @@ impl CameraCalibrator {
         r1.resize(image.len() * n_samples, 0.0);
         r0_to_r1_event(r0, n_samples, calibration, &self.r1, &mut r1, gains);
         self.dl1_event(
-            &r1,
+            R1Event::Float(&r1),
             n_samples,
             gains,
             calibration,
@@ -302,7 +302,7 @@ impl CameraCalibrator {
                 with_thread_scratch(|scratch| {
                     scratch.prefetch_next(next.unwrap_or_default());
                     self.dl1_event(
-                        r1_event,
+                        R1Event::Float(r1_event),
                         n_samples,
                         gains,
                         calibration,
@@ -337,7 +337,47 @@ impl CameraCalibrator {
         check_shape("peak_time", &[peak_time.len()], &[n_pixels])?;
         if n_pixels > 0 && n_samples > 0 {
             self.dl1_event(
-                r1,
+                R1Event::Float(r1),
+                n_samples,
+                selected_gain_channel,
+                calibration,
+                scratch,
+                image,
+                peak_time,
+            );
+        }
+        Ok(())
+    }
+
+    /// [`CameraCalibrator::r1_to_dl1_event`] for R1 samples stored as `uint16` with their
+    /// stream's scale and offset (CTAO's R1 event stream, see [`QuantizedWaveforms`]): the
+    /// results of `r1_to_dl1_event` on the converted samples, bit for bit, with the default
+    /// extractor's peaks found on the integers.
+    #[allow(clippy::too_many_arguments)]
+    pub fn r1_quantized_to_dl1_event(
+        &self,
+        r1: QuantizedWaveforms<'_>,
+        n_samples: usize,
+        selected_gain_channel: &[i8],
+        calibration: &TelescopeCalibration,
+        scratch: &mut CalibrationScratch,
+        image: &mut [f32],
+        peak_time: &mut [f32],
+    ) -> Result<(), CalibError> {
+        let n_pixels = self.check_calibration(calibration, n_samples)?;
+        check_shape("r1", &[r1.values.len()], &[n_pixels * n_samples])?;
+        check_gains(selected_gain_channel, n_pixels, calibration.n_channels())?;
+        check_shape("image", &[image.len()], &[n_pixels])?;
+        check_shape("peak_time", &[peak_time.len()], &[n_pixels])?;
+        if r1.magnitude_bound().is_none() {
+            return Err(CalibError::InvalidQuantization {
+                scale: r1.scale,
+                offset: r1.offset,
+            });
+        }
+        if n_pixels > 0 && n_samples > 0 {
+            self.dl1_event(
+                R1Event::Quantized(r1),
                 n_samples,
                 selected_gain_channel,
                 calibration,
@@ -366,7 +406,7 @@ impl CameraCalibrator {
     #[allow(clippy::too_many_arguments)]
     fn dl1_event(
         &self,
-        r1: &[f32],
+        r1: R1Event<'_>,
         n_samples: usize,
         selected_gain_channel: &[i8],
         calibration: &TelescopeCalibration,
@@ -374,23 +414,45 @@ impl CameraCalibrator {
         image: &mut [f32],
         peak_time: &mut [f32],
     ) {
-        if n_samples == 1 {
-            image.copy_from_slice(r1);
-            peak_time.fill(0.0);
-        } else {
-            self.extractor.extract(
-                r1,
+        let (broken, neighbors) = (&calibration.broken_pixels, &self.neighbors);
+        let extractor = &mut scratch.extractor;
+        match r1 {
+            _ if n_samples == 1 => {
+                for (pixel, value) in image.iter_mut().enumerate() {
+                    *value = match r1 {
+                        R1Event::Float(samples) => samples[pixel],
+                        R1Event::Quantized(samples) => samples.sample(pixel),
+                    };
+                }
+                peak_time.fill(0.0);
+            }
+            R1Event::Float(samples) => self.extractor.extract(
+                samples,
                 n_samples,
                 selected_gain_channel,
-                &calibration.broken_pixels,
-                &self.neighbors,
-                &mut scratch.extractor,
+                broken,
+                neighbors,
+                extractor,
                 image,
                 peak_time,
-            );
-            if let (true, Some(shift)) = (self.apply_peak_time_shift, &calibration.time_shift_ns) {
-                subtract_time_shift(peak_time, selected_gain_channel, shift);
-            }
+            ),
+            R1Event::Quantized(samples) => self.extractor.extract_quantized(
+                samples,
+                n_samples,
+                selected_gain_channel,
+                broken,
+                neighbors,
+                extractor,
+                image,
+                peak_time,
+            ),
+        }
+        if let (true, true, Some(shift)) = (
+            n_samples > 1,
+            self.apply_peak_time_shift,
+            &calibration.time_shift_ns,
+        ) {
+            subtract_time_shift(peak_time, selected_gain_channel, shift);
         }
         if self.invalid_pixel_handler == InvalidPixelHandler::NeighborAverage
             && any_broken(&calibration.broken_pixels)
@@ -403,6 +465,13 @@ impl CameraCalibrator {
             );
         }
     }
+}
+
+/// One telescope event's R1 samples, as `f32` values or as stored `uint16`.
+#[derive(Clone, Copy)]
+enum R1Event<'a> {
+    Float(&'a [f32]),
+    Quantized(QuantizedWaveforms<'a>),
 }
 
 /// `peak_time[pixel] -= shift[[channel, pixel]]` with each pixel's selected `channel`

@@ -22,6 +22,17 @@ pub enum CalibError {
     /// A configuration value is out of its valid range.
     #[error("invalid configuration: {0}")]
     InvalidConfig(String),
+    /// The scale or offset of quantized R1 samples cannot convert them.
+    #[error(
+        "waveform_scale {scale} and waveform_offset {offset}: the scale must be finite and \
+         positive, the offset finite"
+    )]
+    InvalidQuantization {
+        /// The stream's `waveform_scale`.
+        scale: f32,
+        /// The stream's `waveform_offset`.
+        offset: f32,
+    },
     /// A selected gain channel does not exist in the calibration arrays.
     #[error(
         "pixel {pixel}: selected gain channel {channel} but the camera has {n_channels} channel(s)"

@@ -6,8 +6,8 @@
 //! caller has checked at run time before entering its `#[target_feature]` kernel.
 
 use std::arch::x86_64::{
-    __m128, __m256, __m256i, _MM_HINT_T1, _mm_prefetch, _mm_storeu_ps, _mm256_loadu_ps,
-    _mm256_loadu_si256, _mm256_storeu_ps,
+    __m128, __m128i, __m256, __m256i, _MM_HINT_T1, _mm_loadu_si128, _mm_prefetch, _mm_storeu_ps,
+    _mm256_loadu_ps, _mm256_loadu_si256, _mm256_storeu_ps,
 };
 
 /// The eight values `values[at..at + 8]`.
@@ -19,6 +19,18 @@ pub(super) fn load8(values: &[f32], at: usize) -> __m256 {
     #[allow(unsafe_code)]
     unsafe {
         _mm256_loadu_ps(values.as_ptr())
+    }
+}
+
+/// The eight `u16` values `values[at..at + 8]`.
+#[inline]
+#[target_feature(enable = "avx2")]
+pub(super) fn load8_u16(values: &[u16], at: usize) -> __m128i {
+    let values = &values[at..at + 8];
+    // SAFETY: `values` holds the 8 `u16` (16 bytes) that the unaligned load reads.
+    #[allow(unsafe_code)]
+    unsafe {
+        _mm_loadu_si128(values.as_ptr().cast())
     }
 }
 

@@ -22,10 +22,12 @@ pub use correction::{integration_correction, sliding_window_correction};
 
 use cascade_instrument::Neighbors;
 
-use crate::{CalibError, CameraReadout};
+use crate::{CalibError, CameraReadout, QuantizedWaveforms};
 use kernels::{argmax_f32, extract_sliding_window};
-use neighbor_peak::{NeighborPeakScratch, neighbor_peak_indices_by_tile};
-use windows::extract_windows;
+use neighbor_peak::{
+    NeighborPeakScratch, neighbor_peak_indices_by_tile, neighbor_peak_indices_quantized_by_tile,
+};
+use windows::{extract_windows, extract_windows_quantized};
 
 /// An image extractor prepared for one camera type.
 #[derive(Debug, Clone, PartialEq)]
@@ -45,6 +47,9 @@ pub struct ExtractorScratch {
     window_peaks: Vec<i64>,
     global_sum: Vec<f32>,
     brightest: Vec<(f32, usize)>,
+    /// Quantized samples converted to `f32`: a pixel's, or the event's for the extractors
+    /// without an integer path.
+    converted: Vec<f32>,
 }
 
 impl ExtractorScratch {
@@ -168,6 +173,7 @@ impl ImageExtractor {
             window_peaks: peaks,
             global_sum,
             brightest,
+            ..
         } = scratch;
         peaks.clear();
         // (window width, window shift) around `peaks`; `None` when the image is done.
@@ -239,6 +245,83 @@ impl ImageExtractor {
                 waveforms, n_samples, peaks, width, shift, rate, image, peak_time,
             );
         }
+        self.apply_correction(image, selected_gain_channel);
+    }
+
+    /// [`ImageExtractor::extract`] for samples stored as `uint16` with a scale and an offset
+    /// (CTAO's R1 event stream, see [`QuantizedWaveforms`]): the results of `extract` on
+    /// the converted samples, bit for bit. `NeighborPeakWindowSum` finds its peaks on the
+    /// integers and converts only the samples of each window; the other extractors run on
+    /// the converted event.
+    #[allow(clippy::too_many_arguments)]
+    pub fn extract_quantized(
+        &self,
+        waveforms: QuantizedWaveforms<'_>,
+        n_samples: usize,
+        selected_gain_channel: &[i8],
+        broken_pixels: &[bool],
+        neighbors: &Neighbors,
+        scratch: &mut ExtractorScratch,
+        image: &mut [f32],
+        peak_time: &mut [f32],
+    ) {
+        let n_pixels = image.len();
+        let ImageExtractorConfig::NeighborPeakWindowSum(c) = &self.config else {
+            let mut converted = std::mem::take(&mut scratch.converted);
+            waveforms
+                .slice(0..n_pixels * n_samples)
+                .convert_into(&mut converted);
+            self.extract(
+                &converted,
+                n_samples,
+                selected_gain_channel,
+                broken_pixels,
+                neighbors,
+                scratch,
+                image,
+                peak_time,
+            );
+            scratch.converted = converted;
+            return;
+        };
+        let ExtractorScratch {
+            neighbor_peak,
+            peaks: neighbor_peaks,
+            window_peaks: peaks,
+            converted,
+            ..
+        } = scratch;
+        neighbor_peaks.resize(n_pixels, 0);
+        neighbor_peak_indices_quantized_by_tile(
+            waveforms,
+            n_samples,
+            neighbors,
+            c.local_weight,
+            broken_pixels,
+            neighbor_peak,
+            neighbor_peaks,
+            |tile, tile_peaks| {
+                peaks.clear();
+                peaks.extend(tile_peaks.iter().map(|&peak| peak as i64));
+                extract_windows_quantized(
+                    waveforms.slice(tile.start * n_samples..tile.end * n_samples),
+                    n_samples,
+                    peaks,
+                    c.window_width,
+                    c.window_shift,
+                    self.sampling_rate_ghz,
+                    &mut image[tile.clone()],
+                    &mut peak_time[tile],
+                    converted,
+                );
+            },
+        );
+        self.apply_correction(image, selected_gain_channel);
+    }
+
+    /// Multiplies every pixel's charge by the integration correction of its selected gain
+    /// channel.
+    fn apply_correction(&self, image: &mut [f32], selected_gain_channel: &[i8]) {
         // ctapipe `ImageExtractor._apply_correction`: f32 charge times the f64 correction of
         // the selected channel, stored as f32; the usual one or two gain channels as a
         // select, which vectorises.

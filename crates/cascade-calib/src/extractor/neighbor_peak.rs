@@ -41,6 +41,7 @@ use std::ops::Range;
 use cascade_instrument::Neighbors;
 
 use super::kernels::argmax_f64;
+use crate::QuantizedWaveforms;
 
 /// Samples per `f32` vector.
 #[cfg(target_arch = "x86_64")]
@@ -51,6 +52,8 @@ const LANES: usize = 8;
 pub struct NeighborPeakScratch {
     /// One pixel's neighbour sum in `f64` (plain path).
     sum_f64: Vec<f64>,
+    /// Quantized samples converted to `f32` (when the integer kernel cannot take them).
+    converted: Vec<f32>,
     /// The buffers of the AVX2 kernel.
     #[cfg(target_arch = "x86_64")]
     avx2: avx2::Scratch,
@@ -153,9 +156,79 @@ pub fn neighbor_peak_indices_by_tile(
     ready(0..peaks.len(), peaks);
 }
 
-/// The inputs of one call.
-struct Event<'a> {
-    waveforms: &'a [f32],
+/// [`neighbor_peak_indices_by_tile`] for samples stored as `uint16` with a scale and an
+/// offset: the peaks of the `f32` waveforms they stand for
+/// ([`QuantizedWaveforms::sample`]), bit for bit.
+///
+/// With AVX2, `local_weight == 0` (ctapipe's default) and 16 to 64 samples, the sums are
+/// the exact integer sums of the stored values, sixteen samples per vector, where the
+/// `f32` kernel needs a certificate and eight per vector. ctapipe's `f64` sum of the
+/// converted values `F` and the integer sum `S` of the same `K` terms satisfy
+/// `|F - (S / scale - K * offset)| <= E` with `E = K * A * 2^-23` (`A` bounds every
+/// `|value / scale|` and every `|sample|`: two roundings of at most `A * 2^-24` per term,
+/// and the `f64` additions far below that), so a sample whose integer sum is more than
+/// `m = floor(3 E scale)` below the largest cannot hold ctapipe's peak: with the usual
+/// scales `m` is 0, and a pixel whose largest integer sum is unique is done. Ties are
+/// decided with ctapipe's `f64` sums of the converted samples of the tied samples alone.
+/// The vector additions saturate at `u16::MAX`: a sum that does is at least as large as
+/// every sum that does not, and two that do tie, so the peak is never lost. Otherwise
+/// (other weights, sample counts, CPUs) the samples are converted and the `f32` kernel
+/// runs on them.
+///
+/// # Panics
+/// As [`neighbor_peak_indices`].
+#[allow(clippy::too_many_arguments)]
+pub fn neighbor_peak_indices_quantized_by_tile(
+    waveforms: QuantizedWaveforms<'_>,
+    n_samples: usize,
+    neighbors: &Neighbors,
+    local_weight: i64,
+    broken_pixels: &[bool],
+    scratch: &mut NeighborPeakScratch,
+    peaks: &mut [usize],
+    mut ready: impl FnMut(Range<usize>, &[usize]),
+) {
+    #[cfg(target_arch = "x86_64")]
+    if local_weight == 0
+        && (avx2::QUANTIZED_LANES..=avx2::QUANTIZED_MAX_VECTORS * avx2::QUANTIZED_LANES)
+            .contains(&n_samples)
+        && std::arch::is_x86_feature_detected!("avx2")
+        && std::arch::is_x86_feature_detected!("popcnt")
+    {
+        let event = Event {
+            waveforms: &waveforms,
+            n_samples,
+            neighbors,
+            local_weight,
+            broken_pixels,
+        };
+        // SAFETY: `certified_quantized_peaks` needs AVX2 and POPCNT, which the CPU has.
+        #[allow(unsafe_code)]
+        let done = unsafe { avx2::certified_quantized_peaks(&event, scratch, peaks, &mut ready) };
+        if done {
+            return;
+        }
+    }
+    let mut converted = std::mem::take(&mut scratch.converted);
+    let size = (peaks.len() * n_samples).min(waveforms.values.len());
+    waveforms.slice(0..size).convert_into(&mut converted);
+    neighbor_peak_indices_by_tile(
+        &converted,
+        n_samples,
+        neighbors,
+        local_weight,
+        broken_pixels,
+        scratch,
+        peaks,
+        &mut ready,
+    );
+    scratch.converted = converted;
+}
+
+/// The inputs of one call, with the event's samples as `f32` waveforms or as
+/// [`QuantizedWaveforms`].
+struct Event<'a, S: ?Sized = [f32]> {
+    waveforms: &'a S,
     n_samples: usize,
     neighbors: &'a Neighbors,
     local_weight: i64,
@@ -234,20 +307,24 @@ fn candidate_margin(k: usize, weight: f32, magnitude: f32) -> f32 {
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use std::arch::x86_64::{
-        __m256, __m256i, _CMP_GE_OQ, _mm_cvtss_f32, _mm256_add_ps, _mm256_and_si256,
-        _mm256_castps_si256, _mm256_castps256_ps128, _mm256_cmp_ps, _mm256_cvtsi256_si32,
-        _mm256_loadu_ps, _mm256_max_epu32, _mm256_max_ps, _mm256_movemask_epi8, _mm256_movemask_ps,
-        _mm256_mul_ps, _mm256_packs_epi16, _mm256_packs_epi32, _mm256_permute_ps,
-        _mm256_permute2f128_ps, _mm256_permute2x128_si256, _mm256_permutevar8x32_epi32,
-        _mm256_set1_epi32, _mm256_set1_ps, _mm256_setr_epi32, _mm256_setzero_ps,
-        _mm256_setzero_si256, _mm256_shuffle_epi32, _mm256_sub_ps,
+        __m256, __m256i, _CMP_GE_OQ, _mm_cvtss_f32, _mm_max_epu16, _mm_shuffle_epi32,
+        _mm_srli_epi32, _mm256_add_ps, _mm256_adds_epu16, _mm256_and_si256,
+        _mm256_broadcastw_epi16, _mm256_castps_si256, _mm256_castps256_ps128,
+        _mm256_castsi256_si128, _mm256_cmp_ps, _mm256_cmpeq_epi16, _mm256_cvtsi256_si32,
+        _mm256_extracti128_si256, _mm256_loadu_ps, _mm256_loadu_si256, _mm256_max_epu16,
+        _mm256_max_epu32, _mm256_max_ps, _mm256_movemask_epi8, _mm256_movemask_ps, _mm256_mul_ps,
+        _mm256_packs_epi16, _mm256_packs_epi32, _mm256_permute_ps, _mm256_permute2f128_ps,
+        _mm256_permute2x128_si256, _mm256_permute4x64_epi64, _mm256_permutevar8x32_epi32,
+        _mm256_set1_epi16, _mm256_set1_epi32, _mm256_set1_ps, _mm256_setr_epi32, _mm256_setzero_ps,
+        _mm256_setzero_si256, _mm256_shuffle_epi32, _mm256_sub_ps, _mm256_subs_epu16,
     };
 
     use cascade_instrument::NeighborsId;
 
     use super::super::avx2::{Prefetch, load8, pipelined, store8};
     use super::{
-        Event, LANES, NeighborPeakScratch, Range, TILE_PIXELS, candidate_margin, exact_peak_among,
+        Event, LANES, NeighborPeakScratch, QuantizedWaveforms, Range, TILE_PIXELS,
+        candidate_margin, exact_peak_among,
     };
 
     /// Largest `|local_weight|` of the certified path (its `f32` product stays exact
@@ -287,7 +364,7 @@ mod avx2 {
 
         /// The layout of `event` with `n_pixels` pixels, built unless one of the kept
         /// layouts is it; `None` when the event cannot have one (see [`Layout::build`]).
-        fn of(&mut self, event: &Event<'_>, n_pixels: usize) -> Option<&Layout> {
+        fn of<S: ?Sized>(&mut self, event: &Event<'_, S>, n_pixels: usize) -> Option<&Layout> {
             let layouts = &mut self.0;
             match layouts
                 .iter()
@@ -354,7 +431,7 @@ mod avx2 {
 
     impl Layout {
         /// Whether this is the layout of `event` with `n_pixels` pixels.
-        fn is_of(&self, event: &Event<'_>, n_pixels: usize) -> bool {
+        fn is_of<S: ?Sized>(&self, event: &Event<'_, S>, n_pixels: usize) -> bool {
             self.key == Some((event.neighbors.id(), event.n_samples, n_pixels))
                 && event.broken_pixels.get(..n_pixels) == Some(&self.broken[..])
         }
@@ -362,7 +439,7 @@ mod avx2 {
         /// Makes the layout that of `event` with `n_pixels` pixels; false when its
         /// neighbours include pixels beyond `n_pixels`, it has fewer broken-pixel flags
         /// than pixels, or it has more than `u32::MAX` samples (those take the plain path).
-        fn build(&mut self, event: &Event<'_>, n_pixels: usize) -> bool {
+        fn build<S: ?Sized>(&mut self, event: &Event<'_, S>, n_pixels: usize) -> bool {
             let n_samples = event.n_samples;
             let Some(broken) = event.broken_pixels.get(..n_pixels) else {
                 return false;
@@ -888,6 +965,331 @@ mod avx2 {
         let max = _mm256_max_ps(max, _mm256_permute_ps::<0b0100_1110>(max));
         _mm256_max_ps(max, _mm256_permute_ps::<0b1011_0001>(max))
     }
+
+    // The integer kernel of `neighbor_peak_indices_quantized_by_tile`: the same layout and
+    // software pipelining as the `f32` kernel above, on sixteen `u16` sums per vector.
+
+    /// Samples per `u16` vector.
+    pub(super) const QUANTIZED_LANES: usize = 16;
+
+    /// Most vectors per waveform of the integer kernel (64 samples).
+    pub(super) const QUANTIZED_MAX_VECTORS: usize = 4;
+
+    /// Largest integer margin of the integer kernel (only absurd scales need more; their
+    /// events take the `f32` kernel).
+    const MAX_QUANTIZED_MARGIN: f64 = 256.0;
+
+    /// Writes every pixel's peak to `peaks` and returns true, or returns false without
+    /// writing (nor calling `ready`) when the event does not suit the integer kernel: a
+    /// `local_weight` other than 0, fewer than 16 or more than 64 samples, a scale or
+    /// offset that is not finite (or a scale so large that the margin is absurd), more
+    /// than `u32::MAX` samples, or neighbours outside it.
+    #[target_feature(enable = "avx2,popcnt")]
+    pub(super) fn certified_quantized_peaks(
+        event: &Event<'_, QuantizedWaveforms<'_>>,
+        scratch: &mut NeighborPeakScratch,
+        peaks: &mut [usize],
+        ready: &mut impl FnMut(Range<usize>, &[usize]),
+    ) -> bool {
+        let n_pixels = peaks.len();
+        let n_samples = event.n_samples;
+        let n_vectors = n_samples.div_ceil(QUANTIZED_LANES);
+        if event.local_weight != 0
+            || n_samples < QUANTIZED_LANES
+            || n_vectors > QUANTIZED_MAX_VECTORS
+        {
+            return false;
+        }
+        let quantized = event.waveforms;
+        let size = n_pixels.checked_mul(n_samples);
+        let Some(values) = size.and_then(|size| quantized.values.get(..size)) else {
+            return false;
+        };
+        let Some(magnitude) = quantized.magnitude_bound() else {
+            return false;
+        };
+        let Scratch {
+            upcoming, layouts, ..
+        } = &mut scratch.avx2;
+        let Some(layout) = layouts.of(event, n_pixels) else {
+            return false;
+        };
+        let most_neighbors = layout.groups.iter().map(|g| g.n_neighbors).max();
+        if quantized_margin(most_neighbors.unwrap_or(0), quantized.scale, magnitude).is_none() {
+            return false;
+        }
+        let rows = QuantizedRows {
+            base: values.as_ptr(),
+            last: values.as_ptr().wrapping_add(n_samples - QUANTIZED_LANES),
+        };
+        let mut upcoming = std::mem::take(upcoming);
+        for tile in &layout.tiles {
+            for &group in &layout.groups[tile.groups.clone()] {
+                let members = &layout.pixels[group.first_pixel..group.first_pixel + group.n];
+                let group_rows =
+                    &layout.rows[group.first_row..group.first_row + group.n * group.n_neighbors];
+                let group = Members {
+                    pixels: members,
+                    rows: group_rows,
+                    n_neighbors: group.n_neighbors,
+                };
+                // Checked above for the largest number of neighbours, so it exists.
+                let margin = quantized_margin(group.n_neighbors, quantized.scale, magnitude)
+                    .unwrap_or(u16::MAX);
+                let run = QuantizedGroup {
+                    event,
+                    rows,
+                    group,
+                    margin,
+                };
+                match n_vectors {
+                    _ if group.n_neighbors == 0 => {
+                        // ctapipe's sum is `waveform * 0`, zero (of either sign) at every
+                        // sample: the first maximum is sample 0.
+                        for &pixel in members {
+                            peaks[pixel as usize] = 0;
+                        }
+                    }
+                    1 => run.peaks::<1>(peaks, &mut upcoming),
+                    2 => run.peaks::<2>(peaks, &mut upcoming),
+                    3 => run.peaks::<3>(peaks, &mut upcoming),
+                    _ => run.peaks::<4>(peaks, &mut upcoming),
+                }
+            }
+            ready(tile.pixels.clone(), &peaks[tile.pixels.clone()]);
+        }
+        true
+    }
+
+    /// The integer margin of `neighbor_peak_indices_quantized_by_tile` for `k` neighbours:
+    /// `floor(3 E scale)` with `E = k * (A * 2^-23 + 2^-126)` (the subnormal term as in
+    /// [`candidate_margin`]); `2E` bounds the two sums' errors, the third `E` is slack for
+    /// the `f64` additions. `None` beyond [`MAX_QUANTIZED_MARGIN`].
+    fn quantized_margin(k: usize, scale: f32, magnitude: f64) -> Option<u16> {
+        let error = k as f64 * (magnitude * 2f64.powi(-23) + f64::from(f32::MIN_POSITIVE));
+        let margin = (3.0 * error * f64::from(scale)).floor();
+        (margin <= MAX_QUANTIZED_MARGIN).then_some(margin as u16)
+    }
+
+    /// Where the integer sums load from: the first stored value of the event's waveforms,
+    /// and the first of the last vector of its first row.
+    #[derive(Clone, Copy)]
+    struct QuantizedRows {
+        base: *const u16,
+        last: *const u16,
+    }
+
+    impl QuantizedRows {
+        /// The `V` vectors of the integer sum of the rows `rows` (at least one), added with
+        /// saturation: vector `v < V - 1` holds samples `16 v..`, the last one the
+        /// waveform's last 16 samples.
+        ///
+        /// # Safety
+        /// Every row must start a pixel's waveform within the event these `QuantizedRows`
+        /// were made from, and `V == n_samples.div_ceil(16)`.
+        #[inline]
+        #[target_feature(enable = "avx2")]
+        #[allow(unsafe_code)]
+        unsafe fn sums<const V: usize>(self, rows: &[u32]) -> [__m256i; V] {
+            // SAFETY (here and below): a row start plus `n_samples` is within the values
+            // (the caller's contract), and every vector lies within its row: vector
+            // `v < V - 1` ends at `16 v + 16 <= 16 (V - 1) < n_samples`, the last one at
+            // `n_samples`.
+            let load = |row: u32, v: usize| unsafe {
+                let row = row as usize;
+                if v + 1 < V {
+                    _mm256_loadu_si256(self.base.add(row + v * QUANTIZED_LANES).cast())
+                } else {
+                    _mm256_loadu_si256(self.last.add(row).cast())
+                }
+            };
+            let mut sums = [_mm256_setzero_si256(); V];
+            if let Some((&first, rest)) = rows.split_first() {
+                for (v, sum) in sums.iter_mut().enumerate() {
+                    *sum = load(first, v);
+                }
+                for &row in rest {
+                    for (v, sum) in sums.iter_mut().enumerate() {
+                        *sum = _mm256_adds_epu16(*sum, load(row, v));
+                    }
+                }
+            }
+            sums
+        }
+    }
+
+    /// One group of pixels with the same number (at least one) of neighbours, and the
+    /// integer margin for that number.
+    struct QuantizedGroup<'a> {
+        event: &'a Event<'a, QuantizedWaveforms<'a>>,
+        rows: QuantizedRows,
+        group: Members<'a>,
+        margin: u16,
+    }
+
+    impl<'a> QuantizedGroup<'a> {
+        /// The peak of every pixel of the group, for waveforms of `V` vectors.
+        #[inline]
+        #[target_feature(enable = "avx2,popcnt")]
+        fn peaks<const V: usize>(&self, peaks: &mut [usize], upcoming: &mut Prefetch) {
+            // The usual numbers of neighbours as constants, so that their loops unroll.
+            match self.group.n_neighbors {
+                4 => self.group_loop::<V, 4>(peaks, upcoming),
+                6 => self.group_loop::<V, 6>(peaks, upcoming),
+                _ => self.group_loop::<V, 0>(peaks, upcoming),
+            }
+        }
+
+        /// The loop of [`QuantizedGroup::peaks`] for `K` neighbours per pixel (any number
+        /// when `K` is 0), pipelined as the `f32` kernel's [`group_loop`].
+        #[inline]
+        #[target_feature(enable = "avx2,popcnt")]
+        #[allow(unsafe_code)]
+        fn group_loop<const V: usize, const K: usize>(
+            &self,
+            peaks: &mut [usize],
+            upcoming: &mut Prefetch,
+        ) {
+            let event = self.event;
+            let n_samples = event.n_samples;
+            // Bit `16 * vector + lane` of the mask; the first `overlap` lanes of the last
+            // vector repeat samples of its predecessor and are left out.
+            let last = (V - 1) * QUANTIZED_LANES;
+            let overlap = V * QUANTIZED_LANES - n_samples;
+            let fresh = (((0xffff_u64 << overlap) & 0xffff) << last) | ((1_u64 << last) - 1);
+            let margin = _mm256_set1_epi16(self.margin as i16);
+            let rows = self.rows;
+            let sample_of = |bit: usize| if bit >= last { bit - overlap } else { bit };
+            let mut sums_of = |pixel: u32, neighbor_rows: &'a [u32]| {
+                upcoming.two_lines();
+                // SAFETY: the layout's rows are pixels of the event's values, and `V` is
+                // the number of vectors of its waveforms (`certified_quantized_peaks`).
+                let sums = unsafe { rows.sums::<V>(neighbor_rows) };
+                (pixel as usize, neighbor_rows, sums)
+            };
+            let peak_of = |(pixel, neighbor_rows, sums): (usize, &[u32], [__m256i; V])| {
+                let max = broadcast_max_u16(max_of_u16(&sums));
+                let threshold = _mm256_subs_epu16(max, margin);
+                let candidates = reaching_bits(&sums, threshold) & fresh;
+                peaks[pixel] = if candidates.count_ones() == 1 {
+                    sample_of(candidates.trailing_zeros() as usize)
+                } else {
+                    exact_quantized_peak(event.waveforms, neighbor_rows, candidates, sample_of)
+                };
+            };
+            let empty = (0, &[][..], [_mm256_setzero_si256(); V]);
+            if K > 0 {
+                let members = self
+                    .group
+                    .pixels
+                    .iter()
+                    .zip(self.group.rows.as_chunks::<K>().0);
+                pipelined(
+                    members,
+                    empty,
+                    |(&pixel, rows)| sums_of(pixel, rows),
+                    peak_of,
+                );
+            } else {
+                let n = self.group.n_neighbors;
+                let members = self
+                    .group
+                    .pixels
+                    .iter()
+                    .zip(self.group.rows.chunks_exact(n));
+                pipelined(
+                    members,
+                    empty,
+                    |(&pixel, rows)| sums_of(pixel, rows),
+                    peak_of,
+                );
+            }
+        }
+    }
+
+    /// The lane-by-lane maximum of `vectors` (unsigned), as a tree.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn max_of_u16<const V: usize>(vectors: &[__m256i; V]) -> __m256i {
+        let mut level = *vectors;
+        let mut n = V;
+        while n > 1 {
+            for i in 0..n / 2 {
+                level[i] = _mm256_max_epu16(level[2 * i], level[2 * i + 1]);
+            }
+            if n % 2 == 1 {
+                level[n / 2] = level[n - 1];
+            }
+            n = n.div_ceil(2);
+        }
+        level[0]
+    }
+
+    /// The largest of the sixteen unsigned lanes in every lane.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn broadcast_max_u16(lanes: __m256i) -> __m256i {
+        let max = _mm_max_epu16(
+            _mm256_castsi256_si128(lanes),
+            _mm256_extracti128_si256::<1>(lanes),
+        );
+        let max = _mm_max_epu16(max, _mm_shuffle_epi32::<0b0100_1110>(max));
+        let max = _mm_max_epu16(max, _mm_shuffle_epi32::<0b1011_0001>(max));
+        let max = _mm_max_epu16(max, _mm_srli_epi32::<16>(max));
+        _mm256_broadcastw_epi16(max)
+    }
+
+    /// One bit per lane whose sum reaches `threshold` (bit `16 * vector + lane`): the
+    /// comparisons of two vectors packed to bytes, put back in order, one `movemask`.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn reaching_bits<const V: usize>(sums: &[__m256i; V], threshold: __m256i) -> u64 {
+        // `max(sum, threshold) == sum` is `sum >= threshold` for unsigned lanes.
+        let reached: [__m256i; V] = std::array::from_fn(|vector| {
+            let sum = sums[vector];
+            _mm256_cmpeq_epi16(_mm256_max_epu16(sum, threshold), sum)
+        });
+        let none = _mm256_setzero_si256();
+        let mut bits = 0;
+        for (pair, vectors) in reached.chunks(2).enumerate() {
+            let second = vectors.get(1).copied().unwrap_or(none);
+            // The pack works within 128-bit halves: its quadwords hold samples 0-7 of the
+            // first vector, 0-7 of the second, 8-15 of the first, 8-15 of the second.
+            let bytes =
+                _mm256_permute4x64_epi64::<0b1101_1000>(_mm256_packs_epi16(vectors[0], second));
+            bits |= u64::from(_mm256_movemask_epi8(bytes) as u32) << (32 * pair);
+        }
+        bits
+    }
+
+    /// The peak of one pixel decided with ctapipe's `f64` sums of the converted samples,
+    /// among its `candidates` (bits of the samples whose integer sum is within the margin
+    /// of the largest, `sample_of` maps them to samples in ascending order): ties and
+    /// saturated sums. `rows` are the starts of its neighbours' waveforms, those that are
+    /// not broken in the order of the neighbour lists, which is ctapipe's order; its own
+    /// waveform counts `0.0` times (`local_weight` 0), which adds nothing.
+    #[cold]
+    #[inline(never)]
+    fn exact_quantized_peak(
+        values: &QuantizedWaveforms<'_>,
+        rows: &[u32],
+        candidates: u64,
+        sample_of: impl Fn(usize) -> usize,
+    ) -> usize {
+        let mut best: Option<(usize, f64)> = None;
+        let mut remaining = candidates;
+        while remaining != 0 {
+            let sample = sample_of(remaining.trailing_zeros() as usize);
+            remaining &= remaining - 1;
+            let sum = rows.iter().fold(0.0, |sum, &row| {
+                sum + f64::from(values.sample(row as usize + sample))
+            });
+            if best.is_none_or(|(_, best_sum)| sum > best_sum) {
+                best = Some((sample, sum));
+            }
+        }
+        best.map_or(0, |(sample, _)| sample)
+    }
 }
 
 #[cfg(test)]
@@ -1169,6 +1571,153 @@ mod tests {
             for (pixel, &peak) in peaks.iter().enumerate() {
                 let expected =
                     reference_peak(&waveforms, n_samples, pixel, neighbors.of(pixel), 0, &broken);
+                prop_assert_eq!(peak, expected, "pixel {}", pixel);
+            }
+        }
+    }
+
+    /// The peaks of quantized samples, and the pixel ranges handed over.
+    fn quantized_peaks(
+        quantized: QuantizedWaveforms<'_>,
+        n_samples: usize,
+        neighbors: &Neighbors,
+        local_weight: i64,
+        broken: &[bool],
+    ) -> (Vec<usize>, Vec<Range<usize>>) {
+        let mut peaks = vec![usize::MAX; broken.len()];
+        let mut handed_over = Vec::new();
+        neighbor_peak_indices_quantized_by_tile(
+            quantized,
+            n_samples,
+            neighbors,
+            local_weight,
+            broken,
+            &mut NeighborPeakScratch::default(),
+            &mut peaks,
+            |pixels, _| handed_over.push(pixels),
+        );
+        (peaks, handed_over)
+    }
+
+    #[test]
+    fn an_integer_tie_is_decided_by_ctapipes_rounding() {
+        // Pixel 0's neighbours hold 3 + 0 at sample 0 and 1 + 2 at sample 1: equal integer
+        // sums, but with scale 3 the converted 1/3 and 2/3 round up in f32 and sample 1's
+        // sum exceeds 1.0, so it is ctapipe's peak and not the first of the tie.
+        let n_samples = 16;
+        let mut values = vec![0u16; 3 * n_samples];
+        values[n_samples] = 3;
+        values[n_samples + 1] = 1;
+        values[2 * n_samples + 1] = 2;
+        let quantized = QuantizedWaveforms {
+            values: &values,
+            scale: 3.0,
+            offset: 0.0,
+        };
+        let neighbors = Neighbors::from_lists(&[vec![1, 2], vec![0], vec![0]]);
+        let (peaks, _) = quantized_peaks(quantized, n_samples, &neighbors, 0, &[false; 3]);
+        assert_eq!(peaks[0], 1);
+        // An exact tie (scale 1: the sums are integers in f64 too): the first wins.
+        let mut values = vec![1u16; 3 * n_samples];
+        for at in [
+            n_samples + 3,
+            n_samples + 7,
+            2 * n_samples + 3,
+            2 * n_samples + 7,
+        ] {
+            values[at] = 5;
+        }
+        let quantized = QuantizedWaveforms {
+            values: &values,
+            scale: 1.0,
+            offset: 0.0,
+        };
+        let (peaks, _) = quantized_peaks(quantized, n_samples, &neighbors, 0, &[false; 3]);
+        assert_eq!(peaks[0], 3);
+    }
+
+    #[test]
+    fn saturated_integer_sums_are_decided_in_f64() {
+        // Sample 2: 40000 + 40000, sample 9: 50000 + 20000; both saturate at u16::MAX and
+        // tie, and the f64 sums find sample 2.
+        let n_samples = 20;
+        let mut values = vec![100u16; 3 * n_samples];
+        for (pixel, sample, value) in [
+            (1, 2, 40_000),
+            (2, 2, 40_000),
+            (1, 9, 50_000),
+            (2, 9, 20_000),
+        ] {
+            values[pixel * n_samples + sample] = value;
+        }
+        let quantized = QuantizedWaveforms {
+            values: &values,
+            scale: 80.0,
+            offset: 5.0,
+        };
+        let neighbors = Neighbors::from_lists(&[vec![1, 2], vec![0], vec![0]]);
+        let (peaks, _) = quantized_peaks(quantized, n_samples, &neighbors, 0, &[false; 3]);
+        assert_eq!(peaks[0], 2);
+    }
+
+    /// Stored samples: often a few values apart (ties), any value, or near `u16::MAX`
+    /// (saturating sums).
+    fn quantized_sample() -> BoxedStrategy<u16> {
+        prop_oneof![4 => 398u16..404, 2 => any::<u16>(), 1 => 60_000u16..=u16::MAX].boxed()
+    }
+
+    /// (samples per pixel, waveforms, broken pixels, scale, offset): mostly the sizes of
+    /// the integer kernel, around tile boundaries too, and scales from coarse to absurd.
+    fn quantized_events() -> impl Strategy<Value = (usize, Vec<u16>, Vec<bool>, f32, f32)> {
+        let n_samples = prop_oneof![4 => 16usize..65, 1 => 1usize..16, 1 => 65usize..80];
+        let n_pixels = prop_oneof![4 => 2usize..40, 1 => TILE_PIXELS - 2..TILE_PIXELS + 3];
+        // Scale 1 with an integer offset makes the converted sums integers too: exact ties.
+        let scale = prop_oneof![
+            3 => Just(1.0f32),
+            2 => Just(80.0f32),
+            2 => prop::sample::select(vec![5.0f32, 0.37, 3.0, 1000.0, 1e9]),
+        ];
+        let offset = prop::sample::select(vec![5.0f32, 0.0, -3.5, 60.0, 0.1]);
+        (n_samples, n_pixels, scale, offset).prop_flat_map(
+            |(n_samples, n_pixels, scale, offset)| {
+                (
+                    Just(n_samples),
+                    prop::collection::vec(quantized_sample(), n_samples * n_pixels),
+                    prop::collection::vec(prop::bool::weighted(0.1), n_pixels),
+                    Just(scale),
+                    Just(offset),
+                )
+            },
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(96))]
+        /// The integer kernel (and its fallbacks) gives ctapipe's peaks of the converted
+        /// samples, and hands every pixel over once, in order.
+        #[test]
+        fn quantized_peaks_are_those_of_the_converted_samples(
+            (n_samples, values, broken, scale, offset) in quantized_events(),
+            k in 1usize..4,
+            local_weight in prop_oneof![4 => Just(0i64), 1 => -1i64..2],
+        ) {
+            let n_pixels = broken.len();
+            let neighbors = ring_neighbors(n_pixels, k);
+            let quantized = QuantizedWaveforms { values: &values, scale, offset };
+            let (peaks, handed_over) =
+                quantized_peaks(quantized, n_samples, &neighbors, local_weight, &broken);
+            let mut next = 0;
+            for pixels in &handed_over {
+                prop_assert_eq!(pixels.start, next);
+                next = pixels.end;
+            }
+            prop_assert_eq!(next, n_pixels);
+            let mut converted = Vec::new();
+            quantized.convert_into(&mut converted);
+            for (pixel, &peak) in peaks.iter().enumerate() {
+                let expected = reference_peak(
+                    &converted, n_samples, pixel, neighbors.of(pixel), local_weight, &broken,
+                );
                 prop_assert_eq!(peak, expected, "pixel {}", pixel);
             }
         }

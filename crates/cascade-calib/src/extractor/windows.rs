@@ -16,6 +16,7 @@
 //! block's division and conversions, so that the two chains of dependent operations overlap.
 
 use super::kernels::extract_around_peak;
+use crate::QuantizedWaveforms;
 
 /// Writes `image` (waveform units) and `peak_time` (ns) of every pixel of `waveforms`
 /// (`[pixel][sample]`, `n_samples >= 1`) for the window of `window_width` samples starting
@@ -75,6 +76,68 @@ pub fn extract_windows(
     }
 }
 
+/// [`extract_windows`] for samples stored as `uint16` with a scale and an offset: the
+/// results of [`extract_windows`] on the converted samples
+/// ([`QuantizedWaveforms::sample`]), bit for bit. With AVX2 each pixel's 8 samples around
+/// its window are converted in the vector they are loaded into; pixels done one by one
+/// have their waveform converted into `converted` first.
+#[allow(clippy::too_many_arguments)]
+pub fn extract_windows_quantized(
+    waveforms: QuantizedWaveforms<'_>,
+    n_samples: usize,
+    peaks: &[i64],
+    window_width: i64,
+    window_shift: i64,
+    sampling_rate_ghz: f64,
+    image: &mut [f32],
+    peak_time: &mut [f32],
+    converted: &mut Vec<f32>,
+) {
+    #[cfg(target_arch = "x86_64")]
+    let first_scalar = if n_samples >= 8
+        && (1..=8).contains(&window_width)
+        && std::arch::is_x86_feature_detected!("avx2")
+        && std::arch::is_x86_feature_detected!("fma")
+    {
+        // SAFETY: `extract_quantized_blocks` needs AVX2 and FMA, which the CPU has.
+        #[allow(unsafe_code)]
+        unsafe {
+            avx2::extract_quantized_blocks(
+                waveforms,
+                n_samples,
+                peaks,
+                window_width,
+                window_shift,
+                sampling_rate_ghz,
+                image,
+                peak_time,
+            )
+        }
+    } else {
+        0
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let first_scalar = 0;
+    for (pixel, ((charge, time), &peak)) in image
+        .iter_mut()
+        .zip(peak_time.iter_mut())
+        .zip(peaks)
+        .enumerate()
+        .skip(first_scalar)
+    {
+        waveforms
+            .slice(pixel * n_samples..(pixel + 1) * n_samples)
+            .convert_into(converted);
+        (*charge, *time) = extract_around_peak(
+            converted,
+            peak,
+            window_width,
+            window_shift,
+            sampling_rate_ghz,
+        );
+    }
+}
+
 /// The four-pixel AVX2 kernel.
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
@@ -82,20 +145,83 @@ mod avx2 {
         __m128, __m256, __m256d, __m256i, _CMP_GT_OQ, _mm256_add_epi64, _mm256_add_pd,
         _mm256_and_pd, _mm256_andnot_si256, _mm256_blendv_epi8, _mm256_blendv_pd,
         _mm256_castpd_si256, _mm256_castps256_ps128, _mm256_castsi256_pd, _mm256_cmp_pd,
-        _mm256_cmpgt_epi64, _mm256_cvtpd_ps, _mm256_cvtps_pd, _mm256_div_pd, _mm256_extract_epi64,
-        _mm256_extractf128_ps, _mm256_fmadd_pd, _mm256_max_pd, _mm256_mul_pd, _mm256_or_si256,
-        _mm256_set_pd, _mm256_set1_epi64x, _mm256_set1_pd, _mm256_setzero_pd, _mm256_setzero_si256,
-        _mm256_shuffle_ps, _mm256_sub_epi64, _mm256_sub_pd, _mm256_unpackhi_ps, _mm256_unpacklo_ps,
+        _mm256_cmpgt_epi64, _mm256_cvtepi32_ps, _mm256_cvtepu16_epi32, _mm256_cvtpd_ps,
+        _mm256_cvtps_pd, _mm256_div_pd, _mm256_div_ps, _mm256_extract_epi64, _mm256_extractf128_ps,
+        _mm256_fmadd_pd, _mm256_max_pd, _mm256_mul_pd, _mm256_or_si256, _mm256_set_pd,
+        _mm256_set1_epi64x, _mm256_set1_pd, _mm256_set1_ps, _mm256_setzero_pd,
+        _mm256_setzero_si256, _mm256_shuffle_ps, _mm256_sub_epi64, _mm256_sub_pd, _mm256_sub_ps,
+        _mm256_unpackhi_ps, _mm256_unpacklo_ps,
     };
 
-    use super::super::avx2::{load4_i64, load8, pipelined, store4};
+    use super::super::avx2::{load4_i64, load8, load8_u16, pipelined, store4};
     use super::super::kernels::is_power_of_two;
+    use super::QuantizedWaveforms;
 
     /// Extracts the pixels in whole blocks of four; returns how many pixels it did.
     #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx2,fma")]
     pub(super) fn extract_blocks(
         waveforms: &[f32],
+        n_samples: usize,
+        peaks: &[i64],
+        window_width: i64,
+        window_shift: i64,
+        sampling_rate_ghz: f64,
+        image: &mut [f32],
+        peak_time: &mut [f32],
+    ) -> usize {
+        blocks(
+            move |pixel, start| load8(waveforms, pixel * n_samples + start),
+            n_samples,
+            peaks,
+            window_width,
+            window_shift,
+            sampling_rate_ghz,
+            image,
+            peak_time,
+        )
+    }
+
+    /// [`extract_blocks`] of quantized samples, converted as loaded: `f32` conversion
+    /// (exact for `u16`), division by the scale, subtraction of the offset, each rounded
+    /// as the scalar `f32` operations are.
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) fn extract_quantized_blocks(
+        waveforms: QuantizedWaveforms<'_>,
+        n_samples: usize,
+        peaks: &[i64],
+        window_width: i64,
+        window_shift: i64,
+        sampling_rate_ghz: f64,
+        image: &mut [f32],
+        peak_time: &mut [f32],
+    ) -> usize {
+        let scale = _mm256_set1_ps(waveforms.scale);
+        let offset = _mm256_set1_ps(waveforms.offset);
+        blocks(
+            move |pixel, start| {
+                let stored = load8_u16(waveforms.values, pixel * n_samples + start);
+                let exact = _mm256_cvtepi32_ps(_mm256_cvtepu16_epi32(stored));
+                _mm256_sub_ps(_mm256_div_ps(exact, scale), offset)
+            },
+            n_samples,
+            peaks,
+            window_width,
+            window_shift,
+            sampling_rate_ghz,
+            image,
+            peak_time,
+        )
+    }
+
+    /// The kernel of [`extract_blocks`]: `row(pixel, start)` loads pixel `pixel`'s 8 sample
+    /// values from sample `start` on.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    fn blocks(
+        row: impl Fn(usize, usize) -> __m256,
         n_samples: usize,
         peaks: &[i64],
         window_width: i64,
@@ -117,7 +243,6 @@ mod avx2 {
         // conversions, so that the two chains overlap (software pipelining).
         let accumulate = |block: usize| {
             let first = block * 4;
-            let rows = &waveforms[first * n_samples..(first + 4) * n_samples];
             // Per pixel (one per 64-bit lane): where its 8 loaded samples start (the window's
             // first sample, moved back into the waveform) and which of them are the window
             // (lanes `from <= k < to`, the window clipped to the waveform).
@@ -131,8 +256,8 @@ mod avx2 {
                 _mm256_extract_epi64::<2>(load_start),
                 _mm256_extract_epi64::<3>(load_start),
             ];
-            let row = |lane: usize| load8(rows, lane * n_samples + starts[lane] as usize);
-            let positions = transpose(row(0), row(1), row(2), row(3));
+            let lane_row = |lane: usize| row(first + lane, starts[lane] as usize);
+            let positions = transpose(lane_row(0), lane_row(1), lane_row(2), lane_row(3));
 
             let mut index = small_i64_to_f64(load_start);
             let mut sum = zero;
@@ -263,6 +388,36 @@ mod tests {
                 let (charge, time) = extract_around_peak(waveform, peaks[pixel], width, shift, rate);
                 prop_assert_eq!(image[pixel].to_bits(), charge.to_bits(), "pixel {}", pixel);
                 prop_assert_eq!(peak_time[pixel].to_bits(), time.to_bits(), "pixel {}", pixel);
+            }
+        }
+
+        #[test]
+        fn quantized_samples_give_the_results_of_the_converted_ones_bit_for_bit(
+            (n_samples, n_pixels) in (1usize..40, 1usize..15),
+            seed_values in prop::collection::vec(any::<u16>(), 40 * 15),
+            peak_seed in prop::collection::vec(-10i64..50, 15),
+            scale in prop::sample::select(vec![80.0f32, 3.0, 0.37, 1.0]),
+            offset in prop::sample::select(vec![5.0f32, 0.0, -2.5]),
+            width in 1i64..11,
+            shift in -3i64..6,
+        ) {
+            let values = &seed_values[..n_samples * n_pixels];
+            let peaks = &peak_seed[..n_pixels];
+            let quantized = QuantizedWaveforms { values, scale, offset };
+            let mut converted = Vec::new();
+            quantized.convert_into(&mut converted);
+            let mut expected = (vec![0.0; n_pixels], vec![0.0; n_pixels]);
+            extract_windows(
+                &converted, n_samples, peaks, width, shift, 1.0, &mut expected.0, &mut expected.1,
+            );
+            let mut got = (vec![0.0; n_pixels], vec![0.0; n_pixels]);
+            extract_windows_quantized(
+                quantized, n_samples, peaks, width, shift, 1.0, &mut got.0, &mut got.1,
+                &mut Vec::new(),
+            );
+            for pixel in 0..n_pixels {
+                prop_assert_eq!(got.0[pixel].to_bits(), expected.0[pixel].to_bits());
+                prop_assert_eq!(got.1[pixel].to_bits(), expected.1[pixel].to_bits());
             }
         }
     }
