@@ -1,7 +1,8 @@
 //! The calibration kernels allocate nothing per event once their scratch space has grown:
 //! every telescope event of three shared files (LSTCam with 30 and 40 samples, NectarCam
 //! with 60, the nine telescopes of a prod6 array with their broken pixels), calibrated by
-//! every extractor from R0 and from R1, makes no heap allocation on a second pass.
+//! every extractor from R0, from R1 and from R1 stored as CTAO's camera stream stores it
+//! (`uint16` with a scale and an offset), makes no heap allocation on a second pass.
 
 mod common;
 
@@ -9,8 +10,8 @@ use std::collections::BTreeMap;
 
 use cascade_calib::r1::r0_to_r1_event;
 use cascade_calib::{
-    CalibrationConfig, CalibrationScratch, CameraCalibrator, ImageExtractorConfig, R1Config,
-    TelescopeCalibration,
+    CalibrationConfig, CalibrationScratch, CameraCalibrator, ImageExtractorConfig,
+    QuantizedWaveforms, R1Config, TelescopeCalibration,
 };
 use cascade_simtel::SimtelReader;
 use cascade_testdata::allocations::{CountingAllocator, allocations_during};
@@ -34,6 +35,8 @@ struct TelescopeEvent {
     n_samples: usize,
     r0: Vec<u16>,
     r1: Vec<f32>,
+    /// `r1` stored with scale 80 and offset 5.
+    r1_quantized: Vec<u16>,
     calibration: TelescopeCalibration,
     selected_gain_channel: Vec<i8>,
     image: Vec<f32>,
@@ -70,6 +73,22 @@ fn calibrate(
                 &mut event.peak_time,
             )
             .expect("r1_to_dl1_event");
+        let quantized = QuantizedWaveforms {
+            values: &event.r1_quantized,
+            scale: 80.0,
+            offset: 5.0,
+        };
+        calibrator
+            .r1_quantized_to_dl1_event(
+                quantized,
+                event.n_samples,
+                &event.selected_gain_channel,
+                &event.calibration,
+                scratch,
+                &mut event.image,
+                &mut event.peak_time,
+            )
+            .expect("r1_quantized_to_dl1_event");
     }
 }
 
@@ -102,11 +121,16 @@ fn calibration_allocates_nothing_per_event() {
                     &mut r1,
                     &mut selected_gain_channel,
                 );
+                let r1_quantized = r1
+                    .iter()
+                    .map(|&v| ((v + 5.0) * 80.0).round().clamp(0.0, 65535.0) as u16)
+                    .collect();
                 events.push(TelescopeEvent {
                     camera,
                     n_samples,
                     r0: tel.waveforms.clone(),
                     r1,
+                    r1_quantized,
                     calibration,
                     selected_gain_channel,
                     image: vec![0.0; n_pixels],
