@@ -102,9 +102,12 @@ pub struct ParquetSink {
     config: ParquetSinkConfig,
     /// Written to every file's key-value metadata as `cascade.pipeline` when not empty.
     pipeline_name: String,
-    /// The dataset of the last run, written and waiting for [`Stage::commit`] to publish it
-    /// (or [`Stage::abort`] to discard it).
-    prepared: Arc<Mutex<Option<DatasetWriter>>>,
+    /// The dataset of the current or last run: written by the run's writer thread, complete
+    /// under temporary names at the end of the input, then published by [`Stage::commit`]
+    /// or discarded by [`Stage::abort`]. The thread holds the lock while it writes a batch
+    /// and stops when the slot is empty, so that `abort` removes every file of a failed run
+    /// at once, even while the thread is still running.
+    dataset: Arc<Mutex<Option<DatasetWriter>>>,
 }
 
 impl ParquetSink {
@@ -113,16 +116,13 @@ impl ParquetSink {
         Self {
             config,
             pipeline_name: String::new(),
-            prepared: Arc::default(),
+            dataset: Arc::default(),
         }
     }
 
-    /// The prepared dataset, taken out of its slot.
-    fn take_prepared(&self) -> Option<DatasetWriter> {
-        self.prepared
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take()
+    /// The dataset, taken out of its slot.
+    fn take_dataset(&self) -> Option<DatasetWriter> {
+        lock_slot(&self.dataset).take()
     }
 
     /// The sink of the pipeline named `name`, which its files record.
@@ -166,7 +166,7 @@ impl Stage for ParquetSink {
                 self.pipeline_name.clone(),
             ));
         }
-        let mut writer = DatasetWriter::create(
+        let writer = DatasetWriter::create(
             dataset,
             Arc::clone(&schema),
             self.config.clone(),
@@ -174,27 +174,26 @@ impl Stage for ParquetSink {
             provenance,
         )?;
         // A dataset prepared by an earlier run and never committed is discarded.
-        drop(self.take_prepared());
-        let prepared = Arc::clone(&self.prepared);
+        *lock_slot(&self.dataset) = Some(writer);
+        let dataset = Arc::clone(&self.dataset);
         let mut builder = RecordBatchReceiverStreamBuilder::new(Arc::clone(&schema), 1);
         builder.spawn(async move {
             let (sender, mut receiver) = mpsc::channel::<Message>(1);
             let thread = tokio::task::spawn_blocking(move || -> Result<(), StageError> {
                 while let Some(message) = receiver.blocking_recv() {
+                    let mut slot = lock_slot(&dataset);
+                    let Some(writer) = slot.as_mut() else {
+                        // discarded by `abort`: the run failed elsewhere
+                        return Ok(());
+                    };
                     match message {
                         Message::Batch(batch) => writer.write(&batch)?,
-                        Message::Finish => {
-                            // published by `commit` once the whole pipeline succeeded
-                            writer.prepare()?;
-                            *prepared
-                                .lock()
-                                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(writer);
-                            return Ok(());
-                        }
+                        // published by `commit` once the whole pipeline succeeded
+                        Message::Finish => return writer.prepare(),
                     }
                 }
                 // The input ended without `Finish`: the run failed upstream or was cancelled.
-                writer.abandon();
+                drop(lock_slot(&dataset).take());
                 Ok(())
             });
             let mut outcome = Ok(());
@@ -229,20 +228,31 @@ impl Stage for ParquetSink {
     }
 
     fn commit(&self) -> Result<(), StageError> {
-        match self.take_prepared() {
-            Some(writer) => writer.publish(),
+        match self.take_dataset() {
+            Some(writer) if writer.prepared => writer.publish(),
+            Some(_) => Err(StageError::Data(
+                "the Parquet sink was asked to publish before its input ended".to_string(),
+            )),
             None => Ok(()),
         }
     }
 
     fn abort(&self) {
-        drop(self.take_prepared());
+        drop(self.take_dataset());
     }
 }
 
 enum Message {
     Batch(RecordBatch),
     Finish,
+}
+
+/// The dataset slot of a sink, locked (a writer thread that panicked leaves a usable slot).
+fn lock_slot(
+    slot: &Mutex<Option<DatasetWriter>>,
+) -> std::sync::MutexGuard<'_, Option<DatasetWriter>> {
+    slot.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Writes the part files of one dataset under temporary names and publishes them at the end.
@@ -259,6 +269,8 @@ struct DatasetWriter {
     /// (those left empty) when the run does not commit, so that a failed first run leaves
     /// no empty dataset behind.
     created_directories: Vec<PathBuf>,
+    /// Whether the dataset is complete under temporary names ([`DatasetWriter::prepare`]).
+    prepared: bool,
     /// Whether the dataset was published ([`DatasetWriter::publish`]).
     committed: bool,
     /// Key-value metadata of every file: the sink and pipeline that wrote it.
@@ -322,6 +334,7 @@ impl DatasetWriter {
             current: None,
             finished_parts: Vec::new(),
             created_directories,
+            prepared: false,
             committed: false,
             provenance,
             lock,
@@ -361,6 +374,7 @@ impl DatasetWriter {
             self.current = Some((self.open_part()?, 0));
             self.close_part()?;
         }
+        self.prepared = true;
         Ok(())
     }
 
