@@ -16,6 +16,8 @@
 //! | `calibrate` | R1 waveforms | calibrate | telescope event | CameraCalibrator |
 //! | `dl1_image_to_parameters` | DL1 images | tailcuts_clean, image_parameters | telescope event | ImageProcessor without true images |
 //! | `r1_to_dl1_parameters` | R1 waveforms | the three above | telescope event | CameraCalibrator + ImageProcessor |
+//! | `calibrate_quantized` (toy only) | R1 as CTAO's camera stream stores it (`uint16`, scale 80, offset 5) | calibrate | telescope event | CameraCalibrator |
+//! | `r1_quantized_to_dl1_parameters` (toy only) | the same | calibrate, tailcuts_clean, image_parameters | telescope event | CameraCalibrator + ImageProcessor |
 //! | `r0_to_dl1_image` (`--input` only) | R0 waveforms | calibrate (from R0) | telescope event | CameraCalibrator |
 //! | `r0_to_dl1_parameters` (`--input` only) | R0 waveforms | calibrate, tailcuts_clean, image_parameters | telescope event | CameraCalibrator + ImageProcessor |
 //! | `join_stereo` | DL1 parameters of the whole toy array | stereo | array event | ShowerProcessor |
@@ -121,12 +123,28 @@ pub fn bench(options: &BenchOptions) -> anyhow::Result<()> {
             raw.name
         );
     }
-    // Without --input, every scenario but those of R0 (toy events are R1).
+    if options.input.is_some()
+        && let Some(toy) = SCENARIOS
+            .iter()
+            .filter(named)
+            .find(|s| s.input == Input::QuantizedR1Waveforms)
+    {
+        bail!(
+            "scenario `{}` replays toy events stored as CTAO's R1 stream stores them: leave out --input",
+            toy.name
+        );
+    }
+    // Without --input, every scenario but those of R0 (toy events are R1); with it, every
+    // scenario but those of quantized R1 (sim_telarray files have none).
     let selected: Vec<&Scenario> = SCENARIOS
         .iter()
         .filter(|s| {
             if options.scenarios.is_empty() {
-                options.input.is_some() || s.input != Input::R0Waveforms
+                match s.input {
+                    Input::R0Waveforms => options.input.is_some(),
+                    Input::QuantizedR1Waveforms => options.input.is_none(),
+                    _ => true,
+                }
             } else {
                 named(s)
             }
@@ -151,7 +169,7 @@ pub fn bench(options: &BenchOptions) -> anyhow::Result<()> {
                 ..Edits::default()
             },
         )?,
-        None => load(&toy_pipeline("[]", 0, 1, options.batch_size))?,
+        None => load(&toy_pipeline("[]", 0, 1, "float32", options.batch_size))?,
     };
     let mut inputs = Inputs::default();
     let mut results = Vec::new();
@@ -210,6 +228,20 @@ const SCENARIOS: &[Scenario] = &[
     Scenario {
         name: "r1_to_dl1_parameters",
         input: Input::R1Waveforms,
+        stages: &["calibrate", "clean", "parameters"],
+        unit: "tel_event",
+        ctapipe: CtapipeFigure::CalibratorAndImageProcessor,
+    },
+    Scenario {
+        name: "calibrate_quantized",
+        input: Input::QuantizedR1Waveforms,
+        stages: &["calibrate"],
+        unit: "tel_event",
+        ctapipe: CtapipeFigure::Calibrator,
+    },
+    Scenario {
+        name: "r1_quantized_to_dl1_parameters",
+        input: Input::QuantizedR1Waveforms,
         stages: &["calibrate", "clean", "parameters"],
         unit: "tel_event",
         ctapipe: CtapipeFigure::CalibratorAndImageProcessor,
@@ -285,6 +317,9 @@ enum Input {
     R1Waveforms,
     /// The file's R0 waveforms (toy events have none).
     R0Waveforms,
+    /// R1 of the LST-like toy telescopes as CTAO's camera data stream stores it (`uint16`
+    /// with a scale and an offset; files have none).
+    QuantizedR1Waveforms,
     /// Calibrated images of the LST-like toy telescopes, or of the file's telescopes.
     Images,
     /// Image parameters of every telescope of the toy array, or of the file.
@@ -313,17 +348,21 @@ impl Inputs {
             Input::R1Waveforms if options.input.is_some() => {
                 (LST_TEL_IDS, LST_SAMPLES, options.events, "r0_to_r1")
             }
-            Input::R1Waveforms | Input::R0Waveforms => {
+            Input::R1Waveforms | Input::R0Waveforms | Input::QuantizedR1Waveforms => {
                 (LST_TEL_IDS, LST_SAMPLES, options.events, "events")
             }
             Input::Images => (LST_TEL_IDS, LST_SAMPLES, options.events, "calibrate"),
             Input::ArrayParameters => ("[]", 0, options.array_events, "parameters"),
         };
+        let encoding = match input {
+            Input::QuantizedR1Waveforms => "uint16",
+            _ => "float32",
+        };
         let started = Instant::now();
         let (batches, origin) = match &options.input {
             Some(file) => (collect(chain, output).await?, file.clone()),
             None => {
-                let toy = toy_pipeline(tel_ids, n_samples, events, options.batch_size);
+                let toy = toy_pipeline(tel_ids, n_samples, events, encoding, options.batch_size);
                 let batches = collect(&load(&toy)?, output).await?;
                 (batches, format!("{events} toy array events"))
             }
@@ -346,12 +385,19 @@ const LST_SAMPLES: usize = 30;
 const LST_TEL_IDS: &str = "[1, 2, 3, 4]";
 
 /// The toy source `events` (gamma rays, seed 1) for the given telescopes with `n_samples`
-/// samples (0: the toy cameras' own), and [`CHAIN`].
-fn toy_pipeline(tel_ids: &str, n_samples: usize, n_events: u64, batch_size: usize) -> String {
+/// samples (0: the toy cameras' own) stored as `encoding` (its `r1_encoding`), and
+/// [`CHAIN`].
+fn toy_pipeline(
+    tel_ids: &str,
+    n_samples: usize,
+    n_events: u64,
+    encoding: &str,
+    batch_size: usize,
+) -> String {
     format!(
         "[pipeline]\nname = \"bench\"\nbatch_size = {batch_size}\n\n\
          [sources.events]\nkind = \"toy\"\nn_events = {n_events}\nseed = 1\ntel_ids = {tel_ids}\n\
-         n_samples = {n_samples}\n{}",
+         n_samples = {n_samples}\nr1_encoding = \"{encoding}\"\n{}",
         chain(false)
     )
 }

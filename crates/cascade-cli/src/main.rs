@@ -137,8 +137,10 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         ctapipe: Option<String>,
         /// Run only these scenarios: calibrate, dl1_image_to_parameters,
-        /// r1_to_dl1_parameters, join_stereo, and with --input r0_to_dl1_image and
-        /// r0_to_dl1_parameters (every scenario by default).
+        /// r1_to_dl1_parameters, join_stereo; without --input calibrate_quantized and
+        /// r1_quantized_to_dl1_parameters (toy R1 stored as CTAO's camera stream stores it),
+        /// with --input r0_to_dl1_image and r0_to_dl1_parameters (every scenario of the
+        /// input by default).
         #[arg(long = "scenario", value_name = "NAME")]
         scenarios: Vec<String>,
         /// Write the results as JSON to this file.

@@ -224,6 +224,61 @@ fn bench_replays_the_events_of_a_file_and_compares_with_ctapipe_on_that_file() {
 }
 
 #[test]
+fn bench_replays_toy_events_stored_as_ctaos_r1_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("bench.json");
+    let (ok, _, stderr) = cascade(&[
+        "bench",
+        "--scenario",
+        "r1_to_dl1_parameters",
+        "--scenario",
+        "r1_quantized_to_dl1_parameters",
+        "--events",
+        "6",
+        "--min-time",
+        "0",
+        "--repeat",
+        "1",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stderr.contains("prepared QuantizedR1Waveforms: "),
+        "{stderr}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let results = report["results"].as_array().unwrap();
+    let rows: Vec<(&str, u64)> = results
+        .iter()
+        .map(|r| {
+            let scenario = r["scenario"].as_str().unwrap();
+            (scenario, r["rows_per_run"].as_u64().unwrap())
+        })
+        .collect();
+    // The same toy events either way: every one is calibrated, cleaned and parametrised.
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0].0, "r1_to_dl1_parameters");
+    assert_eq!(rows[1].0, "r1_quantized_to_dl1_parameters");
+    assert!(rows[0].1 >= 6 && rows[0].1 == rows[1].1, "{rows:?}");
+
+    let file = simtel_path("lst_muons");
+    let (ok, _, stderr) = cascade(&[
+        "bench",
+        "--input",
+        file.to_str().unwrap(),
+        "--scenario",
+        "calibrate_quantized",
+    ]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("scenario `calibrate_quantized` replays toy events stored as CTAO's R1 stream stores them: leave out --input"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn bench_rejects_unknown_scenarios_and_bad_numbers() {
     let (ok, _, stderr) = cascade(&["bench", "--scenario", "stereo"]);
     assert!(!ok);

@@ -31,6 +31,9 @@ pub enum Level {
     R0,
     /// Calibrated telescope events with waveforms in p.e. (`schemas/r1.toml`).
     R1,
+    /// R1 as CTAO's camera data stream stores it: `uint16` samples with a scale and an
+    /// offset (`schemas/r1_quantized.toml`).
+    R1Quantized,
     /// Calibrated images, peak times and cleaning masks (`schemas/dl1_images.toml`).
     Dl1Images,
     /// Image parameters (`schemas/dl1_parameters.toml`).
@@ -48,11 +51,12 @@ pub const DESCRIPTION_KEY: &str = "description";
 
 impl Level {
     /// Every level, in processing order.
-    pub const ALL: [Level; 8] = [
+    pub const ALL: [Level; 9] = [
         Level::Subarray,
         Level::CameraGeometry,
         Level::R0,
         Level::R1,
+        Level::R1Quantized,
         Level::Dl1Images,
         Level::Dl1Parameters,
         Level::Dl2Shower,
@@ -66,6 +70,7 @@ impl Level {
             Level::CameraGeometry => "camera_geometry",
             Level::R0 => "r0",
             Level::R1 => "r1",
+            Level::R1Quantized => "r1_quantized",
             Level::Dl1Images => "dl1_images",
             Level::Dl1Parameters => "dl1_parameters",
             Level::Dl2Shower => "dl2_shower",
@@ -279,6 +284,7 @@ fn source_text(level: Level) -> &'static str {
         Level::CameraGeometry => include_str!("../../../schemas/camera_geometry.toml"),
         Level::R0 => include_str!("../../../schemas/r0.toml"),
         Level::R1 => include_str!("../../../schemas/r1.toml"),
+        Level::R1Quantized => include_str!("../../../schemas/r1_quantized.toml"),
         Level::Dl1Images => include_str!("../../../schemas/dl1_images.toml"),
         Level::Dl1Parameters => include_str!("../../../schemas/dl1_parameters.toml"),
         Level::Dl2Shower => include_str!("../../../schemas/dl2_shower.toml"),

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{Float32Type, Float64Type, Int16Type, Int64Type};
-use cascade_stages::toy::{ToyConfig, ToySource};
+use cascade_stages::toy::{R1Encoding, ToyConfig, ToySource};
 
 /// (event_id, tel_id) -> (waveform sum, true energy)
 fn events(batch_size: usize) -> BTreeMap<(i64, i16), (f64, f64)> {
@@ -92,4 +92,71 @@ fn brighter_images_come_from_more_energetic_showers() {
         mean(&high),
         mean(&low)
     );
+}
+
+/// Every batch of a toy source, flattened: (schema, waveform values as f64 per row).
+fn waveforms_of(config: ToyConfig) -> (arrow::datatypes::SchemaRef, Vec<Vec<f64>>) {
+    let source = ToySource::new(config);
+    let mut batches: Vec<RecordBatch> = Vec::new();
+    source
+        .generate(64, |b| {
+            batches.push(b);
+            true
+        })
+        .unwrap();
+    let schema = batches[0].schema();
+    let mut rows = Vec::new();
+    for batch in &batches {
+        let waveforms = batch.column_by_name("waveform").unwrap().as_list::<i32>();
+        for row in 0..batch.num_rows() {
+            let values = waveforms.value(row);
+            rows.push(match values.as_primitive_opt::<Float32Type>() {
+                Some(floats) => floats.values().iter().map(|&v| f64::from(v)).collect(),
+                None => {
+                    let scale = batch.column_by_name("waveform_scale").unwrap();
+                    let offset = batch.column_by_name("waveform_offset").unwrap();
+                    let scale = scale.as_primitive::<Float32Type>().value(row);
+                    let offset = offset.as_primitive::<Float32Type>().value(row);
+                    let stored = values.as_primitive::<arrow::datatypes::UInt16Type>();
+                    let convert = |v: u16| f64::from(f32::from(v) / scale - offset);
+                    stored.values().iter().map(|&v| convert(v)).collect()
+                }
+            });
+        }
+    }
+    (schema, rows)
+}
+
+#[test]
+fn uint16_samples_stand_for_the_float32_ones_within_half_a_step() {
+    let config = ToyConfig {
+        n_events: 10,
+        seed: 3,
+        ..ToyConfig::default()
+    };
+    let (float_schema, floats) = waveforms_of(config.clone());
+    let (quantized_schema, quantized) = waveforms_of(ToyConfig {
+        r1_encoding: R1Encoding::Uint16,
+        waveform_scale: 80.0,
+        waveform_offset: 5.0,
+        ..config
+    });
+    assert_eq!(float_schema, cascade_schema::Level::R1.schema());
+    assert_eq!(
+        quantized_schema,
+        cascade_schema::Level::R1Quantized.schema()
+    );
+    assert_eq!(floats.len(), quantized.len());
+    for (float_row, quantized_row) in floats.iter().zip(&quantized) {
+        assert_eq!(float_row.len(), quantized_row.len());
+        for (&value, &stored) in float_row.iter().zip(quantized_row) {
+            // Half a step of 1/80 p.e. plus the f32 roundings; beyond the stored range
+            // (-5 to 814.19 p.e.) the value is clamped.
+            let clamped = value.clamp(-5.0, 65535.0 / 80.0 - 5.0);
+            assert!(
+                (stored - clamped).abs() <= 0.5 / 80.0 + 1e-4,
+                "{value} stored as {stored}"
+            );
+        }
+    }
 }

@@ -1,7 +1,8 @@
 //! `kind = "toy"`: a deterministic generator of telescope events for a built-in array.
 //!
-//! It emits R1 telescope events (calibrated waveforms in p.e.) with simulated-shower truth
-//! columns, the array pointing (its configured pointing) and the triggered telescopes of each
+//! It emits R1 telescope events (calibrated waveforms in p.e., or with `r1_encoding =
+//! "uint16"` stored as CTAO's camera data stream stores them: the `r1_quantized` level) with
+//! simulated-shower truth columns, the array pointing (its configured pointing) and the triggered telescopes of each
 //! array event (`tels_with_trigger`), batched by telescope type. It is the embedded input of the quickstart and the
 //! load generator of the benchmarks; correctness is shown on real sim_telarray files.
 
@@ -13,7 +14,7 @@ use std::sync::Arc;
 
 use arrow::array::{
     ArrayRef, Float32Array, Float64Array, Int8Array, Int16Array, Int32Array, Int64Array,
-    RecordBatch,
+    RecordBatch, UInt16Array,
 };
 use arrow::datatypes::SchemaRef;
 use cascade_instrument::ReadoutDescription;
@@ -64,7 +65,27 @@ cascade_pipeline::stage_config! {
         /// Waveform samples per pixel of every camera (0: each camera type's own, 40
         /// LST-like, 25 MST-like, 40 SST-like).
         n_samples: usize = 0,
+        /// How the samples are written: "float32" (the `r1` level, p.e.) or "uint16" (the
+        /// `r1_quantized` level, as CTAO's camera data stream stores R1:
+        /// `round((p.e. + waveform_offset) * waveform_scale)`, clamped to 0..65535).
+        r1_encoding: R1Encoding = R1Encoding::Float32,
+        /// Stored units per p.e. of "uint16" samples (80, as ctapipe_io_zfits' test stream;
+        /// the samples then reach 814 p.e.).
+        waveform_scale: f32 = 80.0,
+        /// Offset (p.e.) added to "uint16" samples before scaling, so that negative values
+        /// down to its opposite can be stored (5, as ctapipe_io_zfits' test stream).
+        waveform_offset: f32 = 5.0,
     }
+}
+
+/// How the toy source writes its samples.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum R1Encoding {
+    /// `f32` values in p.e. (the `r1` level).
+    Float32,
+    /// `uint16` with a scale and an offset (the `r1_quantized` level).
+    Uint16,
 }
 
 /// The toy source's entry in the stage registry.
@@ -88,6 +109,17 @@ fn build(config: PerTelescope<ToyConfig>, _: &BuildContext) -> Result<BuiltStage
             "max_energy_tev",
             "need 0 < min_energy_tev < max_energy_tev",
         ));
+    }
+    if config.r1_encoding == R1Encoding::Uint16
+        && !(config.waveform_scale.is_finite() && config.waveform_scale > 0.0)
+    {
+        return Err(BuildError::option(
+            "waveform_scale",
+            "must be finite and positive",
+        ));
+    }
+    if !config.waveform_offset.is_finite() {
+        return Err(BuildError::option("waveform_offset", "must be finite"));
     }
     if !(0.0..=90.0).contains(&config.pointing_alt_deg) {
         return Err(BuildError::option(
@@ -140,7 +172,7 @@ fn build(config: PerTelescope<ToyConfig>, _: &BuildContext) -> Result<BuiltStage
 
 /// The readout of a toy camera: its sampling, and the Gaussian pulse (σ = 1.5 ns) the
 /// generator uses, sampled every 0.1 ns, as reference pulse shape.
-fn readout_description(readout: &ToyReadout) -> ReadoutDescription {
+pub(crate) fn readout_description(readout: &ToyReadout) -> ReadoutDescription {
     let pulse = (0..200)
         .map(|k| (-0.5 * ((k as f64 * 0.1 - 10.0) / 1.5).powi(2)).exp())
         .collect();
@@ -189,7 +221,7 @@ impl ToySource {
         mut emit: impl FnMut(RecordBatch) -> bool,
     ) -> Result<(), StageError> {
         let settings = self.settings();
-        let schema = Level::R1.schema();
+        let schema = self.level().schema();
         let telescopes = self.telescopes();
         let mut buffers: BTreeMap<String, TypeBuffer> = BTreeMap::new();
         let chunk = batch_size.max(16) as u64;
@@ -236,6 +268,14 @@ impl ToySource {
             }
         }
         Ok(())
+    }
+
+    /// The data level of the events: `r1`, or `r1_quantized` for "uint16" samples.
+    fn level(&self) -> Level {
+        match self.config.r1_encoding {
+            R1Encoding::Float32 => Level::R1,
+            R1Encoding::Uint16 => Level::R1Quantized,
+        }
     }
 
     fn settings(&self) -> ToySettings {
@@ -297,7 +337,7 @@ impl Stage for ToySource {
     }
 
     fn output_schema(&self, _: &[SchemaRef]) -> Result<SchemaRef, StageError> {
-        Ok(Level::R1.schema())
+        Ok(self.level().schema())
     }
 
     fn execute(
@@ -311,7 +351,7 @@ impl Stage for ToySource {
         };
         let metrics = Arc::clone(&ctx.metrics);
         Ok(blocking_source(
-            Level::R1.schema(),
+            self.level().schema(),
             ctx,
             move |batch_size, emit| source.generate_reporting(batch_size, &metrics, emit),
         ))
@@ -452,21 +492,44 @@ impl TypeBuffer {
         let waveforms = std::mem::take(&mut self.waveforms);
         let row_len = waveforms.len().checked_div(n).unwrap_or(0);
         let n_pixels = row_len.checked_div(self.n_samples).unwrap_or(0);
-        let field = |name: &str| Level::R1.field(name);
+        let level = match config.r1_encoding {
+            R1Encoding::Float32 => Level::R1,
+            R1Encoding::Uint16 => Level::R1Quantized,
+        };
+        let field = |name: &str| level.field(name);
         let showers = std::mem::take(&mut self.showers);
         let truth = |f: fn(&ToyShower) -> f64| {
             Arc::new(Float64Array::from_iter_values(showers.iter().map(f))) as ArrayRef
         };
-        let columns: Vec<ArrayRef> = vec![
+        let mut columns: Vec<ArrayRef> = vec![
             Arc::new(Int32Array::from(vec![config.obs_id; n])),
             Arc::new(Int64Array::from(std::mem::take(&mut self.event_ids))),
             Arc::new(Int16Array::from(std::mem::take(&mut self.tel_ids))),
             Arc::new(Int16Array::from(vec![self.n_samples as i16; n])),
-            uniform_list(
+        ];
+        match config.r1_encoding {
+            R1Encoding::Float32 => columns.push(uniform_list(
                 &field("waveform"),
                 Arc::new(Float32Array::from(waveforms)),
                 row_len,
-            )?,
+            )?),
+            R1Encoding::Uint16 => {
+                let (scale, offset) = (config.waveform_scale, config.waveform_offset);
+                let stored = waveforms
+                    .iter()
+                    .map(|&value| ((value + offset) * scale).round().clamp(0.0, 65535.0) as u16);
+                columns.extend([
+                    uniform_list(
+                        &field("waveform"),
+                        Arc::new(UInt16Array::from_iter_values(stored)),
+                        row_len,
+                    )?,
+                    Arc::new(Float32Array::from(vec![scale; n])),
+                    Arc::new(Float32Array::from(vec![offset; n])),
+                ]);
+            }
+        }
+        let rest: [ArrayRef; 14] = [
             uniform_list(
                 &field("selected_gain_channel"),
                 Arc::new(Int8Array::from(vec![0i8; n * n_pixels])),
@@ -492,6 +555,7 @@ impl TypeBuffer {
                 showers.iter().map(|s| s.primary.shower_primary_id()),
             )),
         ];
+        columns.extend(rest);
         Ok(RecordBatch::try_new(Arc::clone(schema), columns)?)
     }
 }
