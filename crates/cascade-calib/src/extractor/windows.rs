@@ -34,11 +34,7 @@ pub fn extract_windows(
 ) {
     // The pixels done four at a time with AVX2; the rest (all without AVX2) one by one.
     #[cfg(target_arch = "x86_64")]
-    let first_scalar = if n_samples >= 8
-        && (1..=8).contains(&window_width)
-        && std::arch::is_x86_feature_detected!("avx2")
-        && std::arch::is_x86_feature_detected!("fma")
-    {
+    let first_scalar = if blocks_apply(n_samples, window_width) {
         // SAFETY: `extract_blocks` needs AVX2 and FMA, which the CPU has.
         #[allow(unsafe_code)]
         unsafe {
@@ -58,22 +54,16 @@ pub fn extract_windows(
     };
     #[cfg(not(target_arch = "x86_64"))]
     let first_scalar = 0;
-    for (pixel, ((charge, time), &peak)) in image
-        .iter_mut()
-        .zip(peak_time.iter_mut())
-        .zip(peaks)
-        .enumerate()
-        .skip(first_scalar)
-    {
+    one_by_one(first_scalar, peaks, image, peak_time, |pixel, peak| {
         let waveform = &waveforms[pixel * n_samples..(pixel + 1) * n_samples];
-        (*charge, *time) = extract_around_peak(
+        extract_around_peak(
             waveform,
             peak,
             window_width,
             window_shift,
             sampling_rate_ghz,
-        );
-    }
+        )
+    });
 }
 
 /// [`extract_windows`] for samples stored as `uint16` with a scale and an offset: the
@@ -94,11 +84,7 @@ pub fn extract_windows_quantized(
     converted: &mut Vec<f32>,
 ) {
     #[cfg(target_arch = "x86_64")]
-    let first_scalar = if n_samples >= 8
-        && (1..=8).contains(&window_width)
-        && std::arch::is_x86_feature_detected!("avx2")
-        && std::arch::is_x86_feature_detected!("fma")
-    {
+    let first_scalar = if blocks_apply(n_samples, window_width) {
         // SAFETY: `extract_quantized_blocks` needs AVX2 and FMA, which the CPU has.
         #[allow(unsafe_code)]
         unsafe {
@@ -118,23 +104,42 @@ pub fn extract_windows_quantized(
     };
     #[cfg(not(target_arch = "x86_64"))]
     let first_scalar = 0;
-    for (pixel, ((charge, time), &peak)) in image
-        .iter_mut()
-        .zip(peak_time.iter_mut())
-        .zip(peaks)
-        .enumerate()
-        .skip(first_scalar)
-    {
+    one_by_one(first_scalar, peaks, image, peak_time, |pixel, peak| {
         waveforms
             .slice(pixel * n_samples..(pixel + 1) * n_samples)
             .convert_into(converted);
-        (*charge, *time) = extract_around_peak(
+        extract_around_peak(
             converted,
             peak,
             window_width,
             window_shift,
             sampling_rate_ghz,
-        );
+        )
+    });
+}
+
+/// Whether the four-pixel AVX2 kernel takes these windows: waveforms of at least 8
+/// samples, windows of 1 to 8, a CPU with AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+fn blocks_apply(n_samples: usize, window_width: i64) -> bool {
+    n_samples >= 8
+        && (1..=8).contains(&window_width)
+        && std::arch::is_x86_feature_detected!("avx2")
+        && std::arch::is_x86_feature_detected!("fma")
+}
+
+/// The pixels from `first` on, one by one: `extract(pixel, peak)` gives a pixel's charge
+/// and peak time.
+fn one_by_one(
+    first: usize,
+    peaks: &[i64],
+    image: &mut [f32],
+    peak_time: &mut [f32],
+    mut extract: impl FnMut(usize, i64) -> (f32, f32),
+) {
+    let outputs = image.iter_mut().zip(peak_time.iter_mut()).zip(peaks);
+    for (pixel, ((charge, time), &peak)) in outputs.enumerate().skip(first) {
+        (*charge, *time) = extract(pixel, peak);
     }
 }
 
