@@ -720,7 +720,10 @@ mod avx2 {
             (pixel, sums)
         };
         let peak_of = |(pixel, sums): (usize, [__m256; V])| {
-            let threshold = _mm256_sub_ps(broadcast_max(max_of(&sums)), margin);
+            let threshold = _mm256_sub_ps(
+                broadcast_max(tree_max(&sums, |a, b| _mm256_max_ps(a, b))),
+                margin,
+            );
             let candidates = candidate_bits(&sums, threshold) & fresh;
             let peak = if candidates.count_ones() == 1 {
                 let bit = candidates.trailing_zeros() as usize;
@@ -734,35 +737,39 @@ mod avx2 {
         // its loads and additions overlap the other's chain of dependent operations (max,
         // compare, pack, `movemask`): 15-20 % fewer cycles than one pixel after the other.
         let empty = (0, [_mm256_setzero_ps(); V]);
+        pipelined_members::<K, _>(group, empty, &mut sums_of, peak_of);
+    }
+
+    /// [`pipelined`] over the pixels of `group` and their neighbours' rows: `start(pixel,
+    /// rows)` then `finish`, with `K` rows per pixel when `K > 0` (a constant, so that the
+    /// loops over them unroll), `group.n_neighbors` (at least one) otherwise.
+    #[inline(always)]
+    fn pipelined_members<'a, const K: usize, T: Copy>(
+        group: Members<'a>,
+        empty: T,
+        start: &mut impl FnMut(u32, &'a [u32]) -> T,
+        finish: impl FnMut(T),
+    ) {
         if K > 0 {
             let members = group.pixels.iter().zip(group.rows.as_chunks::<K>().0);
-            pipelined(
-                members,
-                empty,
-                |(&pixel, rows)| sums_of(pixel, rows),
-                peak_of,
-            );
+            pipelined(members, empty, |(&pixel, rows)| start(pixel, rows), finish);
         } else {
             let rows = group.rows.chunks_exact(group.n_neighbors);
             let members = group.pixels.iter().zip(rows);
-            pipelined(
-                members,
-                empty,
-                |(&pixel, rows)| sums_of(pixel, rows),
-                peak_of,
-            );
+            pipelined(members, empty, |(&pixel, rows)| start(pixel, rows), finish);
         }
     }
 
-    /// The lane-by-lane maximum of `vectors`, as a tree (a short chain of dependencies).
+    /// The lane-by-lane maximum of `vectors` by `max`, as a tree (a short chain of
+    /// dependencies).
     #[inline]
     #[target_feature(enable = "avx2")]
-    fn max_of<const V: usize>(vectors: &[__m256; V]) -> __m256 {
+    fn tree_max<T: Copy, const V: usize>(vectors: &[T; V], max: impl Fn(T, T) -> T) -> T {
         let mut level = *vectors;
         let mut n = V;
         while n > 1 {
             for i in 0..n / 2 {
-                level[i] = _mm256_max_ps(level[2 * i], level[2 * i + 1]);
+                level[i] = max(level[2 * i], level[2 * i + 1]);
             }
             if n % 2 == 1 {
                 level[n / 2] = level[n - 1];
@@ -1168,7 +1175,7 @@ mod avx2 {
                 (pixel as usize, neighbor_rows, sums)
             };
             let peak_of = |(pixel, neighbor_rows, sums): (usize, &[u32], [__m256i; V])| {
-                let max = broadcast_max_u16(max_of_u16(&sums));
+                let max = broadcast_max_u16(tree_max(&sums, |a, b| _mm256_max_epu16(a, b)));
                 let threshold = _mm256_subs_epu16(max, margin);
                 let candidates = reaching_bits(&sums, threshold) & fresh;
                 peaks[pixel] = if candidates.count_ones() == 1 {
@@ -1178,51 +1185,8 @@ mod avx2 {
                 };
             };
             let empty = (0, &[][..], [_mm256_setzero_si256(); V]);
-            if K > 0 {
-                let members = self
-                    .group
-                    .pixels
-                    .iter()
-                    .zip(self.group.rows.as_chunks::<K>().0);
-                pipelined(
-                    members,
-                    empty,
-                    |(&pixel, rows)| sums_of(pixel, rows),
-                    peak_of,
-                );
-            } else {
-                let n = self.group.n_neighbors;
-                let members = self
-                    .group
-                    .pixels
-                    .iter()
-                    .zip(self.group.rows.chunks_exact(n));
-                pipelined(
-                    members,
-                    empty,
-                    |(&pixel, rows)| sums_of(pixel, rows),
-                    peak_of,
-                );
-            }
+            pipelined_members::<K, _>(self.group, empty, &mut sums_of, peak_of);
         }
-    }
-
-    /// The lane-by-lane maximum of `vectors` (unsigned), as a tree.
-    #[inline]
-    #[target_feature(enable = "avx2")]
-    fn max_of_u16<const V: usize>(vectors: &[__m256i; V]) -> __m256i {
-        let mut level = *vectors;
-        let mut n = V;
-        while n > 1 {
-            for i in 0..n / 2 {
-                level[i] = _mm256_max_epu16(level[2 * i], level[2 * i + 1]);
-            }
-            if n % 2 == 1 {
-                level[n / 2] = level[n - 1];
-            }
-            n = n.div_ceil(2);
-        }
-        level[0]
     }
 
     /// The largest of the sixteen unsigned lanes in every lane.
