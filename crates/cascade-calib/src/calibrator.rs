@@ -330,23 +330,15 @@ impl CameraCalibrator {
         image: &mut [f32],
         peak_time: &mut [f32],
     ) -> Result<(), CalibError> {
-        let n_pixels = self.check_calibration(calibration, n_samples)?;
-        check_shape("r1", &[r1.len()], &[n_pixels * n_samples])?;
-        check_gains(selected_gain_channel, n_pixels, calibration.n_channels())?;
-        check_shape("image", &[image.len()], &[n_pixels])?;
-        check_shape("peak_time", &[peak_time.len()], &[n_pixels])?;
-        if n_pixels > 0 && n_samples > 0 {
-            self.dl1_event(
-                R1Event::Float(r1),
-                n_samples,
-                selected_gain_channel,
-                calibration,
-                scratch,
-                image,
-                peak_time,
-            );
-        }
-        Ok(())
+        self.checked_dl1_event(
+            R1Event::Float(r1),
+            n_samples,
+            selected_gain_channel,
+            calibration,
+            scratch,
+            image,
+            peak_time,
+        )
     }
 
     /// [`CameraCalibrator::r1_to_dl1_event`] for R1 samples stored as `uint16` with their
@@ -364,20 +356,47 @@ impl CameraCalibrator {
         image: &mut [f32],
         peak_time: &mut [f32],
     ) -> Result<(), CalibError> {
-        let n_pixels = self.check_calibration(calibration, n_samples)?;
-        check_shape("r1", &[r1.values.len()], &[n_pixels * n_samples])?;
-        check_gains(selected_gain_channel, n_pixels, calibration.n_channels())?;
-        check_shape("image", &[image.len()], &[n_pixels])?;
-        check_shape("peak_time", &[peak_time.len()], &[n_pixels])?;
         if r1.magnitude_bound().is_none() {
             return Err(CalibError::InvalidQuantization {
                 scale: r1.scale,
                 offset: r1.offset,
             });
         }
+        self.checked_dl1_event(
+            R1Event::Quantized(r1),
+            n_samples,
+            selected_gain_channel,
+            calibration,
+            scratch,
+            image,
+            peak_time,
+        )
+    }
+
+    /// [`CameraCalibrator::dl1_event`] after checking the shapes of its arguments.
+    #[allow(clippy::too_many_arguments)]
+    fn checked_dl1_event(
+        &self,
+        r1: R1Event<'_>,
+        n_samples: usize,
+        selected_gain_channel: &[i8],
+        calibration: &TelescopeCalibration,
+        scratch: &mut CalibrationScratch,
+        image: &mut [f32],
+        peak_time: &mut [f32],
+    ) -> Result<(), CalibError> {
+        let n_pixels = self.check_calibration(calibration, n_samples)?;
+        let r1_len = match r1 {
+            R1Event::Float(samples) => samples.len(),
+            R1Event::Quantized(samples) => samples.values.len(),
+        };
+        check_shape("r1", &[r1_len], &[n_pixels * n_samples])?;
+        check_gains(selected_gain_channel, n_pixels, calibration.n_channels())?;
+        check_shape("image", &[image.len()], &[n_pixels])?;
+        check_shape("peak_time", &[peak_time.len()], &[n_pixels])?;
         if n_pixels > 0 && n_samples > 0 {
             self.dl1_event(
-                R1Event::Quantized(r1),
+                r1,
                 n_samples,
                 selected_gain_channel,
                 calibration,
