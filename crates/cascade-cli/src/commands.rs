@@ -10,6 +10,27 @@ use cascade_schema::Level;
 
 use crate::progress::Progress;
 
+/// What the command was asked to do cannot be done as given: an unreadable or invalid
+/// pipeline file, or an option that does not fit (the process exits with status 2, like
+/// for a command-line error).
+#[derive(Debug)]
+pub struct InvalidRequest(String);
+
+impl std::fmt::Display for InvalidRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for InvalidRequest {}
+
+/// Fails with an [`InvalidRequest`].
+macro_rules! invalid {
+    ($($message:tt)*) => {
+        return Err(anyhow::Error::new(InvalidRequest(format!($($message)*))))
+    };
+}
+
 /// The registry of every stage kind cascade ships.
 pub fn registry() -> Registry {
     Registry::new(cascade_stages::stages())
@@ -17,16 +38,21 @@ pub fn registry() -> Registry {
 
 /// Reads and checks a pipeline file; prints every problem and fails if there is one.
 fn load(path: &str, edits: &Edits) -> anyhow::Result<LoadedPipeline> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read pipeline file {path}"))?;
-    load_pipeline(path, &text, &registry(), edits).map_err(|diagnostics| {
-        eprintln!("{diagnostics}");
-        anyhow::anyhow!(
-            "{path} cannot run as given ({} error{} above)",
-            diagnostics.len(),
-            if diagnostics.len() == 1 { "" } else { "s" }
-        )
-    })
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(error) => invalid!("cannot read pipeline file {path}: {error}"),
+    };
+    match load_pipeline(path, &text, &registry(), edits) {
+        Ok(pipeline) => Ok(pipeline),
+        Err(diagnostics) => {
+            eprintln!("{diagnostics}");
+            invalid!(
+                "{path} cannot run as given ({} error{} above)",
+                diagnostics.len(),
+                if diagnostics.len() == 1 { "" } else { "s" }
+            )
+        }
+    }
 }
 
 /// Fails for a pipeline without a sink: it would run and keep nothing (a library may build
@@ -37,7 +63,7 @@ fn require_a_sink(path: &str, pipeline: &LoadedPipeline) -> anyhow::Result<()> {
         .iter()
         .any(|e| e.role == cascade_runtime::StageRole::Sink)
     {
-        bail!(
+        invalid!(
             "{path} has no sink, so a run would keep nothing: add a [sinks.NAME] table (e.g. \
              kind = \"parquet\")"
         );
@@ -64,9 +90,10 @@ pub fn run(
     )?;
     require_a_sink(path, &pipeline)?;
     let datasets = datasets(&pipeline);
-    if let Some(file) = metrics_file {
-        check_writable_place(Path::new(file))
-            .with_context(|| format!("cannot write metrics to {file}"))?;
+    if let Some(file) = metrics_file
+        && let Err(error) = check_writable_place(Path::new(file))
+    {
+        invalid!("cannot write metrics to {file}: {error}");
     }
     let compiled = compile(&pipeline.graph, pipeline.run_options())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -121,14 +148,8 @@ pub(crate) fn compile(
     options: RunOptions,
 ) -> anyhow::Result<CompiledPipeline> {
     graph.compile(options).map_err(|errors| {
-        anyhow::anyhow!(
-            "{}",
-            errors
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("\n")
-        )
+        let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        anyhow::Error::new(InvalidRequest(lines.join("\n")))
     })
 }
 

@@ -240,10 +240,28 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
-            match error.downcast_ref::<interrupt::Interrupted>() {
-                Some(signal) => ExitCode::from(signal.exit_code()),
-                None => ExitCode::FAILURE,
-            }
+            ExitCode::from(exit_status(&error))
         }
+    }
+}
+
+/// The exit status of a failed command (README, "Exit status"): 2 for a request that
+/// cannot be done as given (an invalid pipeline file or option; clap uses 2 for command-line
+/// errors too), 3 for a failure to read or write a file, 1 for input data that cannot be
+/// processed and anything else, 130 and 143 for SIGINT and SIGTERM.
+fn exit_status(error: &anyhow::Error) -> u8 {
+    if let Some(signal) = error.downcast_ref::<interrupt::Interrupted>() {
+        return signal.exit_code();
+    }
+    if error.downcast_ref::<commands::InvalidRequest>().is_some() {
+        return 2;
+    }
+    match error
+        .downcast_ref::<cascade_runtime::RunError>()
+        .map(cascade_runtime::RunError::kind)
+    {
+        Some(cascade_runtime::FailureKind::Config) => 2,
+        Some(cascade_runtime::FailureKind::Io) => 3,
+        Some(cascade_runtime::FailureKind::Data) | None => 1,
     }
 }

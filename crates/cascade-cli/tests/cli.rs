@@ -500,3 +500,46 @@ fn a_pipeline_without_a_sink_is_refused() {
         assert!(!ok && stderr.contains("has no sink"), "{command}: {stderr}");
     }
 }
+
+/// `cascade` with `args`: its exit status and standard error.
+fn cascade_status(args: &[&str]) -> (Option<i32>, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_cascade"))
+        .args(args)
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+        .output()
+        .unwrap();
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// The exit status says what kind of failure it was, so that a campaign manager can tell
+/// a job to fix (2: the pipeline or command line; 1: the input data) from one to retry
+/// (3: reading or writing a file failed; unit-tested in cascade-runtime).
+#[test]
+fn the_exit_status_tells_an_invalid_request_from_bad_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = "pipelines/ctapipe_dl1.toml";
+    let output = dir.path().join("out").display().to_string();
+
+    let (status, stderr) = cascade_status(&["validate", "tests/invalid/six_mistakes.toml"]);
+    assert_eq!(status, Some(2), "{stderr}");
+    let (status, stderr) = cascade_status(&["run", "no/such/pipeline.toml"]);
+    assert_eq!(status, Some(2), "{stderr}");
+    let (status, stderr) = cascade_status(&["run", pipeline, "--set", "clean.picture_thresh=-"]);
+    assert_eq!(status, Some(2), "{stderr}");
+    let (status, stderr) = cascade_status(&["run", "--no-such-flag"]);
+    assert_eq!(status, Some(2), "{stderr}");
+
+    // A file cut short in its events: the pipeline builds, the run fails on the data.
+    let whole = std::fs::read(simtel_path("gamma_prod6_lst_nectarcam")).unwrap();
+    let truncated = dir.path().join("truncated.simtel.zst");
+    std::fs::write(&truncated, &whole[..whole.len() / 2]).unwrap();
+    let truncated = truncated.display().to_string();
+    let (status, stderr) = cascade_status(&[
+        "run", pipeline, "--input", &truncated, "--output", &output, "--quiet",
+    ]);
+    assert_eq!(status, Some(1), "{stderr}");
+    assert!(stderr.contains("cut short or damaged"), "{stderr}");
+}

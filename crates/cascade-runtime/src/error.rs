@@ -63,6 +63,70 @@ pub enum StageError {
     External(Box<dyn std::error::Error + Send + Sync>),
 }
 
+/// What kind of failure an error is, for whoever decides what to do next (a campaign
+/// manager retrying a job, the command line's exit status).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FailureKind {
+    /// The pipeline or a stage's options do not fit (fix the configuration; retrying the
+    /// same job fails the same way).
+    Config,
+    /// The input data cannot be processed: a corrupt or truncated file, data a stage
+    /// rejects (retrying the same input fails the same way).
+    Data,
+    /// Reading or writing a file failed (a missing or unreadable file, a full disk, a
+    /// network file system): the job may succeed once the environment is fixed.
+    Io,
+}
+
+impl StageError {
+    /// The kind of this failure.
+    pub fn kind(&self) -> FailureKind {
+        match self {
+            StageError::MissingColumn { .. }
+            | StageError::WrongType { .. }
+            | StageError::Arity { .. }
+            | StageError::Config(_)
+            | StageError::InvalidOption { .. } => FailureKind::Config,
+            StageError::Io { .. } => FailureKind::Io,
+            StageError::Data(_) | StageError::Arrow(_) => FailureKind::Data,
+            StageError::External(error) => io_or_data(error.as_ref()),
+        }
+    }
+}
+
+/// `Io` when an I/O error is in the chain of `error`, else `Data`.
+fn io_or_data(error: &(dyn std::error::Error + 'static)) -> FailureKind {
+    let mut next = Some(error);
+    while let Some(error) = next {
+        if error.is::<std::io::Error>() {
+            return FailureKind::Io;
+        }
+        next = error.source();
+    }
+    FailureKind::Data
+}
+
+/// The kind of a failure travelling through the pipeline's streams.
+fn kind_of(error: &DataFusionError) -> FailureKind {
+    match error {
+        DataFusionError::External(inner) => {
+            if let Some(stage_error) = inner.downcast_ref::<StageError>() {
+                stage_error.kind()
+            } else if let Some(failure) = inner.downcast_ref::<StageFailure>() {
+                kind_of(&failure.error)
+            } else {
+                io_or_data(inner.as_ref())
+            }
+        }
+        DataFusionError::Context(_, inner) => kind_of(inner),
+        DataFusionError::Shared(inner) => kind_of(inner),
+        DataFusionError::IoError(_) => FailureKind::Io,
+        DataFusionError::Configuration(_) | DataFusionError::Plan(_) => FailureKind::Config,
+        _ => FailureKind::Data,
+    }
+}
+
 impl From<StageError> for DataFusionError {
     fn from(error: StageError) -> Self {
         DataFusionError::External(Box::new(error))
@@ -112,6 +176,8 @@ pub enum RunError {
         stage: String,
         /// The error message (with its chain of causes).
         message: String,
+        /// What kind of failure it is.
+        kind: FailureKind,
     },
     /// The pipeline could not be started.
     #[error("{0}")]
@@ -125,11 +191,21 @@ impl RunError {
             Some(failure) => RunError::Stage {
                 stage: failure.stage.clone(),
                 message: describe(&failure.error),
+                kind: kind_of(&failure.error),
             },
             None => RunError::Stage {
                 stage: "<runtime>".to_string(),
                 message: describe(&error),
+                kind: kind_of(&error),
             },
+        }
+    }
+
+    /// The kind of this failure (a pipeline that cannot start is a configuration error).
+    pub fn kind(&self) -> FailureKind {
+        match self {
+            RunError::Stage { kind, .. } => *kind,
+            RunError::Start(_) => FailureKind::Config,
         }
     }
 }
@@ -140,5 +216,46 @@ fn describe(error: &DataFusionError) -> String {
         DataFusionError::External(inner) => inner.to_string(),
         DataFusionError::Context(context, inner) => format!("{context}: {}", describe(inner)),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_are_classified_by_what_a_retry_could_change() {
+        let io = || std::io::Error::new(std::io::ErrorKind::StorageFull, "disk full");
+        let stage_error = |error: StageError| {
+            let tagged = StageFailure::tag("sink", DataFusionError::from(error));
+            RunError::from_datafusion(tagged).kind()
+        };
+        assert_eq!(
+            stage_error(StageError::Config("x".into())),
+            FailureKind::Config
+        );
+        assert_eq!(
+            stage_error(StageError::InvalidOption {
+                option: "x".into(),
+                message: "y".into()
+            }),
+            FailureKind::Config
+        );
+        assert_eq!(stage_error(StageError::Data("x".into())), FailureKind::Data);
+        let file = StageError::Io {
+            path: "f".into(),
+            source: io(),
+        };
+        assert_eq!(stage_error(file), FailureKind::Io);
+        // An I/O error inside another library's error is still one.
+        let wrapped: Box<dyn std::error::Error + Send + Sync> = Box::new(io());
+        assert_eq!(stage_error(StageError::External(wrapped)), FailureKind::Io);
+        let other: Box<dyn std::error::Error + Send + Sync> = "bad value".into();
+        assert_eq!(stage_error(StageError::External(other)), FailureKind::Data);
+        assert_eq!(
+            RunError::from_datafusion(DataFusionError::IoError(io())).kind(),
+            FailureKind::Io
+        );
+        assert_eq!(RunError::Start("x".into()).kind(), FailureKind::Config);
     }
 }

@@ -366,6 +366,7 @@ impl CompiledPipeline {
                     exec.stage().commit().map_err(|error| RunError::Stage {
                         stage: exec.stage_name().to_string(),
                         message: error.to_string(),
+                        kind: error.kind(),
                     })?;
                 }
                 Ok(self.report(start.elapsed().as_secs_f64()))

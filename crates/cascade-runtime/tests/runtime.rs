@@ -8,8 +8,9 @@ use std::time::Duration;
 use arrow::array::{Int64Array, RecordBatch};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use cascade_runtime::{
-    BatchStage, GraphError, MapStage, MemorySource, PipelineGraph, RunError, RunOptions,
-    SendableRecordBatchStream, Stage, StageContext, StageError, StageRole, check_column,
+    BatchStage, FailureKind, GraphError, MapStage, MemorySource, PipelineGraph, RunError,
+    RunOptions, SendableRecordBatchStream, Stage, StageContext, StageError, StageRole,
+    check_column,
 };
 use datafusion_physical_plan::stream::RecordBatchStreamAdapter;
 use futures::StreamExt;
@@ -314,9 +315,14 @@ async fn first_error_cancels_the_run_and_names_the_stage() {
         .expect("the failing run did not stop")
         .unwrap_err();
     match error {
-        RunError::Stage { stage, message } => {
+        RunError::Stage {
+            stage,
+            message,
+            kind,
+        } => {
             assert_eq!(stage, "calibrate");
             assert_eq!(message, "corrupt event 55");
+            assert_eq!(kind, FailureKind::Data);
         }
         other => panic!("unexpected {other}"),
     }

@@ -368,16 +368,13 @@ impl SimtelSource {
         'files: for (index, file) in self.files.iter().enumerate() {
             // The R0 schema has no use for sim_telarray's pixel timing.
             let mut reader = SimtelReader::open(file)
-                .map_err(|e| StageError::Data(e.to_string()))?
+                .map_err(read_error)?
                 .with_pixel_timing(false);
             let finished: u64 = sizes[..index].iter().sum();
             let progress = reader.file_progress();
             inputs.check(file, &reader).map_err(StageError::Data)?;
             let array_pointing = array_pointing_deg(reader.run_header());
-            while let Some(event) = reader
-                .next_event()
-                .map_err(|e| StageError::Data(e.to_string()))?
-            {
+            while let Some(event) = reader.next_event().map_err(read_error)? {
                 if self.config.max_events.is_some_and(|max| emitted >= max) {
                     break 'files;
                 }
@@ -700,6 +697,23 @@ fn same_calibration(a: &TelescopeCalibration, b: &TelescopeCalibration) -> bool 
             _ => false,
         }
         && a.broken_pixels == b.broken_pixels
+}
+
+/// A reading error as a stage error: the operating system failing to read stays an I/O
+/// error (a retry may succeed); a file that is damaged, cut short or not sim_telarray is
+/// bad data.
+fn read_error(error: cascade_simtel::SimtelError) -> StageError {
+    match error {
+        cascade_simtel::SimtelError::Io { ref source, .. }
+            if !matches!(
+                source.kind(),
+                std::io::ErrorKind::InvalidData | std::io::ErrorKind::UnexpectedEof
+            ) =>
+        {
+            StageError::External(Box::new(error))
+        }
+        other => StageError::Data(other.to_string()),
+    }
 }
 
 #[cfg(test)]
