@@ -181,6 +181,24 @@ fn did_you_mean_and_command_line_errors() {
         "{diagnostics}"
     );
 
+    // A number where the option takes a string: the help says how to quote it.
+    let number = Edits {
+        sets: vec!["sinks.out.output_dir=2024".into()],
+        ..Edits::default()
+    };
+    let diagnostics = load_pipeline("inline.toml", text, &registry(), &number).unwrap_err();
+    assert!(
+        diagnostics
+            .to_string()
+            .contains("quote it to give a string: --set 'sinks.out.output_dir=\"2024\"'"),
+        "{diagnostics}"
+    );
+    let quoted = Edits {
+        sets: vec!["sinks.out.output_dir=\"2024\"".into()],
+        ..Edits::default()
+    };
+    assert!(load_pipeline("inline.toml", text, &registry(), &quoted).is_ok());
+
     let inputs = Edits {
         inputs: vec!["a.simtel.zst".into()],
         ..Edits::default()

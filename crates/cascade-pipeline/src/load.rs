@@ -672,15 +672,17 @@ impl<'r> Loader<'r> {
     }
 
     fn error_at(&mut self, span: Range<usize>, message: impl Into<String>, help: Option<String>) {
-        let location = if span.start >= EDIT_SPAN_BASE {
-            Location::CommandLine(
-                self.set_texts
-                    .get(span.start - EDIT_SPAN_BASE)
-                    .cloned()
-                    .unwrap_or_default(),
-            )
+        let message = message.into();
+        let (location, help) = if span.start >= EDIT_SPAN_BASE {
+            let set = self
+                .set_texts
+                .get(span.start - EDIT_SPAN_BASE)
+                .cloned()
+                .unwrap_or_default();
+            let help = help.or_else(|| quoting_help(&set, &message));
+            (Location::CommandLine(set), help)
         } else {
-            Location::File(span)
+            (Location::File(span), help)
         };
         self.diagnostics
             .push(Diagnostic::new(location, message).with_help(help));
@@ -904,6 +906,19 @@ fn contains(span: &Range<usize>, offset: usize) -> bool {
 
 fn quote(value: &str) -> String {
     format!("\"{}\"", value.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// For a `--set key=value` whose value TOML read as a number or boolean where the option
+/// takes a string (`output_dir=2024`): how to quote it.
+fn quoting_help(set: &str, message: &str) -> Option<String> {
+    let (key, value) = set.split_once('=')?;
+    (message.contains("expected a string") && !value.trim().starts_with('"')).then(|| {
+        format!(
+            "the value is read as TOML; quote it to give a string: --set '{}=\"{}\"'",
+            key.trim(),
+            value.trim()
+        )
+    })
 }
 
 /// Why an edit may not apply: it sets options of a source, stage or sink the file does not
