@@ -5,9 +5,9 @@
 //! as CTAO's camera data stream stores it (the `r1_quantized` level: `uint16` samples with
 //! `waveform_scale` and `waveform_offset`, giving the same results as their values in
 //! p.e.), or raw R0 events (`waveform` in ADC counts of every gain, `n_gains`), which it
-//! turns into R1 first as the `r0_to_r1` stage does, keeping R1 in a per-thread buffer. The time shifts
-//! and broken pixels (and for R0 the pedestals and dc-to-pe) are those the source published
-//! (see [`Calibrations`]).
+//! turns into R1 first as the `r0_to_r1` stage does, keeping R1 in a per-thread buffer.
+//! The time shifts and broken pixels (and for R0 the pedestals and dc-to-pe) are those the
+//! source published (see [`Calibrations`]).
 //! Output: the input without the waveform, plus `image` and `peak_time` (and for R0 input
 //! `selected_gain_channel`).
 

@@ -32,6 +32,11 @@
 //! absurd `local_weight` or more than `u32::MAX` samples, every sample is summed in `f64`
 //! as ctapipe does.
 //!
+//! Samples stored as `uint16` with a scale and an offset (CTAO's R1 stream, see
+//! [`QuantizedWaveforms`]) take an integer kernel on the same camera layout: exact sums of
+//! the stored values, sixteen samples per vector, and ctapipe's `f64` sums for ties only
+//! ([`neighbor_peak_indices_quantized_by_tile`]).
+//!
 //! The `unsafe` of this module: the call of the AVX2 kernel after the run-time check that
 //! the CPU has AVX2, and the loads of the neighbour sums, whose rows the layout checked
 //! once (the other loads and stores are in `extractor::avx2`).
