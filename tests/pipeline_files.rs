@@ -37,12 +37,17 @@ fn toml_files(dir: &Path) -> Vec<PathBuf> {
 fn invalid_files_report_every_expected_error_at_its_line() {
     for path in toml_files(&workspace().join("tests/invalid")) {
         let text = std::fs::read_to_string(&path).unwrap();
-        let expected: Vec<(usize, &str)> = text
+        // `# expect-error: LINE: message` or `# expect-error: LINE:COLUMN: message`.
+        let expected: Vec<(usize, Option<usize>, &str)> = text
             .lines()
             .filter_map(|l| l.strip_prefix("# expect-error: "))
             .map(|l| {
-                let (line, message) = l.split_once(": ").unwrap();
-                (line.parse().unwrap(), message)
+                let (place, message) = l.split_once(": ").unwrap();
+                let (line, column) = match place.split_once(':') {
+                    Some((line, column)) => (line, Some(column.parse().unwrap())),
+                    None => (place, None),
+                };
+                (line.parse().unwrap(), column, message)
             })
             .collect();
         assert!(
@@ -57,24 +62,24 @@ fn invalid_files_report_every_expected_error_at_its_line() {
             &Edits::default(),
         )
         .expect_err("an invalid pipeline loaded");
-        let found: Vec<(usize, String)> = diagnostics
+        let found: Vec<((usize, usize), String)> = diagnostics
             .items
             .iter()
             .map(|d| {
                 (
-                    diagnostics
-                        .line_column(&d.location)
-                        .map_or(0, |(line, _)| line),
+                    diagnostics.line_column(&d.location).unwrap_or((0, 0)),
                     d.message.clone(),
                 )
             })
             .collect();
         let report = diagnostics.to_string();
         assert_eq!(found.len(), expected.len(), "{}:\n{report}", path.display());
-        for (line, message) in &expected {
+        for (line, column, message) in &expected {
             assert!(
-                found.iter().any(|(l, m)| l == line && m.contains(message)),
-                "{}: expected `{message}` at line {line}, got:\n{report}",
+                found.iter().any(|((l, c), m)| l == line
+                    && column.is_none_or(|column| column == *c)
+                    && m.contains(message)),
+                "{}: expected `{message}` at line {line} (column {column:?}), got:\n{report}",
                 path.display()
             );
         }

@@ -760,7 +760,9 @@ impl<'r> Loader<'r> {
                             .option
                             .as_deref()
                             .and_then(|o| entry.options.get_ref().get(o))
-                            .map_or(entry.name_span.clone(), |v| v.span());
+                            .map_or(entry.name_span.clone(), |value| {
+                                character_span(value, error.character)
+                            });
                         self.error_at(span, format!("`{}`: {}", entry.name, error.message), None);
                     }
                 }
@@ -855,11 +857,13 @@ impl<'r> Loader<'r> {
                         .join(", ");
                     // An error about an option written in the file points at its value.
                     let span = match error {
-                        StageError::InvalidOption { option, .. } => entry
+                        StageError::InvalidOption {
+                            option, character, ..
+                        } => entry
                             .options
                             .get_ref()
                             .get(option.as_str())
-                            .map(|value| value.span()),
+                            .map(|value| character_span(value, *character)),
                         _ => None,
                     };
                     self.error_at(
@@ -906,6 +910,26 @@ fn contains(span: &Range<usize>, offset: usize) -> bool {
 
 fn quote(value: &str) -> String {
     format!("\"{}\"", value.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// The span of character `character` (1-based) of an option's string `value` when its text
+/// is a one-line string without escapes, whose characters are the value's one by one (its
+/// span is then two quotes longer than the value); else the value's whole span.
+fn character_span(value: &Spanned<DeValue<'_>>, character: Option<usize>) -> Range<usize> {
+    let span = value.span();
+    let (Some(character), DeValue::String(text)) = (character, value.get_ref()) else {
+        return span;
+    };
+    if span.start >= EDIT_SPAN_BASE || span.len() != text.len() + 2 {
+        return span;
+    }
+    match text.char_indices().nth(character.wrapping_sub(1)) {
+        Some((offset, c)) => {
+            let start = span.start + 1 + offset;
+            start..start + c.len_utf8()
+        }
+        None => span,
+    }
 }
 
 /// For a `--set key=value` whose value TOML read as a number or boolean where the option
@@ -1058,5 +1082,38 @@ impl Stage for Unbuilt {
 
     fn config(&self) -> serde_json::Value {
         serde_json::Value::Null
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The value of `key` in `text` (a one-key TOML table).
+    fn value_of<'a>(text: &'a str, key: &str) -> Spanned<DeValue<'a>> {
+        let table = DeTable::parse(text).expect("valid TOML");
+        table.get_ref().get(key).expect("the key").clone()
+    }
+
+    #[test]
+    fn a_character_of_a_plain_string_is_pointed_at_and_other_values_whole() {
+        let text = "where = \"a > 1 AND é >\"";
+        let value = value_of(text, "where");
+        let whole = value.span();
+        // Character 1 is `a`, just after the quote; character 11 is `é` (two bytes).
+        assert_eq!(
+            character_span(&value, Some(1)),
+            whole.start + 1..whole.start + 2
+        );
+        let e = text.find('é').expect("é");
+        assert_eq!(character_span(&value, Some(11)), e..e + 2);
+        assert_eq!(character_span(&value, None), whole);
+        assert_eq!(character_span(&value, Some(0)), whole);
+        assert_eq!(character_span(&value, Some(99)), whole);
+        // An escape makes characters and bytes differ: the whole value.
+        let escaped = value_of("where = \"x = \\\"y\\\"\"", "where");
+        assert_eq!(character_span(&escaped, Some(3)), escaped.span());
+        let number = value_of("where = 3", "where");
+        assert_eq!(character_span(&number, Some(1)), number.span());
     }
 }

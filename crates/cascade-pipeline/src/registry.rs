@@ -69,6 +69,9 @@ pub struct BuildError {
     pub option: Option<String>,
     /// What is wrong.
     pub message: String,
+    /// Where in the option's text value the problem is (a character, 1-based), when known:
+    /// validation then points at that character.
+    pub character: Option<usize>,
     /// The other problems found in the same configuration, each reported at its own
     /// option ([`BuildError::first_of`]).
     pub also: Vec<BuildError>,
@@ -80,8 +83,15 @@ impl BuildError {
         Self {
             option: Some(option.to_string()),
             message: message.into(),
+            character: None,
             also: Vec::new(),
         }
+    }
+
+    /// The same error, located at `character` (1-based) of the option's text value.
+    pub fn at_character(mut self, character: Option<usize>) -> Self {
+        self.character = character;
+        self
     }
 
     /// An error about the stage as a whole.
@@ -89,6 +99,7 @@ impl BuildError {
         Self {
             option: None,
             message: message.into(),
+            character: None,
             also: Vec::new(),
         }
     }

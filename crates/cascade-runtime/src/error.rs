@@ -43,6 +43,9 @@ pub enum StageError {
         option: String,
         /// What is wrong with its value.
         message: String,
+        /// Where in the option's text value the problem is (a character, 1-based), when
+        /// known: validation then points at that character.
+        character: Option<usize>,
     },
     /// Bad input data (a corrupt file, an inconsistent batch).
     #[error("{0}")]
@@ -237,7 +240,8 @@ mod tests {
         assert_eq!(
             stage_error(StageError::InvalidOption {
                 option: "x".into(),
-                message: "y".into()
+                message: "y".into(),
+                character: None,
             }),
             FailureKind::Config
         );

@@ -186,6 +186,23 @@ pub enum ExprError {
     },
 }
 
+impl ExprError {
+    /// The character (1-based) of a one-line expression where the problem is, when known.
+    pub fn character(&self) -> Option<usize> {
+        let position = match self {
+            ExprError::Syntax { position, .. }
+            | ExprError::UnknownColumn { position, .. }
+            | ExprError::UnsupportedColumn { position, .. }
+            | ExprError::NotBoolean { position, .. }
+            | ExprError::IncompatibleTypes { position, .. }
+            | ExprError::NotNumeric { position, .. }
+            | ExprError::Unsupported { position, .. } => position,
+            ExprError::Evaluation { .. } => &None,
+        };
+        position.filter(|p| p.line == 1).map(|p| p.column)
+    }
+}
+
 impl From<ArrowError> for ExprError {
     fn from(error: ArrowError) -> Self {
         ExprError::Evaluation {

@@ -54,8 +54,10 @@ fn build(config: PerTelescope<FilterConfig>, _: &BuildContext) -> Result<BuiltSt
             "give the condition rows must meet, e.g. where = \"hillas_intensity > 100\"",
         ));
     }
-    let condition = Expression::parse(&config.r#where)
-        .map_err(|e| BuildError::option("where", format!("`{}`: {e}", config.r#where)))?;
+    let condition = Expression::parse(&config.r#where).map_err(|e| {
+        let character = e.character();
+        BuildError::option("where", format!("`{}`: {e}", config.r#where)).at_character(character)
+    })?;
     Ok(BuiltStage::new(Arc::new(MapStage::new(Filter {
         config,
         condition,
@@ -81,6 +83,7 @@ impl Filter {
         StageError::InvalidOption {
             option: "where".to_string(),
             message: format!("`{}`: {error}", self.condition),
+            character: error.character(),
         }
     }
 }

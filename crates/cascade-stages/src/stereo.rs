@@ -142,6 +142,7 @@ fn quality_error(error: QualityError) -> StageError {
     StageError::InvalidOption {
         option: "quality_criteria".to_string(),
         message: error.to_string(),
+        character: None,
     }
 }
 
