@@ -3,7 +3,8 @@
 //!
 //! For every array event: the telescopes used equal ctapipe's; validity equals ctapipe's;
 //! where valid, alt/az within 0.001 deg, core within 0.1 m, h_max within 1 m or 1e-4
-//! relative. Both HillasReconstructor and HillasIntersection. The join waited for exactly
+//! relative, every telescope's impact distance within 1 mm or 1e-6 relative (NaN where
+//! ctapipe's is). Both HillasReconstructor and HillasIntersection. The join waited for exactly
 //! ctapipe's telescopes with data and emitted every event complete, and the array pointing
 //! the source carries is ctapipe's `event.pointing.array_altitude/azimuth`.
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
@@ -32,6 +33,7 @@ fn r0_to_dl2_matches_ctapipe_on_every_shared_file() {
         run_dl2(stem, output.path());
         let reference = Table::reference(stem, "dl2");
         check_array_pointing(stem, output.path(), &reference);
+        let dl1 = Table::reference(stem, "dl1");
         let ref_rows: HashMap<i64, usize> = reference
             .i64("event_id")
             .into_iter()
@@ -73,6 +75,17 @@ fn r0_to_dl2_matches_ctapipe_on_every_shared_file() {
                 ours.i64("n_tels_missing"),
             );
             let (complete, late) = (ours.bool("join_complete"), ours.bool("join_late"));
+            let (joined_telescopes, impacts) = (
+                ours.list_i64("joined_telescopes"),
+                ours.list_f64("tel_impact_distance"),
+            );
+            // ctapipe's impact distance of every telescope event, by (event_id, tel_id).
+            let reference_impact: HashMap<(i64, i64), f64> = dl1
+                .i64("event_id")
+                .into_iter()
+                .zip(dl1.i64("tel_id"))
+                .zip(dl1.f64(&format!("{prefix}_tel_impact_distance_m")))
+                .collect();
             for (row, event_id) in ours.i64("event_id").into_iter().enumerate() {
                 let r = ref_rows[&event_id];
                 let what = format!("{stem} {prefix} event {event_id}");
@@ -83,6 +96,17 @@ fn r0_to_dl2_matches_ctapipe_on_every_shared_file() {
                     "{what}: telescopes expected, joined, missing"
                 );
                 assert!(complete[row] && !late[row], "{what}: join flags");
+                let mut tels_with_data = with_data[r].clone();
+                tels_with_data.sort();
+                assert_eq!(joined_telescopes[row], tels_with_data, "{what}: joined");
+                for (tel_id, &distance) in joined_telescopes[row].iter().zip(&impacts[row]) {
+                    let expected = reference_impact[&(event_id, *tel_id)];
+                    assert!(
+                        (distance.is_nan() && expected.is_nan())
+                            || (distance - expected).abs() < 1e-3_f64.max(1e-6 * expected.abs()),
+                        "{what}: impact distance of telescope {tel_id}: {distance} vs {expected}"
+                    );
+                }
                 let mut expected = used[r].clone();
                 expected.sort();
                 let mut found = our_used[row].clone();

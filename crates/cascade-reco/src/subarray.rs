@@ -53,6 +53,12 @@ impl StereoSubarray {
         }
     }
 
+    /// Position (m) of telescope `tel_id` in the ground frame (x north, y west, z up);
+    /// `None` for an unknown telescope.
+    pub fn position_m(&self, tel_id: u16) -> Option<[f64; 3]> {
+        self.telescopes.get(&tel_id).map(|t| t.position_m)
+    }
+
     /// The reconstruction input of one telescope event; `None` for an unknown telescope.
     pub fn telescope_event(
         &self,

@@ -558,6 +558,8 @@ impl Join {
 struct OutputRows {
     ids: Vec<(i32, i64)>,
     results: Vec<cascade_reco::ReconstructedGeometry>,
+    /// Per array event: every joined telescope (ids ascending) with its impact distance (m).
+    impacts: Vec<Vec<(u16, f64)>>,
     reconstructor: Vec<&'static str>,
     truth: Vec<([f64; 7], i32)>,
     join: Vec<JoinFlags>,
@@ -638,8 +640,19 @@ impl OutputRows {
                     event.obs_id, event.event_id
                 ))
             })?;
+        // ctapipe `Reconstructor._store_impact_parameter`: every telescope of the event.
+        let impacts = event
+            .telescopes
+            .iter()
+            .map(|t| {
+                let position = subarray.position_m(t.tel_id);
+                let distance = position.map_or(f64::NAN, |p| result.impact_distance_m(p));
+                (t.tel_id, distance)
+            })
+            .collect();
         self.ids.push((event.obs_id, event.event_id));
         self.results.push(result);
+        self.impacts.push(impacts);
         self.reconstructor.push(config.reconstructor.name());
         self.truth.push(event.truth.unwrap_or(([f64::NAN; 7], -1)));
         self.join.push(JoinFlags {
@@ -654,6 +667,7 @@ impl OutputRows {
 
     fn take(&mut self, schema: &SchemaRef) -> Result<RecordBatch, StageError> {
         let results = std::mem::take(&mut self.results);
+        let impacts = std::mem::take(&mut self.impacts);
         let ids = std::mem::take(&mut self.ids);
         let truth = std::mem::take(&mut self.truth);
         let reconstructor = std::mem::take(&mut self.reconstructor);
@@ -701,20 +715,28 @@ impl OutputRows {
                 results.iter().map(|r| Some(r.is_valid)),
             )),
         );
-        let tel_ids = Int16Array::from_iter_values(
-            results
-                .iter()
-                .flat_map(|r| r.telescopes.iter().map(|&t| t as i16)),
-        );
-        let offsets = OffsetBuffer::from_lengths(results.iter().map(|r| r.telescopes.len()));
-        let DataType::List(item) = Level::Dl2Shower.field("telescopes").data_type().clone() else {
-            return Err(StageError::Data(
-                "telescopes is not a list column".to_string(),
-            ));
-        };
+        let used = results
+            .iter()
+            .map(|r| r.telescopes.iter().map(|&t| t as i16));
         by_name.insert(
             "telescopes",
-            Arc::new(ListArray::try_new(item, offsets, Arc::new(tel_ids), None)?),
+            list_column("telescopes", used.map(Vec::from_iter), |v| {
+                Arc::new(Int16Array::from(v))
+            })?,
+        );
+        let joined = impacts.iter().map(|e| e.iter().map(|&(t, _)| t as i16));
+        by_name.insert(
+            "joined_telescopes",
+            list_column("joined_telescopes", joined.map(Vec::from_iter), |v| {
+                Arc::new(Int16Array::from(v))
+            })?,
+        );
+        let distances = impacts.iter().map(|e| e.iter().map(|&(_, d)| d));
+        by_name.insert(
+            "tel_impact_distance",
+            list_column("tel_impact_distance", distances.map(Vec::from_iter), |v| {
+                Arc::new(Float64Array::from(v))
+            })?,
         );
         by_name.insert("reconstructor", Arc::new(StringArray::from(reconstructor)));
         by_name.insert("n_tels_expected", count(|j| j.n_tels_expected));
@@ -743,6 +765,30 @@ impl OutputRows {
             .collect::<Result<Vec<_>, _>>()?;
         Ok(RecordBatch::try_new(Arc::clone(schema), columns)?)
     }
+}
+
+/// The `dl2_shower` list column `name` of one list of values per row.
+fn list_column<T>(
+    name: &str,
+    rows: impl Iterator<Item = Vec<T>>,
+    values: impl FnOnce(Vec<T>) -> ArrayRef,
+) -> Result<ArrayRef, StageError> {
+    let mut lengths = Vec::new();
+    let mut flat = Vec::new();
+    for row in rows {
+        lengths.push(row.len());
+        flat.extend(row);
+    }
+    let DataType::List(item) = Level::Dl2Shower.field(name).data_type().clone() else {
+        return Err(StageError::Data(format!("{name} is not a list column")));
+    };
+    let offsets = OffsetBuffer::from_lengths(lengths);
+    Ok(Arc::new(ListArray::try_new(
+        item,
+        offsets,
+        values(flat),
+        None,
+    )?))
 }
 
 #[cfg(test)]
