@@ -133,18 +133,27 @@ impl ReconstructedGeometry {
     /// (`ctapipe.coordinates.shower_impact_distance`); NaN for an invalid result, as
     /// ctapipe stores for every triggered telescope then.
     pub fn impact_distance_m(&self, position_m: [f64; 3]) -> f64 {
-        if !self.is_valid {
-            return f64::NAN;
-        }
+        self.impact_distance_of()(position_m)
+    }
+
+    /// [`ReconstructedGeometry::impact_distance_m`] as a function of the position, the
+    /// axis worked out once (for the many telescopes of an event).
+    pub fn impact_distance_of(&self) -> impl Fn([f64; 3]) -> f64 + use<> {
+        let valid = self.is_valid;
         let direction = DVec3::from_array(altaz_to_righthanded_cartesian(AltAz {
             alt_deg: self.alt_deg,
             az_deg: self.az_deg,
         }));
         let core = DVec3::new(self.core_x_m, self.core_y_m, 0.0);
-        (DVec3::from_array(position_m) - core)
-            .cross(direction)
-            .length()
-            / direction.length()
+        move |position_m| {
+            if !valid {
+                return f64::NAN;
+            }
+            (DVec3::from_array(position_m) - core)
+                .cross(direction)
+                .length()
+                / direction.length()
+        }
     }
 
     /// The value of a numeric column of [`GEOMETRY_COLUMNS`] (`is_valid` as 0/1);

@@ -558,8 +558,10 @@ impl Join {
 struct OutputRows {
     ids: Vec<(i32, i64)>,
     results: Vec<cascade_reco::ReconstructedGeometry>,
-    /// Per array event: every joined telescope (ids ascending) with its impact distance (m).
-    impacts: Vec<Vec<(u16, f64)>>,
+    /// Every joined telescope of every array event (ids ascending within an event) with
+    /// its impact distance (m), and the number of them per event.
+    impacts: Vec<(i16, f64)>,
+    impacts_per_event: Vec<usize>,
     reconstructor: Vec<&'static str>,
     truth: Vec<([f64; 7], i32)>,
     join: Vec<JoinFlags>,
@@ -641,18 +643,14 @@ impl OutputRows {
                 ))
             })?;
         // ctapipe `Reconstructor._store_impact_parameter`: every telescope of the event.
-        let impacts = event
-            .telescopes
-            .iter()
-            .map(|t| {
-                let position = subarray.position_m(t.tel_id);
-                let distance = position.map_or(f64::NAN, |p| result.impact_distance_m(p));
-                (t.tel_id, distance)
-            })
-            .collect();
+        let impact_distance = result.impact_distance_of();
+        self.impacts.extend(event.telescopes.iter().map(|t| {
+            let position = subarray.position_m(t.tel_id);
+            (t.tel_id as i16, position.map_or(f64::NAN, &impact_distance))
+        }));
+        self.impacts_per_event.push(event.telescopes.len());
         self.ids.push((event.obs_id, event.event_id));
         self.results.push(result);
-        self.impacts.push(impacts);
         self.reconstructor.push(config.reconstructor.name());
         self.truth.push(event.truth.unwrap_or(([f64::NAN; 7], -1)));
         self.join.push(JoinFlags {
@@ -668,6 +666,7 @@ impl OutputRows {
     fn take(&mut self, schema: &SchemaRef) -> Result<RecordBatch, StageError> {
         let results = std::mem::take(&mut self.results);
         let impacts = std::mem::take(&mut self.impacts);
+        let impacts_per_event = std::mem::take(&mut self.impacts_per_event);
         let ids = std::mem::take(&mut self.ids);
         let truth = std::mem::take(&mut self.truth);
         let reconstructor = std::mem::take(&mut self.reconstructor);
@@ -715,29 +714,25 @@ impl OutputRows {
                 results.iter().map(|r| Some(r.is_valid)),
             )),
         );
-        let used = results
-            .iter()
-            .map(|r| r.telescopes.iter().map(|&t| t as i16));
+        let used = Int16Array::from_iter_values(
+            results
+                .iter()
+                .flat_map(|r| r.telescopes.iter().map(|&t| t as i16)),
+        );
+        let used_per_event = results.iter().map(|r| r.telescopes.len());
         by_name.insert(
             "telescopes",
-            list_column("telescopes", used.map(Vec::from_iter), |v| {
-                Arc::new(Int16Array::from(v))
-            })?,
+            list_column("telescopes", used_per_event, Arc::new(used))?,
         );
-        let joined = impacts.iter().map(|e| e.iter().map(|&(t, _)| t as i16));
-        by_name.insert(
-            "joined_telescopes",
-            list_column("joined_telescopes", joined.map(Vec::from_iter), |v| {
-                Arc::new(Int16Array::from(v))
-            })?,
-        );
-        let distances = impacts.iter().map(|e| e.iter().map(|&(_, d)| d));
-        by_name.insert(
-            "tel_impact_distance",
-            list_column("tel_impact_distance", distances.map(Vec::from_iter), |v| {
-                Arc::new(Float64Array::from(v))
-            })?,
-        );
+        let joined = Int16Array::from_iter_values(impacts.iter().map(|&(t, _)| t));
+        let distances = Float64Array::from_iter_values(impacts.iter().map(|&(_, d)| d));
+        for (name, values) in [
+            ("joined_telescopes", Arc::new(joined) as ArrayRef),
+            ("tel_impact_distance", Arc::new(distances)),
+        ] {
+            let lengths = impacts_per_event.iter().copied();
+            by_name.insert(name, list_column(name, lengths, values)?);
+        }
         by_name.insert("reconstructor", Arc::new(StringArray::from(reconstructor)));
         by_name.insert("n_tels_expected", count(|j| j.n_tels_expected));
         by_name.insert("n_tels_joined", count(|j| j.n_tels_joined));
@@ -767,28 +762,17 @@ impl OutputRows {
     }
 }
 
-/// The `dl2_shower` list column `name` of one list of values per row.
-fn list_column<T>(
+/// The `dl2_shower` list column `name`: `values` of every row, `lengths` per row.
+fn list_column(
     name: &str,
-    rows: impl Iterator<Item = Vec<T>>,
-    values: impl FnOnce(Vec<T>) -> ArrayRef,
+    lengths: impl Iterator<Item = usize>,
+    values: ArrayRef,
 ) -> Result<ArrayRef, StageError> {
-    let mut lengths = Vec::new();
-    let mut flat = Vec::new();
-    for row in rows {
-        lengths.push(row.len());
-        flat.extend(row);
-    }
     let DataType::List(item) = Level::Dl2Shower.field(name).data_type().clone() else {
         return Err(StageError::Data(format!("{name} is not a list column")));
     };
     let offsets = OffsetBuffer::from_lengths(lengths);
-    Ok(Arc::new(ListArray::try_new(
-        item,
-        offsets,
-        values(flat),
-        None,
-    )?))
+    Ok(Arc::new(ListArray::try_new(item, offsets, values, None)?))
 }
 
 #[cfg(test)]
