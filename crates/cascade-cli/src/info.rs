@@ -79,9 +79,17 @@ pub fn parquet_info(path: &Path, json: bool) -> anyhow::Result<()> {
 /// Describes a sim_telarray file: telescopes, cameras, event counts and the histogram of
 /// EventIO object types (unknown types are counted, never an error). Reads the whole file.
 pub fn simtel_info(path: &Path, json: bool) -> anyhow::Result<()> {
-    // The reader's errors name the file and say why (the cause included): not a chain.
-    let mut reader = cascade_simtel::SimtelReader::open(path)
-        .map_err(|e| anyhow::anyhow!("not readable as a sim_telarray file: {e}"))?;
+    // The reader's errors name the file and say why (the cause included): not a chain. An
+    // input the operating system cannot read stays an I/O error (exit status 3).
+    let mut reader = cascade_simtel::SimtelReader::open(path).map_err(|e| {
+        let message = format!("not readable as a sim_telarray file: {e}");
+        match e {
+            cascade_simtel::SimtelError::Io { source, .. } => {
+                anyhow::Error::new(std::io::Error::new(source.kind(), message))
+            }
+            _ => anyhow::anyhow!(message),
+        }
+    })?;
     let read_error = loop {
         match reader.next_event() {
             Ok(Some(_)) => {}

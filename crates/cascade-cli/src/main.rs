@@ -262,6 +262,20 @@ fn exit_status(error: &anyhow::Error) -> u8 {
     {
         Some(cascade_runtime::FailureKind::Config) => 2,
         Some(cascade_runtime::FailureKind::Io) => 3,
-        Some(cascade_runtime::FailureKind::Data) | None => 1,
+        Some(cascade_runtime::FailureKind::Data) => 1,
+        // Outside a run (`info`, the metrics file): an I/O error in the chain, unless it
+        // says the data is damaged.
+        None if error.chain().any(|cause| {
+            cause.downcast_ref::<std::io::Error>().is_some_and(|io| {
+                !matches!(
+                    io.kind(),
+                    std::io::ErrorKind::InvalidData | std::io::ErrorKind::UnexpectedEof
+                )
+            })
+        }) =>
+        {
+            3
+        }
+        None => 1,
     }
 }

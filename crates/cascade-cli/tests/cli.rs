@@ -516,7 +516,7 @@ fn cascade_status(args: &[&str]) -> (Option<i32>, String) {
 
 /// The exit status says what kind of failure it was, so that a campaign manager can tell
 /// a job to fix (2: the pipeline or command line; 1: the input data) from one to retry
-/// (3: reading or writing a file failed; unit-tested in cascade-runtime).
+/// (3: reading or writing a file failed; during a run unit-tested in cascade-runtime).
 #[test]
 fn the_exit_status_tells_an_invalid_request_from_bad_data() {
     let dir = tempfile::tempdir().unwrap();
@@ -542,4 +542,14 @@ fn the_exit_status_tells_an_invalid_request_from_bad_data() {
     ]);
     assert_eq!(status, Some(1), "{stderr}");
     assert!(stderr.contains("cut short or damaged"), "{stderr}");
+
+    // Outside a run: a file the system cannot read is an I/O failure, one that is not
+    // sim_telarray is bad data.
+    let missing = dir.path().join("missing.simtel.zst").display().to_string();
+    let (status, stderr) = cascade_status(&["info", &missing]);
+    assert_eq!(status, Some(3), "{stderr}");
+    let garbage = dir.path().join("garbage.simtel");
+    std::fs::write(&garbage, b"not an EventIO stream").unwrap();
+    let (status, stderr) = cascade_status(&["info", &garbage.display().to_string()]);
+    assert_eq!(status, Some(1), "{stderr}");
 }
