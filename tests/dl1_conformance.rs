@@ -115,6 +115,7 @@ fn r0_to_dl1_matches_ctapipe_on_every_shared_file() {
     for stem in STEMS {
         let output = tempfile::tempdir().unwrap();
         run_dl1(stem, output.path());
+        check_instrument(stem, output.path());
         let reference = Table::reference(stem, "dl1");
         let images = Table::read(&output.path().join("dl1_images/part-00000.parquet"));
         let parameters = Table::read(&output.path().join("dl1_parameters/part-00000.parquet"));
@@ -251,5 +252,88 @@ fn r1_written_by_its_own_stage_gives_the_same_dl1() {
             n_pixels * n_samples[r] as usize,
             "{key:?}"
         );
+    }
+}
+
+/// The instrument tables the pipeline wrote beside the DL1 data against ctapipe's camera
+/// geometry of every telescope (`<stem>.geometry.parquet`): every telescope with its
+/// camera and pixel count, every pixel's position, area and shape within 1e-9, its
+/// neighbours equal.
+fn check_instrument(stem: &str, output: &Path) {
+    let instrument = output.join("instrument");
+    let subarray = Table::read(&instrument.join("subarray/part-00000.parquet"));
+    let cameras = Table::read(&instrument.join("camera_geometry/part-00000.parquet"));
+    let reference = Table::reference(stem, "geometry");
+
+    let camera_of: HashMap<i64, (String, i64)> = subarray
+        .i64("tel_id")
+        .into_iter()
+        .zip(subarray.str("camera_name"))
+        .zip(subarray.i64("n_pixels"))
+        .map(|((tel, camera), n)| (tel, (camera, n)))
+        .collect();
+    let ref_tels: std::collections::BTreeSet<i64> = reference.i64("tel_id").into_iter().collect();
+    let our_tels: std::collections::BTreeSet<i64> = camera_of.keys().copied().collect();
+    assert_eq!(
+        our_tels, ref_tels,
+        "{stem}: telescopes of the subarray table"
+    );
+
+    let pixel_row: HashMap<(String, i64), usize> = cameras
+        .str("camera_name")
+        .into_iter()
+        .zip(cameras.i64("pix_id"))
+        .enumerate()
+        .map(|(row, key)| (key, row))
+        .collect();
+    let (x, y, area) = (
+        cameras.f64("pix_x"),
+        cameras.f64("pix_y"),
+        cameras.f64("pix_area"),
+    );
+    let (shape, neighbors) = (cameras.str("pix_type"), cameras.list_i64("neighbors"));
+    let (ref_x, ref_y, ref_area) = (
+        reference.f64("pix_x_m"),
+        reference.f64("pix_y_m"),
+        reference.f64("pix_area_m2"),
+    );
+    let (ref_shape, ref_neighbors) = (reference.str("pix_type"), reference.list_i64("neighbors"));
+    let (ref_tel, ref_camera, ref_pixel) = (
+        reference.i64("tel_id"),
+        reference.str("camera_name"),
+        reference.i64("pix_id"),
+    );
+    let mut n_pixels: HashMap<i64, i64> = HashMap::new();
+    for r in 0..reference.n_rows() {
+        let (camera, expected_pixels) = &camera_of[&ref_tel[r]];
+        assert_eq!(
+            camera, &ref_camera[r],
+            "{stem} telescope {}: camera",
+            ref_tel[r]
+        );
+        *n_pixels.entry(ref_tel[r]).or_default() += 1;
+        let what = format!("{stem} {camera} pixel {}", ref_pixel[r]);
+        let row = pixel_row[&(camera.clone(), ref_pixel[r])];
+        for (ours, theirs, name) in [(x[row], ref_x[r], "x"), (y[row], ref_y[r], "y")] {
+            assert!(
+                (ours - theirs).abs() < 1e-9,
+                "{what}: {name} {ours} vs {theirs}"
+            );
+        }
+        assert!(
+            (area[row] - ref_area[r]).abs() <= 1e-9 * ref_area[r].abs(),
+            "{what}: area {} vs {}",
+            area[row],
+            ref_area[r]
+        );
+        assert_eq!(shape[row], ref_shape[r], "{what}: shape");
+        let (mut ours, mut theirs) = (neighbors[row].clone(), ref_neighbors[r].clone());
+        ours.sort_unstable();
+        theirs.sort_unstable();
+        assert_eq!(ours, theirs, "{what}: neighbours");
+        assert!(*expected_pixels > ref_pixel[r], "{what}: beyond n_pixels");
+    }
+    for (tel, n) in n_pixels {
+        assert_eq!(camera_of[&tel].1, n, "{stem} telescope {tel}: n_pixels");
     }
 }

@@ -10,6 +10,7 @@ pub mod clean;
 pub mod columns;
 pub mod expr;
 pub mod filter;
+pub mod instrument_sink;
 pub mod parameters;
 pub mod parquet_sink;
 pub mod quality;
@@ -37,5 +38,6 @@ pub fn stages() -> Vec<Arc<dyn StageFactory>> {
         Arc::new(simtel_source::factory()),
         Arc::new(stereo::factory()),
         Arc::new(parquet_sink::factory()),
+        Arc::new(instrument_sink::factory()),
     ]
 }
