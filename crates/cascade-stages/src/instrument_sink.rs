@@ -10,7 +10,7 @@
 //! the run.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use arrow::array::{ArrayRef, Float64Array, Int16Array, Int32Array, ListArray, StringArray};
@@ -60,22 +60,10 @@ fn build(
     config: PerTelescope<InstrumentSinkConfig>,
     context: &BuildContext,
 ) -> Result<BuiltStage, BuildError> {
-    let tables = [
-        ("subarray", subarray_table(&context.subarray)),
-        ("camera_geometry", camera_geometry_table(&context.subarray)),
-    ]
-    .map(|(name, table)| table.map(|table| (name, table)));
-    let [subarray, cameras] = tables;
-    let to_build_error = |e: StageError| BuildError::stage(e.to_string());
-    Ok(BuiltStage::new(Arc::new(InstrumentSink {
-        config: config.default_value().clone(),
-        pipeline_name: context.pipeline_name.clone(),
-        tables: vec![
-            subarray.map_err(to_build_error)?,
-            cameras.map_err(to_build_error)?,
-        ],
-        sinks: Mutex::default(),
-    })))
+    let sink = InstrumentSink::new(config.default_value().clone(), &context.subarray)
+        .map_err(|e| BuildError::stage(e.to_string()))?
+        .with_pipeline_name(&context.pipeline_name);
+    Ok(BuiltStage::new(Arc::new(sink)))
 }
 
 /// The instrument sink.
@@ -85,8 +73,33 @@ pub struct InstrumentSink {
     pipeline_name: String,
     /// The datasets to write: (name, table).
     tables: Vec<(&'static str, RecordBatch)>,
-    /// The Parquet sinks of the current run, one per table.
-    sinks: Mutex<Vec<ParquetSink>>,
+    /// The Parquet sinks of the current run, one per table, and the directories the run
+    /// creates for them (innermost first), which a failed run removes again.
+    sinks: Mutex<(Vec<ParquetSink>, Vec<PathBuf>)>,
+}
+
+impl InstrumentSink {
+    /// A sink writing the tables of `subarray` with the given options.
+    pub fn new(
+        config: InstrumentSinkConfig,
+        subarray: &SubarrayDescription,
+    ) -> Result<Self, StageError> {
+        Ok(Self {
+            config,
+            pipeline_name: String::new(),
+            tables: vec![
+                ("subarray", subarray_table(subarray)?),
+                ("camera_geometry", camera_geometry_table(subarray)?),
+            ],
+            sinks: Mutex::default(),
+        })
+    }
+
+    /// The sink of the pipeline named `name`, which its files record.
+    pub fn with_pipeline_name(mut self, name: &str) -> Self {
+        self.pipeline_name = name.to_string();
+        self
+    }
 }
 
 impl Stage for InstrumentSink {
@@ -116,6 +129,11 @@ impl Stage for InstrumentSink {
         let mut input = inputs.remove(0);
         let schema = input.schema();
         let directory = Path::new(&self.config.output_dir).join(&ctx.name);
+        let created: Vec<PathBuf> = directory
+            .ancestors()
+            .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
+            .map(Path::to_path_buf)
+            .collect();
         let mut sinks = Vec::new();
         let mut writes = Vec::new();
         for (name, table) in &self.tables {
@@ -135,7 +153,7 @@ impl Stage for InstrumentSink {
             writes.push(sink.execute(vec![Box::pin(table_stream)], context)?);
             sinks.push(sink);
         }
-        *self.sinks.lock().unwrap_or_else(PoisonError::into_inner) = sinks;
+        *self.sinks.lock().unwrap_or_else(PoisonError::into_inner) = (sinks, created);
         // The input to its end (its rows are not written), then the tables' writes; the
         // stream yields no rows, only an error if one of them fails.
         let done = futures::stream::once(async move {
@@ -162,13 +180,22 @@ impl Stage for InstrumentSink {
     }
 
     fn commit(&self) -> Result<(), StageError> {
-        let sinks = std::mem::take(&mut *self.sinks.lock().unwrap_or_else(PoisonError::into_inner));
+        let (sinks, _) =
+            std::mem::take(&mut *self.sinks.lock().unwrap_or_else(PoisonError::into_inner));
         sinks.iter().try_for_each(Stage::commit)
     }
 
     fn abort(&self) {
-        let sinks = std::mem::take(&mut *self.sinks.lock().unwrap_or_else(PoisonError::into_inner));
+        let (sinks, created) =
+            std::mem::take(&mut *self.sinks.lock().unwrap_or_else(PoisonError::into_inner));
         sinks.iter().for_each(Stage::abort);
+        // Each table's sink removed its own directory; the ones above it that this run
+        // created go too once empty (a directory another sink writes into stays).
+        for directory in created {
+            if std::fs::remove_dir(&directory).is_err() {
+                break;
+            }
+        }
     }
 }
 

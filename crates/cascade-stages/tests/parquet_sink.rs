@@ -391,3 +391,71 @@ fn floats_are_byte_stream_split_without_a_dictionary_and_pixels_without_statisti
         }
     }
 }
+
+/// The instrument sink publishes its two tables with a successful run, and nothing when a
+/// stage on another branch fails.
+#[test]
+fn the_instrument_is_published_with_the_run_only() {
+    use cascade_stages::instrument_sink::{InstrumentSink, InstrumentSinkConfig};
+    let run_with = |dir: &Path, fail: bool| {
+        let subarray = cascade_stages::toy::toy_array().subarray;
+        let sink = InstrumentSink::new(
+            InstrumentSinkConfig {
+                output_dir: dir.display().to_string(),
+                ..InstrumentSinkConfig::default()
+            },
+            &subarray,
+        )
+        .unwrap();
+        let mut graph = PipelineGraph::new();
+        graph.add_stage(
+            "events",
+            Arc::new(Events {
+                batches: 3,
+                fail: false,
+            }),
+            vec![],
+        );
+        graph.add_stage("instrument", Arc::new(sink), vec!["events".into()]);
+        if fail {
+            graph.add_stage("rejects", Arc::new(Rejects), vec!["events".into()]);
+            let other = ParquetSink::new(ParquetSinkConfig {
+                output_dir: dir.display().to_string(),
+                ..ParquetSinkConfig::default()
+            });
+            graph.add_stage("other", Arc::new(other), vec!["rejects".into()]);
+        }
+        let pipeline = graph
+            .compile(RunOptions {
+                channel_capacity: 2,
+                batch_size: 100,
+            })
+            .unwrap();
+        tokio::runtime::Runtime::new()
+            .unwrap()
+            .block_on(pipeline.run())
+    };
+    let failed = tempfile::tempdir().unwrap();
+    assert!(run_with(failed.path(), true).is_err());
+    assert!(!failed.path().join("instrument").exists());
+
+    let done = tempfile::tempdir().unwrap();
+    run_with(done.path(), false).unwrap();
+    let table = |name: &str| {
+        let path = done.path().join("instrument").join(name);
+        let entries: Vec<String> = std::fs::read_dir(&path)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(entries, ["part-00000.parquet"]);
+        let file = std::fs::File::open(path.join("part-00000.parquet")).unwrap();
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+            .unwrap()
+            .build()
+            .unwrap();
+        reader.map(|b| b.unwrap().num_rows()).sum::<usize>()
+    };
+    // The 18 telescopes of the toy array; the pixels of its three camera types.
+    assert_eq!(table("subarray"), 18);
+    assert_eq!(table("camera_geometry"), 1855 + 1764 + 2048);
+}
