@@ -14,7 +14,7 @@ use std::sync::Arc;
 use cascade_instrument::SubarrayDescription;
 use cascade_runtime::{
     Arity, GraphError, PipelineGraph, RunOptions, SendableRecordBatchStream, Stage, StageContext,
-    StageError, StageRole,
+    StageError, StageRole, ValuePosition,
 };
 use toml::Spanned;
 use toml::de::{DeArray, DeString, DeTable, DeValue};
@@ -761,7 +761,7 @@ impl<'r> Loader<'r> {
                             .as_deref()
                             .and_then(|o| entry.options.get_ref().get(o))
                             .map_or(entry.name_span.clone(), |value| {
-                                character_span(value, error.character)
+                                character_span(value, error.at.as_ref())
                             });
                         self.error_at(span, format!("`{}`: {}", entry.name, error.message), None);
                     }
@@ -857,13 +857,11 @@ impl<'r> Loader<'r> {
                         .join(", ");
                     // An error about an option written in the file points at its value.
                     let span = match error {
-                        StageError::InvalidOption {
-                            option, character, ..
-                        } => entry
+                        StageError::InvalidOption { option, at, .. } => entry
                             .options
                             .get_ref()
                             .get(option.as_str())
-                            .map(|value| character_span(value, *character)),
+                            .map(|value| character_span(value, at.as_ref())),
                         _ => None,
                     };
                     self.error_at(
@@ -912,18 +910,29 @@ fn quote(value: &str) -> String {
     format!("\"{}\"", value.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
-/// The span of character `character` (1-based) of an option's string `value` when its text
-/// is a one-line string without escapes, whose characters are the value's one by one (its
-/// span is then two quotes longer than the value); else the value's whole span.
-fn character_span(value: &Spanned<DeValue<'_>>, character: Option<usize>) -> Range<usize> {
-    let span = value.span();
-    let (Some(character), DeValue::String(text)) = (character, value.get_ref()) else {
+/// The span of the character `at` of an option's `value` (see [`ValuePosition`]) when the
+/// string it reaches is written on one line without escapes, so that its characters are
+/// the value's one by one (its span is then two quotes longer than the value); else the
+/// span of that string, or of the value when `at` reaches no string.
+fn character_span(value: &Spanned<DeValue<'_>>, at: Option<&ValuePosition>) -> Range<usize> {
+    let Some(at) = at else {
+        return value.span();
+    };
+    let mut reached = value;
+    for &index in &at.path {
+        match reached.get_ref() {
+            DeValue::Array(items) if index < items.len() => reached = &items[index],
+            _ => return value.span(),
+        }
+    }
+    let span = reached.span();
+    let DeValue::String(text) = reached.get_ref() else {
         return span;
     };
     if span.start >= EDIT_SPAN_BASE || span.len() != text.len() + 2 {
         return span;
     }
-    match text.char_indices().nth(character.wrapping_sub(1)) {
+    match text.char_indices().nth(at.character.wrapping_sub(1)) {
         Some((offset, c)) => {
             let start = span.start + 1 + offset;
             start..start + c.len_utf8()
@@ -1101,19 +1110,35 @@ mod tests {
         let value = value_of(text, "where");
         let whole = value.span();
         // Character 1 is `a`, just after the quote; character 11 is `é` (two bytes).
+        let at = |character| Some(ValuePosition::character(character));
         assert_eq!(
-            character_span(&value, Some(1)),
+            character_span(&value, at(1).as_ref()),
             whole.start + 1..whole.start + 2
         );
         let e = text.find('é').expect("é");
-        assert_eq!(character_span(&value, Some(11)), e..e + 2);
+        assert_eq!(character_span(&value, at(11).as_ref()), e..e + 2);
         assert_eq!(character_span(&value, None), whole);
-        assert_eq!(character_span(&value, Some(0)), whole);
-        assert_eq!(character_span(&value, Some(99)), whole);
+        assert_eq!(character_span(&value, at(0).as_ref()), whole);
+        assert_eq!(character_span(&value, at(99).as_ref()), whole);
         // An escape makes characters and bytes differ: the whole value.
         let escaped = value_of("where = \"x = \\\"y\\\"\"", "where");
-        assert_eq!(character_span(&escaped, Some(3)), escaped.span());
+        assert_eq!(character_span(&escaped, at(3).as_ref()), escaped.span());
         let number = value_of("where = 3", "where");
-        assert_eq!(character_span(&number, Some(1)), number.span());
+        assert_eq!(character_span(&number, at(1).as_ref()), number.span());
+
+        // A string in nested arrays: the expression of the second [name, expression] pair.
+        let text = "criteria = [[\"a\", \"x > 1\"], [\"b\", \"y > 2\"]]";
+        let criteria = value_of(text, "criteria");
+        let y = text.find('y').expect("y");
+        let second = ValuePosition {
+            path: vec![1, 1],
+            character: 1,
+        };
+        assert_eq!(character_span(&criteria, Some(&second)), y..y + 1);
+        let beyond = ValuePosition {
+            path: vec![5, 1],
+            character: 1,
+        };
+        assert_eq!(character_span(&criteria, Some(&beyond)), criteria.span());
     }
 }

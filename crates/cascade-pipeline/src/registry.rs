@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use cascade_instrument::{ReadoutDescription, SubarrayDescription};
-use cascade_runtime::{Stage, StageRole};
+use cascade_runtime::{Stage, StageRole, ValuePosition};
 
 use toml::Spanned;
 use toml::de::{DeValue, ValueDeserializer};
@@ -69,9 +69,9 @@ pub struct BuildError {
     pub option: Option<String>,
     /// What is wrong.
     pub message: String,
-    /// Where in the option's text value the problem is (a character, 1-based), when known:
-    /// validation then points at that character.
-    pub character: Option<usize>,
+    /// Where in the option's value the problem is, when known: validation then points at
+    /// that character.
+    pub at: Option<ValuePosition>,
     /// The other problems found in the same configuration, each reported at its own
     /// option ([`BuildError::first_of`]).
     pub also: Vec<BuildError>,
@@ -83,14 +83,14 @@ impl BuildError {
         Self {
             option: Some(option.to_string()),
             message: message.into(),
-            character: None,
+            at: None,
             also: Vec::new(),
         }
     }
 
-    /// The same error, located at `character` (1-based) of the option's text value.
-    pub fn at_character(mut self, character: Option<usize>) -> Self {
-        self.character = character;
+    /// The same error, located at `at` in the option's value.
+    pub fn at(mut self, at: Option<ValuePosition>) -> Self {
+        self.at = at;
         self
     }
 
@@ -99,7 +99,7 @@ impl BuildError {
         Self {
             option: None,
             message: message.into(),
-            character: None,
+            at: None,
             also: Vec::new(),
         }
     }

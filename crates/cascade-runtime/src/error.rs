@@ -43,9 +43,9 @@ pub enum StageError {
         option: String,
         /// What is wrong with its value.
         message: String,
-        /// Where in the option's text value the problem is (a character, 1-based), when
-        /// known: validation then points at that character.
-        character: Option<usize>,
+        /// Where in the option's value the problem is, when known: validation then points
+        /// at that character.
+        at: Option<ValuePosition>,
     },
     /// Bad input data (a corrupt file, an inconsistent batch).
     #[error("{0}")]
@@ -64,6 +64,27 @@ pub enum StageError {
     /// An error from another library.
     #[error(transparent)]
     External(Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// A character of an option's value: the string reached by `path` (indices into nested
+/// arrays, e.g. `[2, 1]` for the expression of the third `[name, expression]` pair; empty
+/// for the value itself) and its character `character` (1-based).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValuePosition {
+    /// Indices into nested arrays, outermost first.
+    pub path: Vec<usize>,
+    /// The character of the string, 1-based.
+    pub character: usize,
+}
+
+impl ValuePosition {
+    /// Character `character` of the value itself (a string option).
+    pub fn character(character: usize) -> Self {
+        Self {
+            path: Vec::new(),
+            character,
+        }
+    }
 }
 
 /// What kind of failure an error is, for whoever decides what to do next (a campaign
@@ -241,7 +262,7 @@ mod tests {
             stage_error(StageError::InvalidOption {
                 option: "x".into(),
                 message: "y".into(),
-                character: None,
+                at: None,
             }),
             FailureKind::Config
         );

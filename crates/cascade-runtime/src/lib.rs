@@ -27,7 +27,7 @@ mod metrics;
 mod stage;
 
 pub use datafusion_execution::SendableRecordBatchStream;
-pub use error::{FailureKind, RunError, StageError, StageFailure};
+pub use error::{FailureKind, RunError, StageError, StageFailure, ValuePosition};
 pub use exec::StageExec;
 pub use graph::{CompiledPipeline, GraphError, PipelineGraph, RunOptions};
 pub use memory::MemorySource;

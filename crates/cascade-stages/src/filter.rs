@@ -18,7 +18,7 @@ use std::sync::Arc;
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use cascade_pipeline::{BuildContext, BuildError, BuiltStage, PerTelescope, TypedFactory};
-use cascade_runtime::{BatchStage, MapStage, StageError, StageRole};
+use cascade_runtime::{BatchStage, MapStage, StageError, StageRole, ValuePosition};
 
 use crate::expr::{ExprError, Expression, Predicate};
 
@@ -55,8 +55,8 @@ fn build(config: PerTelescope<FilterConfig>, _: &BuildContext) -> Result<BuiltSt
         ));
     }
     let condition = Expression::parse(&config.r#where).map_err(|e| {
-        let character = e.character();
-        BuildError::option("where", format!("`{}`: {e}", config.r#where)).at_character(character)
+        let at = e.character().map(ValuePosition::character);
+        BuildError::option("where", format!("`{}`: {e}", config.r#where)).at(at)
     })?;
     Ok(BuiltStage::new(Arc::new(MapStage::new(Filter {
         config,
@@ -83,7 +83,7 @@ impl Filter {
         StageError::InvalidOption {
             option: "where".to_string(),
             message: format!("`{}`: {error}", self.condition),
-            character: error.character(),
+            at: error.character().map(ValuePosition::character),
         }
     }
 }

@@ -54,7 +54,7 @@ use cascade_pipeline::{BuildContext, BuildError, BuiltStage, PerTelescope, Typed
 use cascade_reco::{HillasParameters, ReconstructorType, StereoSubarray, TelescopeEvent};
 use cascade_runtime::{
     Arity, SendableRecordBatchStream, Stage, StageContext, StageError, StageMetrics, StageRole,
-    check_column,
+    ValuePosition, check_column,
 };
 use cascade_schema::Level;
 use datafusion_physical_plan::stream::RecordBatchReceiverStreamBuilder;
@@ -117,8 +117,10 @@ fn build(
             "must be a positive number of seconds",
         ));
     }
-    let quality = QualityQuery::parse(&config.quality_criteria)
-        .map_err(|e| BuildError::option("quality_criteria", e.to_string()))?;
+    let quality = QualityQuery::parse(&config.quality_criteria).map_err(|e| {
+        let at = criterion_position(&e);
+        BuildError::option("quality_criteria", e.to_string()).at(at)
+    })?;
     let subarray = Arc::new(StereoSubarray::new(
         &context.subarray,
         config.focal_length_choice,
@@ -142,8 +144,17 @@ fn quality_error(error: QualityError) -> StageError {
     StageError::InvalidOption {
         option: "quality_criteria".to_string(),
         message: error.to_string(),
-        character: None,
+        at: criterion_position(&error),
     }
+}
+
+/// Where in `quality_criteria` the error is: each criterion is a `[name, expression]` pair,
+/// so the expression is item 1 of item `index`.
+fn criterion_position(error: &QualityError) -> Option<ValuePosition> {
+    error.source.character().map(|character| ValuePosition {
+        path: vec![error.index, 1],
+        character,
+    })
 }
 
 const TRUTH: [&str; 8] = [
