@@ -26,7 +26,7 @@ use cascade_schema::Level;
 use datafusion_physical_plan::stream::RecordBatchStreamAdapter;
 use futures::StreamExt;
 
-use crate::parquet_sink::{ParquetSink, ParquetSinkConfig};
+use crate::parquet_sink::{ParquetSink, ParquetSinkConfig, missing_directories};
 
 cascade_pipeline::stage_config! {
     /// Options of the instrument sink.
@@ -129,11 +129,7 @@ impl Stage for InstrumentSink {
         let mut input = inputs.remove(0);
         let schema = input.schema();
         let directory = Path::new(&self.config.output_dir).join(&ctx.name);
-        let created: Vec<PathBuf> = directory
-            .ancestors()
-            .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
-            .map(Path::to_path_buf)
-            .collect();
+        let created = missing_directories(&directory);
         let mut sinks = Vec::new();
         let mut writes = Vec::new();
         for (name, table) in &self.tables {

@@ -288,11 +288,7 @@ impl DatasetWriter {
         metrics: Arc<StageMetrics>,
         provenance: Vec<KeyValue>,
     ) -> Result<Self, StageError> {
-        let created_directories: Vec<PathBuf> = directory
-            .ancestors()
-            .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
-            .map(Path::to_path_buf)
-            .collect();
+        let created_directories = missing_directories(&directory);
         if let Some(file) = directory
             .ancestors()
             .find(|d| d.exists())
@@ -462,6 +458,16 @@ impl Drop for DatasetWriter {
             self.abandon();
         }
     }
+}
+
+/// The directories of `directory` and its ancestors that do not exist yet, innermost
+/// first: those a run creates for a dataset, and removes again (once empty) when it fails.
+pub(crate) fn missing_directories(directory: &Path) -> Vec<PathBuf> {
+    directory
+        .ancestors()
+        .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
+        .map(Path::to_path_buf)
+        .collect()
 }
 
 /// Locks the dataset in `directory` for this run: an exclusive lock (`flock`) on the file
