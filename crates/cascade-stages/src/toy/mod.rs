@@ -2,9 +2,10 @@
 //!
 //! It emits R1 telescope events (calibrated waveforms in p.e., or with `r1_encoding =
 //! "uint16"` stored as CTAO's camera data stream stores them: the `r1_quantized` level) with
-//! simulated-shower truth columns, the array pointing (its configured pointing) and the triggered telescopes of each
-//! array event (`tels_with_trigger`), batched by telescope type. It is the embedded input of the quickstart and the
-//! load generator of the benchmarks; correctness is shown on real sim_telarray files.
+//! simulated-shower truth columns, the array pointing (its configured pointing) and the
+//! triggered telescopes of each array event (`tels_with_trigger`), batched by telescope
+//! type. It is the embedded input of the quickstart and the load generator of the
+//! benchmarks; correctness is shown on real sim_telarray files.
 
 mod array;
 mod shower;
@@ -86,6 +87,16 @@ pub enum R1Encoding {
     Float32,
     /// `uint16` with a scale and an offset (the `r1_quantized` level).
     Uint16,
+}
+
+impl R1Encoding {
+    /// The data level of samples written this way.
+    pub fn level(self) -> Level {
+        match self {
+            R1Encoding::Float32 => Level::R1,
+            R1Encoding::Uint16 => Level::R1Quantized,
+        }
+    }
 }
 
 /// The toy source's entry in the stage registry.
@@ -272,10 +283,7 @@ impl ToySource {
 
     /// The data level of the events: `r1`, or `r1_quantized` for "uint16" samples.
     fn level(&self) -> Level {
-        match self.config.r1_encoding {
-            R1Encoding::Float32 => Level::R1,
-            R1Encoding::Uint16 => Level::R1Quantized,
-        }
+        self.config.r1_encoding.level()
     }
 
     fn settings(&self) -> ToySettings {
@@ -492,11 +500,7 @@ impl TypeBuffer {
         let waveforms = std::mem::take(&mut self.waveforms);
         let row_len = waveforms.len().checked_div(n).unwrap_or(0);
         let n_pixels = row_len.checked_div(self.n_samples).unwrap_or(0);
-        let level = match config.r1_encoding {
-            R1Encoding::Float32 => Level::R1,
-            R1Encoding::Uint16 => Level::R1Quantized,
-        };
-        let field = |name: &str| level.field(name);
+        let field = |name: &str| config.r1_encoding.level().field(name);
         let showers = std::mem::take(&mut self.showers);
         let truth = |f: fn(&ToyShower) -> f64| {
             Arc::new(Float64Array::from_iter_values(showers.iter().map(f))) as ArrayRef
