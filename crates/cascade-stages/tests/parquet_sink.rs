@@ -10,8 +10,8 @@ use arrow::array::{
 };
 use arrow::datatypes::{DataType, Field, Float32Type, Float64Type, Int64Type, Schema, SchemaRef};
 use cascade_runtime::{
-    PipelineGraph, RunOptions, SendableRecordBatchStream, Stage, StageContext, StageError,
-    StageRole,
+    MetricsReport, PipelineGraph, RunError, RunOptions, SendableRecordBatchStream, Stage,
+    StageContext, StageError, StageRole,
 };
 use cascade_stages::parquet_sink::{ParquetSink, ParquetSinkConfig};
 use datafusion_physical_plan::stream::RecordBatchStreamAdapter;
@@ -118,6 +118,11 @@ fn run_with(
         Arc::new(ParquetSink::new(config)),
         vec!["events".into()],
     );
+    run_graph(graph).map(|_| ())
+}
+
+/// Compiles and runs `graph` to its end.
+fn run_graph(graph: PipelineGraph) -> Result<MetricsReport, RunError> {
     let pipeline = graph
         .compile(RunOptions {
             channel_capacity: 2,
@@ -127,11 +132,16 @@ fn run_with(
     tokio::runtime::Runtime::new()
         .unwrap()
         .block_on(pipeline.run())
-        .map(|_| ())
 }
 
+/// The files of the dataset `table` in `dir`, sorted.
 fn files(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir.join("table"))
+    entries(&dir.join("table"))
+}
+
+/// The names of the entries of `dir`, sorted (none when it does not exist).
+fn entries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
         .map(|entries| {
             entries
                 .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -315,17 +325,7 @@ fn a_failure_on_another_branch_publishes_nothing() {
     graph.add_stage("table", Arc::new(sink("branches")), vec!["events".into()]);
     graph.add_stage("rejects", Arc::new(Rejects), vec!["events".into()]);
     graph.add_stage("other", Arc::new(sink("branches")), vec!["rejects".into()]);
-    let pipeline = graph
-        .compile(RunOptions {
-            channel_capacity: 2,
-            batch_size: 100,
-        })
-        .unwrap();
-    let error = tokio::runtime::Runtime::new()
-        .unwrap()
-        .block_on(pipeline.run())
-        .unwrap_err()
-        .to_string();
+    let error = run_graph(graph).unwrap_err().to_string();
     assert!(error.contains("no batch is acceptable"), "{error}");
     assert_eq!(files(dir.path()), ["part-00000.parquet"]);
     assert_eq!(read_ids(dir.path()), (0..300).collect::<Vec<i64>>());
@@ -425,15 +425,7 @@ fn the_instrument_is_published_with_the_run_only() {
             });
             graph.add_stage("other", Arc::new(other), vec!["rejects".into()]);
         }
-        let pipeline = graph
-            .compile(RunOptions {
-                channel_capacity: 2,
-                batch_size: 100,
-            })
-            .unwrap();
-        tokio::runtime::Runtime::new()
-            .unwrap()
-            .block_on(pipeline.run())
+        run_graph(graph)
     };
     let failed = tempfile::tempdir().unwrap();
     assert!(run_with(failed.path(), true).is_err());
@@ -443,11 +435,7 @@ fn the_instrument_is_published_with_the_run_only() {
     run_with(done.path(), false).unwrap();
     let table = |name: &str| {
         let path = done.path().join("instrument").join(name);
-        let entries: Vec<String> = std::fs::read_dir(&path)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        assert_eq!(entries, ["part-00000.parquet"]);
+        assert_eq!(entries(&path), ["part-00000.parquet"]);
         let file = std::fs::File::open(path.join("part-00000.parquet")).unwrap();
         let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
             .unwrap()
