@@ -489,18 +489,21 @@ impl LtsScratch {
             }
             let Some(last) = largest.last() else { break };
             if square >= last.0 {
-                let at = largest.iter().position(|&(s, _)| square >= s).unwrap_or(0);
-                largest.copy_within(at..n_left_out - 1, at + 1);
+                // Insertion from the back: the list is a few entries long, so moving them
+                // one by one is cheaper than a call to `memmove`.
+                let mut at = n_left_out - 1;
+                while at > 0 && square >= largest[at - 1].0 {
+                    largest[at] = largest[at - 1];
+                    at -= 1;
+                }
                 largest[at] = (square, i as u32);
             }
         }
-        let mut indices = [0u32; FEW_LEFT_OUT];
+        let indices = &mut self.left_out[..n_left_out];
         for (index, &(_, i)) in indices.iter_mut().zip(largest.iter()) {
             *index = i;
         }
-        let indices = &mut indices[..n_left_out];
         indices.sort_unstable_by(|a, b| b.cmp(a));
-        self.left_out[..n_left_out].copy_from_slice(indices);
         Some(n_left_out)
     }
 
