@@ -49,25 +49,17 @@ pub fn number_of_island_sizes(
 }
 
 /// [`number_of_islands`] and [`number_of_island_sizes`] of the pixels listed in
-/// `selected` (ascending, the pixels of the mask): the same labels (0 elsewhere), without
-/// scanning the unselected pixels for islands. Returns the number of islands and their
-/// size classes.
+/// `selected` (ascending, the pixels of the mask), without scanning the unselected pixels
+/// for islands. Only the selected pixels' labels are written: the others may hold anything
+/// but the mark of a pixel not yet labelled (-1), such as the labels of an earlier call.
+/// Returns the number of islands and their size classes.
 pub(crate) fn islands_of_selected(
     neighbors: &Neighbors,
     selected: &[u32],
     island_labels: &mut [i32],
     workspace: &mut CleaningWorkspace,
 ) -> (usize, IslandSizes) {
-    island_labels.fill(0);
-    for &pixel in selected {
-        island_labels[pixel as usize] = UNVISITED;
-    }
-    let n_islands = grow_islands(
-        neighbors,
-        selected.iter().map(|&pixel| pixel as usize),
-        island_labels,
-        &mut workspace.stack,
-    );
+    let n_islands = label_islands_of(neighbors, selected, island_labels, &mut workspace.stack);
     let sizes = &mut workspace.island_sizes;
     sizes.clear();
     sizes.resize(n_islands + 1, 0);
@@ -155,8 +147,9 @@ pub(crate) fn label_islands(
     grow_islands(neighbors, 0..labels.len(), labels, stack)
 }
 
-/// [`label_islands`] of the pixels `selected` (ascending pixel indices) only: every label
-/// must be 0 on entry; those of `selected` are their islands' numbers on return.
+/// [`label_islands`] of the pixels `selected` (ascending pixel indices) only: no label may
+/// be -1 on entry (0 or an earlier call's labels will do); those of `selected` are their
+/// islands' numbers on return.
 pub(crate) fn label_islands_of(
     neighbors: &Neighbors,
     selected: &[u32],
@@ -185,8 +178,14 @@ fn grow_islands(
     labels: &mut [i32],
     stack: &mut Vec<u32>,
 ) -> usize {
+    // A pixel enters the stack once, when it is labelled, so the stack never holds more
+    // than every pixel, plus the slot where the next neighbour is written before it is
+    // known to be new. Its top is a local variable: as a `Vec`'s length it went through
+    // memory at every neighbour.
+    if stack.len() <= labels.len() {
+        stack.resize(labels.len() + 1, 0);
+    }
     let mut n_islands = 0;
-    stack.clear();
     for start in starts {
         if labels[start] != UNVISITED {
             continue;
@@ -194,16 +193,20 @@ fn grow_islands(
         n_islands += 1;
         let island = n_islands as i32;
         labels[start] = island;
-        stack.push(start as u32);
-        while let Some(pixel) = stack.pop() {
+        stack[0] = start as u32;
+        let mut top = 1;
+        while top > 0 {
+            top -= 1;
+            let pixel = stack[top];
             // without a branch per neighbour (half of them are in the island already, which
-            // made that branch mispredict): every neighbour is pushed, and kept only if new
+            // made that branch mispredict): every neighbour is written to the top, which
+            // moves past it only if it is new
             for &neighbor in neighbors.of(pixel as usize) {
                 let label = &mut labels[neighbor as usize];
                 let new = *label == UNVISITED;
                 *label = if new { island } else { *label };
-                stack.push(neighbor);
-                stack.truncate(stack.len() - usize::from(!new));
+                stack[top] = neighbor;
+                top += usize::from(new);
             }
         }
     }

@@ -47,6 +47,9 @@ pub struct CleaningWorkspace {
     pub(crate) second: Vec<bool>,
     pub(crate) third: Vec<bool>,
     pub(crate) candidates: Vec<u32>,
+    /// Island labels of the morphology parameters, kept from call to call: no entry is
+    /// ever left at -1 (a pixel not yet labelled), so a call labels its selected pixels
+    /// only, instead of zeroing the whole camera first.
     pub(crate) labels: Vec<i32>,
     pub(crate) stack: Vec<u32>,
     pub(crate) island_sizes: Vec<u32>,

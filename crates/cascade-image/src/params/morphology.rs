@@ -82,8 +82,8 @@ pub(super) fn morphology_of_selected(
     selected: &[u32],
     workspace: &mut CleaningWorkspace,
 ) -> MorphologyParameters {
+    // the labels of earlier calls stay (see `CleaningWorkspace::labels`)
     let mut labels = std::mem::take(&mut workspace.labels);
-    labels.clear();
     labels.resize(neighbors.n_pixels(), 0);
     let (n_islands, sizes) = islands_of_selected(neighbors, selected, &mut labels, workspace);
     workspace.labels = labels;
