@@ -27,7 +27,7 @@ use kernels::{argmax_f32, extract_sliding_window};
 use neighbor_peak::{
     NeighborPeakScratch, neighbor_peak_indices_by_tile, neighbor_peak_indices_quantized_by_tile,
 };
-use windows::{extract_windows, extract_windows_quantized};
+use windows::{ScaleDivision, extract_windows, extract_windows_quantized};
 
 /// An image extractor prepared for one camera type.
 #[derive(Debug, Clone, PartialEq)]
@@ -50,6 +50,8 @@ pub struct ExtractorScratch {
     /// Quantized samples converted to `f32`: a pixel's, or the event's for the extractors
     /// without an integer path.
     converted: Vec<f32>,
+    /// How the window sums divide quantized samples by their scale.
+    division: ScaleDivision,
 }
 
 impl ExtractorScratch {
@@ -289,6 +291,7 @@ impl ImageExtractor {
             peaks: neighbor_peaks,
             window_peaks: peaks,
             converted,
+            division,
             ..
         } = scratch;
         neighbor_peaks.resize(n_pixels, 0);
@@ -313,6 +316,7 @@ impl ImageExtractor {
                     &mut image[tile.clone()],
                     &mut peak_time[tile],
                     converted,
+                    division,
                 );
             },
         );

@@ -14,6 +14,14 @@
 //! round as ctapipe's separate product and sum do because the product of an `f32` and a
 //! sample index is exact in `f64`. The sums of a block are computed before the previous
 //! block's division and conversions, so that the two chains of dependent operations overlap.
+//!
+//! Samples stored as `uint16` (CTAO's R1 stream) are converted as they are loaded, and for
+//! the streams seen in practice every sum of a window is exact in `f64`
+//! (`window_sums_are_exact` proves it from the scale and offset), so the order of the
+//! additions cannot change a result: their kernel masks each pixel's samples before the
+//! transposition and sums the positions as trees instead of chains. The division by the
+//! scale is a multiplication by its reciprocal with one correction step wherever that has
+//! been checked to give the same quotient for every `u16` value ([`ScaleDivision`]).
 
 use super::kernels::extract_around_peak;
 use crate::QuantizedWaveforms;
@@ -69,8 +77,9 @@ pub fn extract_windows(
 /// [`extract_windows`] for samples stored as `uint16` with a scale and an offset: the
 /// results of [`extract_windows`] on the converted samples
 /// ([`QuantizedWaveforms::sample`]), bit for bit. With AVX2 each pixel's 8 samples around
-/// its window are converted in the vector they are loaded into; pixels done one by one
-/// have their waveform converted into `converted` first.
+/// its window are converted in the vector they are loaded into (`division` remembers how
+/// the scale divides them); pixels done one by one have their waveform converted into
+/// `converted` first.
 #[allow(clippy::too_many_arguments)]
 pub fn extract_windows_quantized(
     waveforms: QuantizedWaveforms<'_>,
@@ -82,14 +91,22 @@ pub fn extract_windows_quantized(
     image: &mut [f32],
     peak_time: &mut [f32],
     converted: &mut Vec<f32>,
+    division: &mut ScaleDivision,
 ) {
     #[cfg(target_arch = "x86_64")]
     let first_scalar = if blocks_apply(n_samples, window_width) {
-        // SAFETY: `extract_quantized_blocks` needs AVX2 and FMA, which the CPU has.
+        let extract = if window_sums_are_exact(&waveforms, n_samples) {
+            avx2::extract_exact_quantized_blocks
+        } else {
+            avx2::extract_quantized_blocks
+        };
+        let by_reciprocal = division.by_reciprocal(waveforms.scale);
+        // SAFETY: both kernels need AVX2 and FMA, which the CPU has.
         #[allow(unsafe_code)]
         unsafe {
-            avx2::extract_quantized_blocks(
+            extract(
                 waveforms,
+                by_reciprocal,
                 n_samples,
                 peaks,
                 window_width,
@@ -103,7 +120,10 @@ pub fn extract_windows_quantized(
         0
     };
     #[cfg(not(target_arch = "x86_64"))]
-    let first_scalar = 0;
+    let first_scalar = {
+        let _ = division;
+        0
+    };
     one_by_one(first_scalar, peaks, image, peak_time, |pixel, peak| {
         waveforms
             .slice(pixel * n_samples..(pixel + 1) * n_samples)
@@ -118,6 +138,39 @@ pub fn extract_windows_quantized(
     });
 }
 
+/// How the AVX2 kernels divide quantized samples by their stream's scale: the division
+/// (`vdivps`, one unit that takes several cycles per vector, a few per cent of the
+/// calibration) or, where it gives the same quotient for every `u16` value, a
+/// multiplication by the reciprocal `r = 1 / scale` with one correction step (the
+/// remainder `u - q scale` is exact as a fused multiply-add, and `q + remainder * r` is
+/// the quotient correctly rounded for most divisors; Markstein, IBM J. Res. Dev. 34,
+/// 1990). Whether it does for a scale is checked on all 65,536 values (~8,200 vector
+/// divisions, a few µs), once per scale.
+#[derive(Debug, Clone, Default)]
+pub struct ScaleDivision {
+    /// The bits of the scale last checked and whether its reciprocal divides exactly.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    checked: Option<(u32, bool)>,
+}
+
+impl ScaleDivision {
+    /// Whether the samples of a stream with this scale may be divided by the reciprocal;
+    /// checked on the first call for a scale, remembered for the next ones.
+    #[cfg(target_arch = "x86_64")]
+    fn by_reciprocal(&mut self, scale: f32) -> bool {
+        match self.checked {
+            Some((bits, by_reciprocal)) if bits == scale.to_bits() => by_reciprocal,
+            _ => {
+                // SAFETY: the caller's kernels need AVX2 and FMA, which the CPU has.
+                #[allow(unsafe_code)]
+                let by_reciprocal = unsafe { avx2::reciprocal_divides_every_u16(scale) };
+                self.checked = Some((scale.to_bits(), by_reciprocal));
+                by_reciprocal
+            }
+        }
+    }
+}
+
 /// Whether the four-pixel AVX2 kernel takes these windows: waveforms of at least 8
 /// samples, windows of 1 to 8, a CPU with AVX2 and FMA.
 #[cfg(target_arch = "x86_64")]
@@ -126,6 +179,47 @@ fn blocks_apply(n_samples: usize, window_width: i64) -> bool {
         && (1..=8).contains(&window_width)
         && std::arch::is_x86_feature_detected!("avx2")
         && std::arch::is_x86_feature_detected!("fma")
+}
+
+/// Whether every `f64` sum that [`extract_around_peak`] forms over a window of at most 8
+/// of these samples (converted as [`QuantizedWaveforms::sample`]) is exact, for waveforms
+/// of `n_samples`: the charge, the sum of the positive samples and the sum of the positive
+/// samples times their indices (`< n_samples`), whatever the order of the additions.
+/// Exact sums are the same in any order, which lets the windows be summed as trees.
+///
+/// Every converted sample `v = (u / scale) - offset` (each operation rounded to `f32`) is a
+/// multiple of `2^e`, `e` the exponent of the last bit of `1 / scale` (the smallest
+/// non-zero `u / scale`; the last bit of larger values is no smaller) or of the offset,
+/// whichever is lower: `u / scale` and the offset are such multiples, so is their exact
+/// difference, and rounding it either leaves it as it is (when it fits in 24 bits above
+/// `2^e`) or moves it to a coarser power-of-two grid. Every partial sum is then a multiple
+/// of `2^e` below `8 M n_samples` in magnitude (`M` bounds `|v|`), which `f64` holds
+/// exactly when that bound is below `2^(53 + e)`. For ctapipe_io_zfits' scale 80 and
+/// offset 5, `e = -30` and the bound ~2^17.6 for 30 samples, far below `2^23`.
+#[cfg(target_arch = "x86_64")]
+fn window_sums_are_exact(waveforms: &QuantizedWaveforms<'_>, n_samples: usize) -> bool {
+    /// Exponent of the last mantissa bit of a finite non-zero `f32`.
+    fn last_bit_exponent(value: f32) -> i32 {
+        match (value.to_bits() >> 23) & 0xff {
+            0 => -149,
+            biased => biased as i32 - 127 - 23,
+        }
+    }
+    let Some(magnitude) = waveforms.magnitude_bound() else {
+        return false;
+    };
+    if i32::try_from(n_samples).is_err() {
+        return false;
+    }
+    let smallest = 1.0 / waveforms.scale;
+    if smallest == 0.0 || magnitude > 2f64.powi(100) {
+        return false;
+    }
+    let mut exponent = last_bit_exponent(smallest);
+    if waveforms.offset != 0.0 {
+        exponent = exponent.min(last_bit_exponent(waveforms.offset));
+    }
+    8.0 * magnitude * (n_samples as f64) < 2f64.powi(53 + exponent)
 }
 
 /// The pixels from `first` on, one by one: `extract(pixel, peak)` gives a pixel's charge
@@ -147,15 +241,17 @@ fn one_by_one(
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use std::arch::x86_64::{
-        __m128, __m256, __m256d, __m256i, _CMP_GT_OQ, _mm256_add_epi64, _mm256_add_pd,
-        _mm256_and_pd, _mm256_andnot_si256, _mm256_blendv_epi8, _mm256_blendv_pd,
-        _mm256_castpd_si256, _mm256_castps256_ps128, _mm256_castsi256_pd, _mm256_cmp_pd,
-        _mm256_cmpgt_epi64, _mm256_cvtepi32_ps, _mm256_cvtepu16_epi32, _mm256_cvtpd_ps,
-        _mm256_cvtps_pd, _mm256_div_pd, _mm256_div_ps, _mm256_extract_epi64, _mm256_extractf128_ps,
-        _mm256_fmadd_pd, _mm256_max_pd, _mm256_mul_pd, _mm256_or_si256, _mm256_set_pd,
-        _mm256_set1_epi64x, _mm256_set1_pd, _mm256_set1_ps, _mm256_setzero_pd,
+        __m128, __m128i, __m256, __m256d, __m256i, _CMP_GT_OQ, _mm_setr_epi32, _mm256_add_epi32,
+        _mm256_add_epi64, _mm256_add_pd, _mm256_and_pd, _mm256_and_ps, _mm256_andnot_si256,
+        _mm256_blendv_epi8, _mm256_blendv_pd, _mm256_castpd_si256, _mm256_castps_si256,
+        _mm256_castps256_ps128, _mm256_castsi256_pd, _mm256_cmp_pd, _mm256_cmpeq_epi32,
+        _mm256_cmpgt_epi64, _mm256_cvtepi32_pd, _mm256_cvtepi32_ps, _mm256_cvtepu16_epi32,
+        _mm256_cvtpd_ps, _mm256_cvtps_pd, _mm256_div_pd, _mm256_div_ps, _mm256_extract_epi64,
+        _mm256_extractf128_ps, _mm256_fmadd_pd, _mm256_fmadd_ps, _mm256_fnmadd_ps, _mm256_max_pd,
+        _mm256_mul_pd, _mm256_mul_ps, _mm256_or_si256, _mm256_set_pd, _mm256_set1_epi32,
+        _mm256_set1_epi64x, _mm256_set1_pd, _mm256_set1_ps, _mm256_setr_epi32, _mm256_setzero_pd,
         _mm256_setzero_si256, _mm256_shuffle_ps, _mm256_sub_epi64, _mm256_sub_pd, _mm256_sub_ps,
-        _mm256_unpackhi_ps, _mm256_unpacklo_ps,
+        _mm256_testz_si256, _mm256_unpackhi_ps, _mm256_unpacklo_ps, _mm256_xor_si256,
     };
 
     use super::super::avx2::{load4_i64, load8, load8_u16, pipelined, store4};
@@ -194,6 +290,7 @@ mod avx2 {
     #[target_feature(enable = "avx2,fma")]
     pub(super) fn extract_quantized_blocks(
         waveforms: QuantizedWaveforms<'_>,
+        by_reciprocal: bool,
         n_samples: usize,
         peaks: &[i64],
         window_width: i64,
@@ -202,13 +299,10 @@ mod avx2 {
         image: &mut [f32],
         peak_time: &mut [f32],
     ) -> usize {
-        let scale = _mm256_set1_ps(waveforms.scale);
-        let offset = _mm256_set1_ps(waveforms.offset);
+        let convert = Conversion::of(&waveforms, by_reciprocal);
         blocks(
             move |pixel, start| {
-                let stored = load8_u16(waveforms.values, pixel * n_samples + start);
-                let exact = _mm256_cvtepi32_ps(_mm256_cvtepu16_epi32(stored));
-                _mm256_sub_ps(_mm256_div_ps(exact, scale), offset)
+                convert.values(load8_u16(waveforms.values, pixel * n_samples + start))
             },
             n_samples,
             peaks,
@@ -217,6 +311,193 @@ mod avx2 {
             sampling_rate_ghz,
             image,
             peak_time,
+        )
+    }
+
+    /// [`extract_quantized_blocks`] for samples whose window sums are exact in `f64`
+    /// (`window_sums_are_exact`), so that the order of the additions does not matter: the
+    /// samples outside each pixel's window are masked to `+0.0` per pixel before the
+    /// transposition (one mask per window position, from a table), the sums are trees of
+    /// depth 3 instead of chains of 8, and the peak-time numerator is `start * den +
+    /// sum(k * positive_k)` over the positions `k` of the loaded samples (all exact, so the
+    /// same as ctapipe's running sum of `positive * index`).
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) fn extract_exact_quantized_blocks(
+        waveforms: QuantizedWaveforms<'_>,
+        by_reciprocal: bool,
+        n_samples: usize,
+        peaks: &[i64],
+        window_width: i64,
+        window_shift: i64,
+        sampling_rate_ghz: f64,
+        image: &mut [f32],
+        peak_time: &mut [f32],
+    ) -> usize {
+        let convert = Conversion::of(&waveforms, by_reciprocal);
+        let inverse_rate = is_power_of_two(sampling_rate_ghz).then(|| 1.0 / sampling_rate_ghz);
+        let zero = _mm256_setzero_pd();
+        // `masks[from + 8]`: the lanes `from <= k < from + width` of 8 loaded samples, for a
+        // window starting `from` samples after the first loaded one (`-8..=8` covers every
+        // window that meets the 8 samples).
+        let masks: [[f32; 8]; 17] = std::array::from_fn(|entry| {
+            let from = entry as i64 - 8;
+            std::array::from_fn(|k| {
+                let inside = (from..from + window_width).contains(&(k as i64));
+                f32::from_bits(if inside { u32::MAX } else { 0 })
+            })
+        });
+        let last_load = n_samples as i64 - 8;
+        let n_pixels = (waveforms.values.len() / n_samples).min(peaks.len());
+        let (peaks, _) = peaks[..n_pixels].as_chunks::<4>();
+        let (image, _) = image.as_chunks_mut::<4>();
+        let (peak_time, _) = peak_time.as_chunks_mut::<4>();
+        let n_blocks = peaks.len().min(image.len()).min(peak_time.len());
+        let positions: [__m256d; 8] = std::array::from_fn(|k| _mm256_set1_pd(k as f64));
+
+        let accumulate = |block: usize| {
+            let block_peaks = &peaks[block];
+            let mut starts = [0_i64; 4];
+            let lane_row = |lane: usize, start: &mut i64| {
+                let window_start = block_peaks[lane] - window_shift;
+                *start = window_start.clamp(0, last_load);
+                let from = (window_start - *start).clamp(-8, 8);
+                let mask = load8(&masks[(from + 8) as usize], 0);
+                let at = (4 * block + lane) * n_samples + *start as usize;
+                _mm256_and_ps(convert.values(load8_u16(waveforms.values, at)), mask)
+            };
+            let [s0, s1, s2, s3] = &mut starts;
+            let loaded = transpose(
+                lane_row(0, s0),
+                lane_row(1, s1),
+                lane_row(2, s2),
+                lane_row(3, s3),
+            );
+            let values: [__m256d; 8] = std::array::from_fn(|k| _mm256_cvtps_pd(loaded[k]));
+            // max(value, +0.0) is +0.0 for -0.0 and negative values, as ctapipe's
+            // `if value > 0` (no sample is NaN).
+            let positive: [__m256d; 8] = std::array::from_fn(|k| _mm256_max_pd(values[k], zero));
+            let sum = tree_sum(values);
+            let time_den = tree_sum(positive);
+            // sum(k * positive_k) over k = 1..8 in pairs: (p1 + 2 p2) + (3 p3 + 4 p4) + ...
+            let [_, p1, p2, p3, p4, p5, p6, p7] = positive;
+            let k = |k: usize| positions[k];
+            let weighted = _mm256_add_pd(
+                _mm256_add_pd(
+                    _mm256_fmadd_pd(p2, k(2), p1),
+                    _mm256_fmadd_pd(p4, k(4), _mm256_mul_pd(p3, k(3))),
+                ),
+                _mm256_add_pd(
+                    _mm256_fmadd_pd(p6, k(6), _mm256_mul_pd(p5, k(5))),
+                    _mm256_mul_pd(p7, k(7)),
+                ),
+            );
+            // The starts are below `n_samples` (< 2^31, `window_sums_are_exact`).
+            let start = _mm256_cvtepi32_pd(_mm_setr_epi32(
+                starts[0] as i32,
+                starts[1] as i32,
+                starts[2] as i32,
+                starts[3] as i32,
+            ));
+            let time_num = _mm256_fmadd_pd(start, time_den, weighted);
+            (block, sum, time_num, time_den)
+        };
+        let finish = |(block, sum, time_num, time_den): (usize, __m256d, __m256d, __m256d)| {
+            store4(&mut image[block][..], 0, _mm256_cvtpd_ps(sum));
+            let block_peaks = &peaks[block];
+            let peak_index = _mm256_set_pd(
+                block_peaks[3] as f64,
+                block_peaks[2] as f64,
+                block_peaks[1] as f64,
+                block_peaks[0] as f64,
+            );
+            let weighted = _mm256_div_pd(time_num, time_den);
+            let any_positive = _mm256_cmp_pd::<_CMP_GT_OQ>(time_den, zero);
+            let samples = _mm256_blendv_pd(peak_index, weighted, any_positive);
+            // As `kernels::peak_time_ns`: stored as f32 in samples, then converted to ns.
+            let samples = _mm256_cvtps_pd(_mm256_cvtpd_ps(samples));
+            let ns = match inverse_rate {
+                Some(inverse) => _mm256_mul_pd(samples, _mm256_set1_pd(inverse)),
+                None => _mm256_div_pd(samples, _mm256_set1_pd(sampling_rate_ghz)),
+            };
+            store4(&mut peak_time[block][..], 0, _mm256_cvtpd_ps(ns));
+        };
+        pipelined(0..n_blocks, (0, zero, zero, zero), accumulate, finish);
+        n_blocks * 4
+    }
+
+    /// The conversion of eight stored `u16` values to the `f32` values they stand for.
+    #[derive(Clone, Copy)]
+    struct Conversion {
+        scale: __m256,
+        offset: __m256,
+        /// `1 / scale` when it divides every `u16` value exactly (see [`super::ScaleDivision`]).
+        reciprocal: Option<__m256>,
+    }
+
+    impl Conversion {
+        #[inline]
+        #[target_feature(enable = "avx2")]
+        fn of(waveforms: &QuantizedWaveforms<'_>, by_reciprocal: bool) -> Self {
+            Self {
+                scale: _mm256_set1_ps(waveforms.scale),
+                offset: _mm256_set1_ps(waveforms.offset),
+                reciprocal: by_reciprocal.then(|| _mm256_set1_ps(1.0 / waveforms.scale)),
+            }
+        }
+
+        /// `value as f32 / scale - offset` in each lane, each operation rounded as the
+        /// scalar `f32` operations are.
+        #[inline]
+        #[target_feature(enable = "avx2,fma")]
+        fn values(self, stored: __m128i) -> __m256 {
+            let exact = _mm256_cvtepi32_ps(_mm256_cvtepu16_epi32(stored));
+            let quotient = match self.reciprocal {
+                Some(reciprocal) => divide_by_reciprocal(exact, self.scale, reciprocal),
+                None => _mm256_div_ps(exact, self.scale),
+            };
+            _mm256_sub_ps(quotient, self.offset)
+        }
+    }
+
+    /// `numerator / scale` by its reciprocal and one correction step: `q = n r`, the exact
+    /// remainder `n - q scale` (one rounding of a fused multiply-add), `q + remainder * r`.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    fn divide_by_reciprocal(numerator: __m256, scale: __m256, reciprocal: __m256) -> __m256 {
+        let quotient = _mm256_mul_ps(numerator, reciprocal);
+        let remainder = _mm256_fnmadd_ps(quotient, scale, numerator);
+        _mm256_fmadd_ps(remainder, reciprocal, quotient)
+    }
+
+    /// Whether [`divide_by_reciprocal`] gives the quotient of `vdivps` for every `u16`
+    /// numerator and this scale, bit for bit (~8,200 vectors of each).
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) fn reciprocal_divides_every_u16(scale: f32) -> bool {
+        let (divisor, reciprocal) = (_mm256_set1_ps(scale), _mm256_set1_ps(1.0 / scale));
+        let mut numerators = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        let mut differ = _mm256_setzero_si256();
+        for _ in 0..(1 << 16) / 8 {
+            let numerator = _mm256_cvtepi32_ps(numerators);
+            let divided = _mm256_castps_si256(_mm256_div_ps(numerator, divisor));
+            let fast = divide_by_reciprocal(numerator, divisor, reciprocal);
+            let equal = _mm256_cmpeq_epi32(divided, _mm256_castps_si256(fast));
+            differ = _mm256_or_si256(differ, _mm256_xor_si256(equal, _mm256_set1_epi32(-1)));
+            numerators = _mm256_add_epi32(numerators, _mm256_set1_epi32(8));
+        }
+        _mm256_testz_si256(differ, differ) == 1
+    }
+
+    /// The sum of eight vectors as a tree of depth 3 (for exact sums only: the order of
+    /// the additions is not ctapipe's).
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn tree_sum(terms: [__m256d; 8]) -> __m256d {
+        let pairs: [__m256d; 4] =
+            std::array::from_fn(|i| _mm256_add_pd(terms[2 * i], terms[2 * i + 1]));
+        _mm256_add_pd(
+            _mm256_add_pd(pairs[0], pairs[1]),
+            _mm256_add_pd(pairs[2], pairs[3]),
         )
     }
 
@@ -401,8 +682,8 @@ mod tests {
             (n_samples, n_pixels) in (1usize..40, 1usize..15),
             seed_values in prop::collection::vec(any::<u16>(), 40 * 15),
             peak_seed in prop::collection::vec(-10i64..50, 15),
-            scale in prop::sample::select(vec![80.0f32, 3.0, 0.37, 1.0]),
-            offset in prop::sample::select(vec![5.0f32, 0.0, -2.5]),
+            scale in prop::sample::select(vec![80.0f32, 3.0, 0.37, 1.0, 1e9]),
+            offset in prop::sample::select(vec![5.0f32, 0.0, -2.5, 1e-30]),
             width in 1i64..11,
             shift in -3i64..6,
         ) {
@@ -418,12 +699,142 @@ mod tests {
             let mut got = (vec![0.0; n_pixels], vec![0.0; n_pixels]);
             extract_windows_quantized(
                 quantized, n_samples, peaks, width, shift, 1.0, &mut got.0, &mut got.1,
-                &mut Vec::new(),
+                &mut Vec::new(), &mut ScaleDivision::default(),
             );
             for pixel in 0..n_pixels {
                 prop_assert_eq!(got.0[pixel].to_bits(), expected.0[pixel].to_bits());
                 prop_assert_eq!(got.1[pixel].to_bits(), expected.1[pixel].to_bits());
             }
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    mod avx2_kernels {
+        use super::super::avx2::{
+            extract_exact_quantized_blocks, extract_quantized_blocks, reciprocal_divides_every_u16,
+        };
+        use super::*;
+
+        /// The signature of both quantized kernels.
+        type Kernel = unsafe fn(
+            QuantizedWaveforms<'_>,
+            bool,
+            usize,
+            &[i64],
+            i64,
+            i64,
+            f64,
+            &mut [f32],
+            &mut [f32],
+        ) -> usize;
+
+        fn has_avx2_and_fma() -> bool {
+            is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
+        }
+
+        proptest! {
+            /// Each quantized kernel, dividing by the scale and by its reciprocal, and the
+            /// kernel of exact sums wherever `window_sums_are_exact` lets it run, gives
+            /// `extract_around_peak`'s results on the converted samples for every pixel it
+            /// does (the dispatch alone would exercise only one of them per stream).
+            #[test]
+            fn every_quantized_kernel_equals_extract_around_peak_bit_for_bit(
+                (n_samples, n_pixels) in (8usize..70, 4usize..24),
+                seed_values in prop::collection::vec(any::<u16>(), 70 * 24),
+                peak_seed in prop::collection::vec(-12i64..80, 24),
+                scale in prop::sample::select(vec![80.0f32, 3.0, 0.37, 1.0, 1e9, 12.5]),
+                offset in prop::sample::select(vec![5.0f32, 0.0, -2.5, 1e-30, 800.0]),
+                width in 1i64..9,
+                shift in -3i64..9,
+                rate in prop::sample::select(vec![1.0, 0.25, 1.6]),
+            ) {
+                if !has_avx2_and_fma() {
+                    return Ok(());
+                }
+                let values = &seed_values[..n_samples * n_pixels];
+                let peaks = &peak_seed[..n_pixels];
+                let quantized = QuantizedWaveforms { values, scale, offset };
+                let exact = window_sums_are_exact(&quantized, n_samples);
+                for by_reciprocal in [false, true] {
+                    if by_reciprocal {
+                        // SAFETY: the CPU has AVX2 and FMA (checked above).
+                        #[allow(unsafe_code)]
+                        let divides = unsafe { reciprocal_divides_every_u16(scale) };
+                        prop_assert!(divides, "scale {}", scale);
+                    }
+                    let kernels: [Option<Kernel>; 2] = [
+                        Some(extract_quantized_blocks),
+                        exact.then_some(extract_exact_quantized_blocks),
+                    ];
+                    for kernel in kernels.into_iter().flatten() {
+                        let (mut image, mut peak_time) = (vec![0.0f32; n_pixels], vec![0.0f32; n_pixels]);
+                        // SAFETY: the CPU has AVX2 and FMA (checked above).
+                        #[allow(unsafe_code)]
+                        let done = unsafe {
+                            kernel(
+                                quantized, by_reciprocal, n_samples, peaks, width, shift, rate,
+                                &mut image, &mut peak_time,
+                            )
+                        };
+                        prop_assert_eq!(done, n_pixels / 4 * 4);
+                        for pixel in 0..done {
+                            let waveform = quantized.slice(pixel * n_samples..(pixel + 1) * n_samples);
+                            let mut converted = Vec::new();
+                            waveform.convert_into(&mut converted);
+                            let (charge, time) =
+                                extract_around_peak(&converted, peaks[pixel], width, shift, rate);
+                            prop_assert_eq!(image[pixel].to_bits(), charge.to_bits(), "pixel {}", pixel);
+                            prop_assert_eq!(peak_time[pixel].to_bits(), time.to_bits(), "pixel {}", pixel);
+                        }
+                    }
+                }
+            }
+        }
+
+        /// The exhaustive check of the reciprocal: every `u16` divided as `vdivps` does
+        /// for ctapipe_io_zfits' scale and for scales from 0.37 to 1e9, and not for a scale
+        /// whose reciprocal overflows (`0 * inf` is NaN where the division gives 0).
+        #[test]
+        fn the_reciprocal_divides_every_u16_unless_it_overflows() {
+            if !has_avx2_and_fma() {
+                return;
+            }
+            let scalar_check = |scale: f32| {
+                let reciprocal = 1.0 / scale;
+                (0..=u16::MAX).all(|value| {
+                    let numerator = f32::from(value);
+                    let quotient = numerator * reciprocal;
+                    let remainder = (-quotient).mul_add(scale, numerator);
+                    let fast = remainder.mul_add(reciprocal, quotient);
+                    fast.to_bits() == (numerator / scale).to_bits()
+                })
+            };
+            for scale in [80.0f32, 0.37, 3.3, 12.5, 1e9, 1e-40] {
+                // SAFETY: the CPU has AVX2 and FMA (checked above).
+                #[allow(unsafe_code)]
+                let divides = unsafe { reciprocal_divides_every_u16(scale) };
+                assert_eq!(divides, scalar_check(scale), "scale {scale}");
+                assert_eq!(divides, scale != 1e-40, "scale {scale}");
+            }
+        }
+
+        /// Sums are certified exact for the streams seen in practice and not when an
+        /// offset far finer than the samples' last bit could make them round.
+        #[test]
+        fn window_sums_are_exact_for_ctapipe_io_zfits_streams_only() {
+            let values = [0_u16; 8];
+            let stream = |scale, offset| QuantizedWaveforms {
+                values: &values,
+                scale,
+                offset,
+            };
+            assert!(window_sums_are_exact(&stream(80.0, 5.0), 30));
+            assert!(window_sums_are_exact(&stream(80.0, 5.0), 1000));
+            assert!(!window_sums_are_exact(&stream(80.0, 5.0), 2000));
+            assert!(window_sums_are_exact(&stream(1.0, 0.0), 64));
+            assert!(!window_sums_are_exact(&stream(1e9, 1e-30), 30));
+            assert!(!window_sums_are_exact(&stream(0.0, 5.0), 30));
+            assert!(!window_sums_are_exact(&stream(1e-38, 0.0), 30));
         }
     }
 }
