@@ -1145,10 +1145,14 @@ mod avx2 {
         #[target_feature(enable = "avx2,popcnt")]
         fn peaks<const V: usize>(&self, peaks: &mut [usize], upcoming: &mut Prefetch) {
             // The usual numbers of neighbours as constants, so that their loops unroll.
-            match self.group.n_neighbors {
-                4 => self.group_loop::<V, 4>(peaks, upcoming),
-                6 => self.group_loop::<V, 6>(peaks, upcoming),
-                _ => self.group_loop::<V, 0>(peaks, upcoming),
+            // A margin of 0 (integer sums decide alone, e.g. ctapipe_io_zfits' scale 80):
+            // the candidates are the lanes equal to the maximum, one comparison each.
+            match (self.group.n_neighbors, self.margin == 0) {
+                (4, true) => self.group_loop::<V, 4, true>(peaks, upcoming),
+                (6, true) => self.group_loop::<V, 6, true>(peaks, upcoming),
+                (4, false) => self.group_loop::<V, 4, false>(peaks, upcoming),
+                (6, false) => self.group_loop::<V, 6, false>(peaks, upcoming),
+                (_, _) => self.group_loop::<V, 0, false>(peaks, upcoming),
             }
         }
 
@@ -1157,7 +1161,7 @@ mod avx2 {
         #[inline]
         #[target_feature(enable = "avx2,popcnt")]
         #[allow(unsafe_code)]
-        fn group_loop<const V: usize, const K: usize>(
+        fn group_loop<const V: usize, const K: usize, const ZERO_MARGIN: bool>(
             &self,
             peaks: &mut [usize],
             upcoming: &mut Prefetch,
@@ -1181,8 +1185,11 @@ mod avx2 {
             };
             let peak_of = |(pixel, neighbor_rows, sums): (usize, &[u32], [__m256i; V])| {
                 let max = broadcast_max_u16(tree_max(&sums, |a, b| _mm256_max_epu16(a, b)));
-                let threshold = _mm256_subs_epu16(max, margin);
-                let candidates = reaching_bits(&sums, threshold) & fresh;
+                let candidates = if ZERO_MARGIN {
+                    equal_bits(&sums, max) & fresh
+                } else {
+                    reaching_bits(&sums, _mm256_subs_epu16(max, margin)) & fresh
+                };
                 peaks[pixel] = if candidates.count_ones() == 1 {
                     sample_of(candidates.trailing_zeros() as usize)
                 } else {
@@ -1208,16 +1215,31 @@ mod avx2 {
         _mm256_broadcastw_epi16(max)
     }
 
-    /// One bit per lane whose sum reaches `threshold` (bit `16 * vector + lane`): the
-    /// comparisons of two vectors packed to bytes, put back in order, one `movemask`.
+    /// One bit per lane whose sum reaches `threshold` (bit `16 * vector + lane`).
     #[inline]
     #[target_feature(enable = "avx2")]
     fn reaching_bits<const V: usize>(sums: &[__m256i; V], threshold: __m256i) -> u64 {
         // `max(sum, threshold) == sum` is `sum >= threshold` for unsigned lanes.
-        let reached: [__m256i; V] = std::array::from_fn(|vector| {
+        lane_bits::<V>(std::array::from_fn(|vector| {
             let sum = sums[vector];
             _mm256_cmpeq_epi16(_mm256_max_epu16(sum, threshold), sum)
-        });
+        }))
+    }
+
+    /// One bit per lane whose sum equals `max` (bit `16 * vector + lane`).
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn equal_bits<const V: usize>(sums: &[__m256i; V], max: __m256i) -> u64 {
+        lane_bits::<V>(std::array::from_fn(|vector| {
+            _mm256_cmpeq_epi16(sums[vector], max)
+        }))
+    }
+
+    /// One bit per lane of 16-bit comparisons (bit `16 * vector + lane`, each lane all
+    /// ones or zeros): two vectors packed to bytes, put back in order, one `movemask`.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn lane_bits<const V: usize>(reached: [__m256i; V]) -> u64 {
         let none = _mm256_setzero_si256();
         let mut bits = 0;
         for (pair, vectors) in reached.chunks(2).enumerate() {
