@@ -335,7 +335,6 @@ mod avx2 {
         peak_time: &mut [f32],
     ) -> usize {
         let convert = Conversion::of(&waveforms, by_reciprocal);
-        let inverse_rate = is_power_of_two(sampling_rate_ghz).then(|| 1.0 / sampling_rate_ghz);
         let zero = _mm256_setzero_pd();
         // `masks[from + 8]`: the lanes `from <= k < from + width` of 8 loaded samples, for a
         // window starting `from` samples after the first loaded one (`-8..=8` covers every
@@ -403,24 +402,9 @@ mod avx2 {
             (block, sum, time_num, time_den)
         };
         let finish = |(block, sum, time_num, time_den): (usize, __m256d, __m256d, __m256d)| {
+            let times = peak_times_ns(&peaks[block], time_num, time_den, sampling_rate_ghz);
             store4(&mut image[block][..], 0, _mm256_cvtpd_ps(sum));
-            let block_peaks = &peaks[block];
-            let peak_index = _mm256_set_pd(
-                block_peaks[3] as f64,
-                block_peaks[2] as f64,
-                block_peaks[1] as f64,
-                block_peaks[0] as f64,
-            );
-            let weighted = _mm256_div_pd(time_num, time_den);
-            let any_positive = _mm256_cmp_pd::<_CMP_GT_OQ>(time_den, zero);
-            let samples = _mm256_blendv_pd(peak_index, weighted, any_positive);
-            // As `kernels::peak_time_ns`: stored as f32 in samples, then converted to ns.
-            let samples = _mm256_cvtps_pd(_mm256_cvtpd_ps(samples));
-            let ns = match inverse_rate {
-                Some(inverse) => _mm256_mul_pd(samples, _mm256_set1_pd(inverse)),
-                None => _mm256_div_pd(samples, _mm256_set1_pd(sampling_rate_ghz)),
-            };
-            store4(&mut peak_time[block][..], 0, _mm256_cvtpd_ps(ns));
+            store4(&mut peak_time[block][..], 0, times);
         };
         pipelined(0..n_blocks, (0, zero, zero, zero), accumulate, finish);
         n_blocks * 4
@@ -516,7 +500,6 @@ mod avx2 {
         image: &mut [f32],
         peak_time: &mut [f32],
     ) -> usize {
-        let inverse_rate = is_power_of_two(sampling_rate_ghz).then(|| 1.0 / sampling_rate_ghz);
         let zero = _mm256_setzero_pd();
         let one = _mm256_set1_pd(1.0);
         let shift = _mm256_set1_epi64x(window_shift);
@@ -568,26 +551,45 @@ mod avx2 {
             (first, sum, time_num, time_den)
         };
         let finish = |(first, sum, time_num, time_den): (usize, __m256d, __m256d, __m256d)| {
+            let block_peaks = &peaks[first..first + 4];
+            let times = peak_times_ns(block_peaks, time_num, time_den, sampling_rate_ghz);
             store4(image, first, _mm256_cvtpd_ps(sum));
-            let peak_index = _mm256_set_pd(
-                peaks[first + 3] as f64,
-                peaks[first + 2] as f64,
-                peaks[first + 1] as f64,
-                peaks[first] as f64,
-            );
-            let weighted = _mm256_div_pd(time_num, time_den);
-            let any_positive = _mm256_cmp_pd::<_CMP_GT_OQ>(time_den, zero);
-            let samples = _mm256_blendv_pd(peak_index, weighted, any_positive);
-            // As `kernels::peak_time_ns`: stored as f32 in samples, then converted to ns.
-            let samples = _mm256_cvtps_pd(_mm256_cvtpd_ps(samples));
-            let ns = match inverse_rate {
-                Some(inverse) => _mm256_mul_pd(samples, _mm256_set1_pd(inverse)),
-                None => _mm256_div_pd(samples, _mm256_set1_pd(sampling_rate_ghz)),
-            };
-            store4(peak_time, first, _mm256_cvtpd_ps(ns));
+            store4(peak_time, first, times);
         };
         pipelined(0..n_blocks, (0, zero, zero, zero), accumulate, finish);
         n_blocks * 4
+    }
+
+    /// The peak times (ns) of a block of four pixels (their `peaks`, at least four) from
+    /// their windows' sums of positive samples times index (`time_num`) and of positive
+    /// samples (`time_den`), as `extract_around_peak` finishes: the weighted mean index,
+    /// or the peak's index when no sample is positive, stored as `f32` in samples, then
+    /// converted to ns (`kernels::peak_time_ns`).
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn peak_times_ns(
+        peaks: &[i64],
+        time_num: __m256d,
+        time_den: __m256d,
+        sampling_rate_ghz: f64,
+    ) -> __m128 {
+        let peak_index = _mm256_set_pd(
+            peaks[3] as f64,
+            peaks[2] as f64,
+            peaks[1] as f64,
+            peaks[0] as f64,
+        );
+        let weighted = _mm256_div_pd(time_num, time_den);
+        let any_positive = _mm256_cmp_pd::<_CMP_GT_OQ>(time_den, _mm256_setzero_pd());
+        let samples = _mm256_blendv_pd(peak_index, weighted, any_positive);
+        let samples = _mm256_cvtps_pd(_mm256_cvtpd_ps(samples));
+        // A power of two's reciprocal is exact, so multiplying by it rounds as dividing.
+        let ns = if is_power_of_two(sampling_rate_ghz) {
+            _mm256_mul_pd(samples, _mm256_set1_pd(1.0 / sampling_rate_ghz))
+        } else {
+            _mm256_div_pd(samples, _mm256_set1_pd(sampling_rate_ghz))
+        };
+        _mm256_cvtpd_ps(ns)
     }
 
     /// `values` clamped lane by lane to `low..=high` (64-bit signed lanes).
