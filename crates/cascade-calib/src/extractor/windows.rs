@@ -316,8 +316,8 @@ mod avx2 {
 
     /// [`extract_quantized_blocks`] for samples whose window sums are exact in `f64`
     /// (`window_sums_are_exact`), so that the order of the additions does not matter: the
-    /// samples outside each pixel's window are masked to `+0.0` per pixel before the
-    /// transposition (one mask per window position, from a table), the sums are trees of
+    /// samples outside each pixel's window are masked to `+0.0` before the transposition
+    /// (one mask per pixel, from a table by where its window starts), the sums are trees of
     /// depth 3 instead of chains of 8, and the peak-time numerator is `start * den +
     /// sum(k * positive_k)` over the positions `k` of the loaded samples (all exact, so the
     /// same as ctapipe's running sum of `positive * index`).
@@ -355,30 +355,25 @@ mod avx2 {
         let positions: [__m256d; 8] = std::array::from_fn(|k| _mm256_set1_pd(k as f64));
 
         let accumulate = |block: usize| {
-            let block_peaks = &peaks[block];
-            let mut starts = [0_i64; 4];
-            let lane_row = |lane: usize, start: &mut i64| {
-                let window_start = block_peaks[lane] - window_shift;
-                *start = window_start.clamp(0, last_load);
-                let from = (window_start - *start).clamp(-8, 8);
+            // Per pixel: where its window starts, where its 8 loaded samples start (the
+            // window's start moved back into the waveform), and those samples with the
+            // ones outside the window masked.
+            let window_starts = peaks[block].map(|peak| peak - window_shift);
+            let starts = window_starts.map(|start| start.clamp(0, last_load));
+            let lane_row = |lane: usize| {
+                let from = (window_starts[lane] - starts[lane]).clamp(-8, 8);
                 let mask = load8(&masks[(from + 8) as usize], 0);
-                let at = (4 * block + lane) * n_samples + *start as usize;
+                let at = (4 * block + lane) * n_samples + starts[lane] as usize;
                 _mm256_and_ps(convert.values(load8_u16(waveforms.values, at)), mask)
             };
-            let [s0, s1, s2, s3] = &mut starts;
-            let loaded = transpose(
-                lane_row(0, s0),
-                lane_row(1, s1),
-                lane_row(2, s2),
-                lane_row(3, s3),
-            );
+            let loaded = transpose(lane_row(0), lane_row(1), lane_row(2), lane_row(3));
             let values: [__m256d; 8] = std::array::from_fn(|k| _mm256_cvtps_pd(loaded[k]));
             // max(value, +0.0) is +0.0 for -0.0 and negative values, as ctapipe's
             // `if value > 0` (no sample is NaN).
             let positive: [__m256d; 8] = std::array::from_fn(|k| _mm256_max_pd(values[k], zero));
             let sum = tree_sum(values);
             let time_den = tree_sum(positive);
-            // sum(k * positive_k) over k = 1..8 in pairs: (p1 + 2 p2) + (3 p3 + 4 p4) + ...
+            // sum(k * positive_k) over k = 1..=7 in pairs: (p1 + 2 p2) + (3 p3 + 4 p4) + ...
             let [_, p1, p2, p3, p4, p5, p6, p7] = positive;
             let k = |k: usize| positions[k];
             let weighted = _mm256_add_pd(
