@@ -333,13 +333,15 @@ impl BatchStage for ImageClean {
 /// little-endian `u64` and multiplied by `0x0102040810204080` gather their low bits, in
 /// order, into the top byte.
 fn pack_bits(flags: &[bool]) -> BooleanBuffer {
-    let mut bytes = Vec::with_capacity(flags.len().div_ceil(8));
     let chunks = flags.chunks_exact(8);
     let rest = chunks.remainder();
-    for chunk in chunks {
-        let word = u64::from_le_bytes(std::array::from_fn(|j| u8::from(chunk[j])));
-        bytes.push((word.wrapping_mul(0x0102_0408_1020_4080) >> 56) as u8);
-    }
+    // Collected from an iterator of known length: no capacity check per byte.
+    let mut bytes: Vec<u8> = chunks
+        .map(|chunk| {
+            let word = u64::from_le_bytes(std::array::from_fn(|j| u8::from(chunk[j])));
+            (word.wrapping_mul(0x0102_0408_1020_4080) >> 56) as u8
+        })
+        .collect();
     if !rest.is_empty() {
         let byte = rest
             .iter()
