@@ -1,10 +1,11 @@
-//! Fuzz target: a whole R0 -> DL2 pipeline (sim_telarray source, calibration, cleaning,
-//! image parameters, both stereo reconstructors, Parquet sinks) on arbitrary bytes as its
-//! input file. The reader's own target (`parse_objects`) covers the decoding; this one
-//! covers what comes after it: instruments, calibrations and events that decode but make
-//! no sense (cameras without pixels or neighbours, NaN pixel positions and pedestals,
-//! sample counts that change between events, ...). Seed it with the shared files cut after
-//! their first array event, then run it from `crates/cascade-stages/fuzz`:
+//! Fuzz target: the whole R0 -> DL2 pipeline of `pipelines/ctapipe_dl2.toml` (sim_telarray
+//! source, calibration, cleaning, image parameters, both stereo reconstructors, Parquet and
+//! instrument sinks) on arbitrary bytes as its input file. The reader's own target
+//! (`parse_objects`) covers the decoding; this one covers what comes after it: instruments,
+//! calibrations and events that decode but make no sense (cameras without pixels or
+//! neighbours, NaN pixel positions and pedestals, sample counts that change between events,
+//! ...). Seed it with the shared files cut after their first array event, then run it from
+//! `crates/cascade-stages/fuzz`:
 //!
 //! ```sh
 //! mkdir -p seeds
@@ -17,49 +18,9 @@
 use cascade_pipeline::{Edits, Registry, load_pipeline};
 use libfuzzer_sys::fuzz_target;
 
-/// Every stage that runs on real data by default, and the ones that follow on DL1.
-const PIPELINE: &str = r#"
-[pipeline]
-name = "fuzz"
-batch_size = 8
-
-[sources.events]
-kind = "simtel"
-
-[stages.calibrate]
-kind = "calibrate"
-inputs = ["events"]
-
-[stages.clean]
-kind = "clean"
-inputs = ["calibrate"]
-
-[stages.parameters]
-kind = "image_parameters"
-inputs = ["clean"]
-
-[stages.stereo]
-kind = "stereo"
-inputs = ["parameters"]
-reconstructor = "HillasReconstructor"
-
-[stages.stereo_intersection]
-kind = "stereo"
-inputs = ["parameters"]
-reconstructor = "HillasIntersection"
-
-[sinks.dl1_images]
-kind = "parquet"
-inputs = ["clean"]
-
-[sinks.dl2_shower]
-kind = "parquet"
-inputs = ["stereo"]
-
-[sinks.dl2_shower_intersection]
-kind = "parquet"
-inputs = ["stereo_intersection"]
-"#;
+/// The shipped R0 -> DL2 pipeline; the fuzz input replaces its input file and a temporary
+/// directory its output directory.
+const PIPELINE: &str = include_str!("../../../../pipelines/ctapipe_dl2.toml");
 
 fuzz_target!(|data: &[u8]| {
     let Ok(directory) = tempfile::tempdir() else {
@@ -78,7 +39,7 @@ fuzz_target!(|data: &[u8]| {
     // Errors (a file that does not decode, data a stage rejects) are the expected outcome
     // for most inputs; panics, hangs and huge allocations are the bugs this target looks
     // for. Rendering the errors is part of it.
-    let pipeline = match load_pipeline("fuzz.toml", PIPELINE, &registry, &edits) {
+    let pipeline = match load_pipeline("ctapipe_dl2.toml", PIPELINE, &registry, &edits) {
         Ok(pipeline) => pipeline,
         Err(diagnostics) => {
             let _ = diagnostics.to_string();
