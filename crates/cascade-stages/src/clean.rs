@@ -335,13 +335,12 @@ impl BatchStage for ImageClean {
 fn pack_bits(flags: &[bool]) -> BooleanBuffer {
     let chunks = flags.chunks_exact(8);
     let rest = chunks.remainder();
-    // Collected from an iterator of known length: no capacity check per byte.
-    let mut bytes: Vec<u8> = chunks
-        .map(|chunk| {
-            let word = u64::from_le_bytes(std::array::from_fn(|j| u8::from(chunk[j])));
-            (word.wrapping_mul(0x0102_0408_1020_4080) >> 56) as u8
-        })
-        .collect();
+    let mut bytes = Vec::with_capacity(flags.len().div_ceil(8));
+    // Extended from an iterator of known length: no capacity check per byte.
+    bytes.extend(chunks.map(|chunk| {
+        let word = u64::from_le_bytes(std::array::from_fn(|j| u8::from(chunk[j])));
+        (word.wrapping_mul(0x0102_0408_1020_4080) >> 56) as u8
+    }));
     if !rest.is_empty() {
         let byte = rest
             .iter()
