@@ -40,23 +40,44 @@ pub fn extract_windows(
     image: &mut [f32],
     peak_time: &mut [f32],
 ) {
-    // The pixels done four at a time with AVX2; the rest (all without AVX2) one by one.
+    // The pixels done eight at a time with AVX-512, then four at a time with AVX2; the
+    // rest (all without AVX2) one by one.
     #[cfg(target_arch = "x86_64")]
     let first_scalar = if blocks_apply(n_samples, window_width) {
+        let by_eight = if has_avx512() {
+            // SAFETY: the kernel needs AVX-512 F, BW, DQ and VL, AVX2 and FMA, which the
+            // CPU has.
+            #[allow(unsafe_code)]
+            unsafe {
+                avx512::extract_blocks(
+                    waveforms,
+                    n_samples,
+                    peaks,
+                    window_width,
+                    window_shift,
+                    sampling_rate_ghz,
+                    image,
+                    peak_time,
+                )
+            }
+        } else {
+            0
+        };
         // SAFETY: `extract_blocks` needs AVX2 and FMA, which the CPU has.
         #[allow(unsafe_code)]
-        unsafe {
+        let by_four = unsafe {
             avx2::extract_blocks(
-                waveforms,
+                waveforms.get(by_eight * n_samples..).unwrap_or_default(),
                 n_samples,
-                peaks,
+                peaks.get(by_eight..).unwrap_or_default(),
                 window_width,
                 window_shift,
                 sampling_rate_ghz,
-                image,
-                peak_time,
+                image.get_mut(by_eight..).unwrap_or_default(),
+                peak_time.get_mut(by_eight..).unwrap_or_default(),
             )
-        }
+        };
+        by_eight + by_four
     } else {
         0
     };
@@ -95,27 +116,57 @@ pub fn extract_windows_quantized(
 ) {
     #[cfg(target_arch = "x86_64")]
     let first_scalar = if blocks_apply(n_samples, window_width) {
-        let extract = if window_sums_are_exact(&waveforms, n_samples) {
+        let exact = window_sums_are_exact(&waveforms, n_samples);
+        let by_reciprocal = division.by_reciprocal(waveforms.scale);
+        // Eight pixels at a time where the CPU has AVX-512, the rest four at a time.
+        let by_eight = if has_avx512() {
+            let extract = if exact {
+                avx512::extract_exact_quantized_blocks
+            } else {
+                avx512::extract_quantized_blocks
+            };
+            // SAFETY: both kernels need AVX-512 F, BW, DQ and VL, AVX2 and FMA, which the
+            // CPU has.
+            #[allow(unsafe_code)]
+            unsafe {
+                extract(
+                    waveforms,
+                    by_reciprocal,
+                    n_samples,
+                    peaks,
+                    window_width,
+                    window_shift,
+                    sampling_rate_ghz,
+                    image,
+                    peak_time,
+                )
+            }
+        } else {
+            0
+        };
+        let extract = if exact {
             avx2::extract_exact_quantized_blocks
         } else {
             avx2::extract_quantized_blocks
         };
-        let by_reciprocal = division.by_reciprocal(waveforms.scale);
+        let values = waveforms.values;
+        let rest = waveforms.slice((by_eight * n_samples).min(values.len())..values.len());
         // SAFETY: both kernels need AVX2 and FMA, which the CPU has.
         #[allow(unsafe_code)]
-        unsafe {
+        let by_four = unsafe {
             extract(
-                waveforms,
+                rest,
                 by_reciprocal,
                 n_samples,
-                peaks,
+                peaks.get(by_eight..).unwrap_or_default(),
                 window_width,
                 window_shift,
                 sampling_rate_ghz,
-                image,
-                peak_time,
+                image.get_mut(by_eight..).unwrap_or_default(),
+                peak_time.get_mut(by_eight..).unwrap_or_default(),
             )
-        }
+        };
+        by_eight + by_four
     } else {
         0
     };
@@ -181,6 +232,15 @@ fn blocks_apply(n_samples: usize, window_width: i64) -> bool {
         && std::arch::is_x86_feature_detected!("fma")
 }
 
+/// Whether the CPU has the AVX-512 extensions of the eight-pixel kernel (F, BW, DQ, VL).
+#[cfg(target_arch = "x86_64")]
+fn has_avx512() -> bool {
+    std::arch::is_x86_feature_detected!("avx512f")
+        && std::arch::is_x86_feature_detected!("avx512bw")
+        && std::arch::is_x86_feature_detected!("avx512dq")
+        && std::arch::is_x86_feature_detected!("avx512vl")
+}
+
 /// Whether every `f64` sum that [`extract_around_peak`] forms over a window of at most 8
 /// of these samples (converted as [`QuantizedWaveforms::sample`]) is exact, for waveforms
 /// of `n_samples`: the charge, the sum of the positive samples and the sum of the positive
@@ -236,6 +296,9 @@ fn one_by_one(
         (*charge, *time) = extract(pixel, peak);
     }
 }
+
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 
 /// The four-pixel AVX2 kernel.
 #[cfg(target_arch = "x86_64")]
@@ -706,13 +769,13 @@ mod tests {
     }
 
     #[cfg(target_arch = "x86_64")]
-    mod avx2_kernels {
+    mod vector_kernels {
         use super::super::avx2::{
             extract_exact_quantized_blocks, extract_quantized_blocks, reciprocal_divides_every_u16,
         };
         use super::*;
 
-        /// The signature of both quantized kernels.
+        /// The signature of the quantized kernels.
         type Kernel = unsafe fn(
             QuantizedWaveforms<'_>,
             bool,
@@ -730,8 +793,9 @@ mod tests {
         }
 
         proptest! {
-            /// Each quantized kernel, dividing by the scale and by its reciprocal, and the
-            /// kernel of exact sums wherever `window_sums_are_exact` lets it run, gives
+            /// Each quantized kernel (AVX2, and AVX-512 where the CPU has it), dividing by
+            /// the scale and by its reciprocal, and the kernels of exact sums wherever
+            /// `window_sums_are_exact` lets them run, gives
             /// `extract_around_peak`'s results on the converted samples for every pixel it
             /// does (the dispatch alone would exercise only one of them per stream).
             #[test]
@@ -759,11 +823,15 @@ mod tests {
                         let divides = unsafe { reciprocal_divides_every_u16(scale) };
                         prop_assert!(divides, "scale {}", scale);
                     }
-                    let kernels: [Option<Kernel>; 2] = [
-                        Some(extract_quantized_blocks),
-                        exact.then_some(extract_exact_quantized_blocks),
+                    // (kernel, pixels per block)
+                    let kernels: [Option<(Kernel, usize)>; 4] = [
+                        Some((extract_quantized_blocks, 4)),
+                        exact.then_some((extract_exact_quantized_blocks, 4)),
+                        has_avx512().then_some((avx512::extract_quantized_blocks, 8)),
+                        (exact && has_avx512())
+                            .then_some((avx512::extract_exact_quantized_blocks, 8)),
                     ];
-                    for kernel in kernels.into_iter().flatten() {
+                    for (kernel, block) in kernels.into_iter().flatten() {
                         let (mut image, mut peak_time) = (vec![0.0f32; n_pixels], vec![0.0f32; n_pixels]);
                         // SAFETY: the CPU has AVX2 and FMA (checked above).
                         #[allow(unsafe_code)]
@@ -773,7 +841,7 @@ mod tests {
                                 &mut image, &mut peak_time,
                             )
                         };
-                        prop_assert_eq!(done, n_pixels / 4 * 4);
+                        prop_assert_eq!(done, n_pixels / block * block);
                         for pixel in 0..done {
                             let waveform = quantized.slice(pixel * n_samples..(pixel + 1) * n_samples);
                             let mut converted = Vec::new();
