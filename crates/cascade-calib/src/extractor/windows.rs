@@ -14,6 +14,9 @@
 //! round as ctapipe's separate product and sum do because the product of an `f32` and a
 //! sample index is exact in `f64`. The sums of a block are computed before the previous
 //! block's division and conversions, so that the two chains of dependent operations overlap.
+//! Where the CPU has AVX-512 (F, BW, DQ and VL), the same operations run on blocks of eight
+//! pixels first (`windows/avx512.rs`), and the pixels after the last such block take the
+//! four-pixel kernel.
 //!
 //! Samples stored as `uint16` (CTAO's R1 stream) are converted as they are loaded, and for
 //! the streams seen in practice every sum of a window is exact in `f64`
