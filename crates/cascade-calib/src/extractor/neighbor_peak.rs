@@ -37,9 +37,10 @@
 //! the stored values, sixteen samples per vector, and ctapipe's `f64` sums for ties only
 //! ([`neighbor_peak_indices_quantized_by_tile`]).
 //!
-//! The `unsafe` of this module: the call of the AVX2 kernel after the run-time check that
-//! the CPU has AVX2, and the loads of the neighbour sums, whose rows the layout checked
-//! once (the other loads and stores are in `extractor::avx2`).
+//! The `unsafe` of this module: the calls of the AVX2 kernels (and of the AVX-512 scan of
+//! the samples' magnitude) after the run-time checks that the CPU has them, the loads of
+//! the neighbour sums, whose rows the layout checked once, and those of that scan, from
+//! whole chunks of the samples (the other loads and stores are in `extractor::avx2`).
 
 use std::ops::Range;
 
@@ -322,6 +323,8 @@ mod avx2 {
         _mm256_permute2x128_si256, _mm256_permute4x64_epi64, _mm256_permutevar8x32_epi32,
         _mm256_set1_epi16, _mm256_set1_epi32, _mm256_set1_ps, _mm256_setr_epi32, _mm256_setzero_ps,
         _mm256_setzero_si256, _mm256_shuffle_epi32, _mm256_sub_ps, _mm256_subs_epu16,
+        _mm512_and_si512, _mm512_loadu_si512, _mm512_max_epu32, _mm512_reduce_max_epu32,
+        _mm512_set1_epi32, _mm512_setzero_si512,
     };
 
     use cascade_instrument::NeighborsId;
@@ -536,7 +539,16 @@ mod avx2 {
         let Some(waveforms) = size.and_then(|size| event.waveforms.get(..size)) else {
             return false;
         };
-        let Some(magnitude) = finite_magnitude(waveforms) else {
+        let magnitude = if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the scan needs AVX-512 F, which the CPU has.
+            #[allow(unsafe_code)]
+            unsafe {
+                finite_magnitude_avx512(waveforms)
+            }
+        } else {
+            finite_magnitude(waveforms)
+        };
+        let Some(magnitude) = magnitude else {
             return false;
         };
         let Scratch {
@@ -940,7 +952,7 @@ mod avx2 {
 
     /// The largest `|sample|` when every sample is finite and at most [`MAX_MAGNITUDE`].
     #[target_feature(enable = "avx2")]
-    fn finite_magnitude(waveforms: &[f32]) -> Option<f32> {
+    pub(super) fn finite_magnitude(waveforms: &[f32]) -> Option<f32> {
         // For non-negative floats the order of the bit patterns is the order of the values,
         // and infinities and NaNs have the largest patterns.
         let abs_bits = _mm256_set1_epi32(i32::MAX);
@@ -955,6 +967,33 @@ mod avx2 {
         let max_bits = _mm256_max_epu32(max_bits, _mm256_shuffle_epi32::<0b0100_1110>(max_bits));
         let max_bits = _mm256_max_epu32(max_bits, _mm256_shuffle_epi32::<0b1011_0001>(max_bits));
         let lanes = f32::from_bits(_mm256_cvtsi256_si32(max_bits) as u32);
+        let magnitude = chunks
+            .remainder()
+            .iter()
+            .map(|sample| f32::from_bits(sample.to_bits() & 0x7fff_ffff))
+            .fold(lanes, |max, magnitude| {
+                if magnitude.to_bits() > max.to_bits() {
+                    magnitude
+                } else {
+                    max
+                }
+            });
+        (magnitude.to_bits() <= MAX_MAGNITUDE.to_bits()).then_some(magnitude)
+    }
+
+    /// [`finite_magnitude`] sixteen samples at a time.
+    #[target_feature(enable = "avx512f")]
+    pub(super) fn finite_magnitude_avx512(waveforms: &[f32]) -> Option<f32> {
+        let abs_bits = _mm512_set1_epi32(i32::MAX);
+        let mut max_bits = _mm512_setzero_si512();
+        let mut chunks = waveforms.chunks_exact(16);
+        for chunk in &mut chunks {
+            // SAFETY: `chunk` holds the 16 `f32` that the unaligned load reads.
+            #[allow(unsafe_code)]
+            let values = unsafe { _mm512_loadu_si512(chunk.as_ptr().cast()) };
+            max_bits = _mm512_max_epu32(max_bits, _mm512_and_si512(values, abs_bits));
+        }
+        let lanes = f32::from_bits(_mm512_reduce_max_epu32(max_bits));
         let magnitude = chunks
             .remainder()
             .iter()
@@ -1563,6 +1602,41 @@ mod tests {
                 let expected =
                     reference_peak(&waveforms, n_samples, pixel, neighbors.of(pixel), 0, &broken);
                 prop_assert_eq!(peak, expected, "pixel {}", pixel);
+            }
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    proptest! {
+        /// The scans of the certified path find the largest `|sample|` when every sample is
+        /// finite and at most 1e30, and nothing otherwise.
+        #[test]
+        fn the_magnitude_scans_find_the_largest_finite_magnitude(
+            samples in prop::collection::vec(
+                prop_oneof![
+                    8 => -1e3f32..1e3,
+                    1 => prop::sample::select(vec![
+                        f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 2e30, -2e30, 1e30, -0.0,
+                    ]),
+                ],
+                0..100,
+            ),
+        ) {
+            let expected = samples.iter().try_fold(0.0f32, |max, &sample| {
+                (sample.is_finite() && sample.abs() <= 1e30).then(|| max.max(sample.abs()))
+            });
+            let bits = |magnitude: Option<f32>| magnitude.map(f32::to_bits);
+            if is_x86_feature_detected!("avx2") {
+                // SAFETY: the scan needs AVX2, which the CPU has.
+                #[allow(unsafe_code)]
+                let found = unsafe { avx2::finite_magnitude(&samples) };
+                prop_assert_eq!(bits(found), bits(expected));
+            }
+            if is_x86_feature_detected!("avx512f") {
+                // SAFETY: the scan needs AVX-512 F, which the CPU has.
+                #[allow(unsafe_code)]
+                let found = unsafe { avx2::finite_magnitude_avx512(&samples) };
+                prop_assert_eq!(bits(found), bits(expected));
             }
         }
     }
