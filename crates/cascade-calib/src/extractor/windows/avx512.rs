@@ -6,16 +6,17 @@
 //! window are zeroed under a mask register.
 
 use std::arch::x86_64::{
-    __m256, __m256i, __m512, __m512d, __m512i, _CMP_GT_OQ, _mm256_castsi128_si256,
-    _mm256_inserti128_si256, _mm256_setr_epi32, _mm256_storeu_ps, _mm512_add_epi64, _mm512_add_pd,
-    _mm512_castps256_ps512, _mm512_castps512_ps256, _mm512_cmp_pd_mask, _mm512_cmpgt_epi64_mask,
-    _mm512_cvtepi32_pd, _mm512_cvtepi32_ps, _mm512_cvtepi64_pd, _mm512_cvtepu16_epi32,
-    _mm512_cvtpd_ps, _mm512_cvtps_pd, _mm512_div_pd, _mm512_div_ps, _mm512_extractf32x8_ps,
-    _mm512_fmadd_pd, _mm512_fmadd_ps, _mm512_fnmadd_ps, _mm512_insertf32x8, _mm512_loadu_epi32,
-    _mm512_loadu_epi64, _mm512_mask_blend_pd, _mm512_maskz_cvtps_pd, _mm512_maskz_sub_ps,
-    _mm512_max_epi64, _mm512_max_pd, _mm512_min_epi64, _mm512_mul_pd, _mm512_mul_ps,
-    _mm512_permutex2var_ps, _mm512_set1_epi64, _mm512_set1_pd, _mm512_set1_ps, _mm512_setzero_pd,
-    _mm512_setzero_si512, _mm512_storeu_epi64, _mm512_sub_epi64,
+    __m256, __m256i, __m512, __m512d, __m512i, _CMP_GT_OQ, _mm_cvtsi128_si64,
+    _mm256_castsi128_si256, _mm256_inserti128_si256, _mm256_storeu_ps, _mm512_add_epi64,
+    _mm512_add_pd, _mm512_castps256_ps512, _mm512_castps512_ps256, _mm512_cmp_pd_mask,
+    _mm512_cmpgt_epi64_mask, _mm512_cvtepi32_ps, _mm512_cvtepi64_epi8, _mm512_cvtepi64_pd,
+    _mm512_cvtepu16_epi32, _mm512_cvtpd_ps, _mm512_cvtps_pd, _mm512_div_pd, _mm512_div_ps,
+    _mm512_extractf32x8_ps, _mm512_fmadd_pd, _mm512_fmadd_ps, _mm512_fnmadd_ps, _mm512_insertf32x8,
+    _mm512_loadu_epi32, _mm512_loadu_epi64, _mm512_mask_blend_pd, _mm512_maskz_cvtps_pd,
+    _mm512_maskz_sub_ps, _mm512_max_epi64, _mm512_max_pd, _mm512_min_epi64, _mm512_mul_pd,
+    _mm512_mul_ps, _mm512_permutex2var_ps, _mm512_set1_epi64, _mm512_set1_pd, _mm512_set1_ps,
+    _mm512_setzero_pd, _mm512_setzero_si512, _mm512_sllv_epi64, _mm512_srlv_epi64,
+    _mm512_storeu_epi64, _mm512_sub_epi64,
 };
 
 use super::super::avx2::{load8, load8_u16, pipelined};
@@ -101,15 +102,10 @@ pub(super) fn extract_exact_quantized_blocks(
 ) -> usize {
     let convert = Conversion::of(&waveforms, by_reciprocal);
     let zero = _mm512_setzero_pd();
-    // `masks[from + 8]`: bit `k` for the lanes `from <= k < from + width` of 8 loaded
-    // samples, for a window starting `from` samples after the first loaded one.
-    let masks: [u16; 17] = std::array::from_fn(|entry| {
-        let from = entry as i64 - 8;
-        (0..8_i64)
-            .filter(|k| (from..from + window_width).contains(k))
-            .fold(0, |mask, k| mask | 1 << k)
-    });
-    let last_load = n_samples as i64 - 8;
+    let shift = _mm512_set1_epi64(window_shift);
+    let last_load = _mm512_set1_epi64(n_samples as i64 - 8);
+    // `width` ones (`window_width` is 1 to 8).
+    let window_ones = _mm512_set1_epi64((1 << window_width) - 1);
     let n_pixels = (waveforms.values.len() / n_samples).min(peaks.len());
     let (peaks, _) = peaks[..n_pixels].as_chunks::<8>();
     let (image, _) = image.as_chunks_mut::<8>();
@@ -119,16 +115,29 @@ pub(super) fn extract_exact_quantized_blocks(
     let transpose = Transpose::new();
 
     let accumulate = |block: usize| {
-        // Per pixel: where its window starts, where its 8 loaded samples start (the
-        // window's start moved back into the waveform), and which of them are in it.
-        let window_starts = peaks[block].map(|peak| peak - window_shift);
-        let starts = window_starts.map(|start| start.clamp(0, last_load));
-        let inside =
-            |lane: usize| masks[((window_starts[lane] - starts[lane]).clamp(-8, 8) + 8) as usize];
+        // Per pixel (one per 64-bit lane): where its window starts, where its 8 loaded
+        // samples start (the window's start moved back into the waveform), and which of
+        // them are in it: bits `from <= k < from + width` of the 8, the window's ones
+        // shifted up by `from` (down when it is negative; a shift of 64 or more gives 0),
+        // of which the byte each pixel's lane is narrowed to keeps the first 8.
+        let window_start = _mm512_sub_epi64(load_i64(&peaks[block]), shift);
+        let load_start = _mm512_max_epi64(
+            _mm512_min_epi64(window_start, last_load),
+            _mm512_setzero_si512(),
+        );
+        let from = _mm512_sub_epi64(window_start, load_start);
+        let up = _mm512_sllv_epi64(window_ones, _mm512_max_epi64(from, _mm512_setzero_si512()));
+        let down = _mm512_max_epi64(
+            _mm512_sub_epi64(_mm512_setzero_si512(), from),
+            _mm512_setzero_si512(),
+        );
+        let inside = _mm_cvtsi128_si64(_mm512_cvtepi64_epi8(_mm512_srlv_epi64(up, down))) as u64;
+        let starts = lanes_i64(load_start);
         let pair = |lane: usize| {
             let at = |lane: usize| (8 * block + lane) * n_samples + starts[lane] as usize;
             let stored = load_pair_u16(waveforms.values, at(lane), at(lane + 1));
-            convert.values(stored, inside(lane) | inside(lane + 1) << 8)
+            // The bytes of pixels `lane` and `lane + 1`.
+            convert.values(stored, (inside >> (8 * lane)) as u16)
         };
         let loaded = transpose.apply([pair(0), pair(2), pair(4), pair(6)]);
         let values: [__m512d; 8] = std::array::from_fn(|k| _mm512_cvtps_pd(loaded[k]));
@@ -150,18 +159,8 @@ pub(super) fn extract_exact_quantized_blocks(
                 _mm512_mul_pd(p7, k(7)),
             ),
         );
-        // The starts are below `n_samples` (< 2^31, `window_sums_are_exact`). Built from
-        // registers: a load of the array would wait for its eight stores to retire.
-        let start = _mm512_cvtepi32_pd(_mm256_setr_epi32(
-            starts[0] as i32,
-            starts[1] as i32,
-            starts[2] as i32,
-            starts[3] as i32,
-            starts[4] as i32,
-            starts[5] as i32,
-            starts[6] as i32,
-            starts[7] as i32,
-        ));
+        // The starts are below `n_samples`, exact in `f64`.
+        let start = _mm512_cvtepi64_pd(load_start);
         let time_num = _mm512_fmadd_pd(start, time_den, weighted);
         (block, sum, time_num, time_den)
     };
