@@ -967,18 +967,7 @@ mod avx2 {
         let max_bits = _mm256_max_epu32(max_bits, _mm256_shuffle_epi32::<0b0100_1110>(max_bits));
         let max_bits = _mm256_max_epu32(max_bits, _mm256_shuffle_epi32::<0b1011_0001>(max_bits));
         let lanes = f32::from_bits(_mm256_cvtsi256_si32(max_bits) as u32);
-        let magnitude = chunks
-            .remainder()
-            .iter()
-            .map(|sample| f32::from_bits(sample.to_bits() & 0x7fff_ffff))
-            .fold(lanes, |max, magnitude| {
-                if magnitude.to_bits() > max.to_bits() {
-                    magnitude
-                } else {
-                    max
-                }
-            });
-        (magnitude.to_bits() <= MAX_MAGNITUDE.to_bits()).then_some(magnitude)
+        bounded_magnitude(lanes, chunks.remainder())
     }
 
     /// [`finite_magnitude`] sixteen samples at a time.
@@ -994,8 +983,15 @@ mod avx2 {
             max_bits = _mm512_max_epu32(max_bits, _mm512_and_si512(values, abs_bits));
         }
         let lanes = f32::from_bits(_mm512_reduce_max_epu32(max_bits));
-        let magnitude = chunks
-            .remainder()
+        bounded_magnitude(lanes, chunks.remainder())
+    }
+
+    /// The end of both scans: the largest of `lanes` (the vectors' largest `|sample|`, as
+    /// bits) and the `|sample|` of the `remainder`, when every one is finite and at most
+    /// [`MAX_MAGNITUDE`]. For non-negative floats the order of the bit patterns is the order
+    /// of the values, and infinities and NaNs have the largest patterns.
+    fn bounded_magnitude(lanes: f32, remainder: &[f32]) -> Option<f32> {
+        let magnitude = remainder
             .iter()
             .map(|sample| f32::from_bits(sample.to_bits() & 0x7fff_ffff))
             .fold(lanes, |max, magnitude| {
