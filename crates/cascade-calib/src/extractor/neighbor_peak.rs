@@ -309,7 +309,8 @@ fn candidate_margin(k: usize, weight: f32, magnitude: f32) -> f32 {
     }
 }
 
-/// The certified `f32` kernel (steps 1-3 of the module documentation) for AVX2.
+/// The certified `f32` kernel (steps 1-3 of the module documentation) for AVX2, whose scan
+/// of the samples' magnitude takes AVX-512 where the CPU has it.
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use std::arch::x86_64::{

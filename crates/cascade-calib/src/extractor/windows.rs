@@ -836,7 +836,8 @@ mod tests {
                     ];
                     for (kernel, block) in kernels.into_iter().flatten() {
                         let (mut image, mut peak_time) = (vec![0.0f32; n_pixels], vec![0.0f32; n_pixels]);
-                        // SAFETY: the CPU has AVX2 and FMA (checked above).
+                        // SAFETY: the CPU has AVX2 and FMA (checked above), and AVX-512 F,
+                        // BW, DQ and VL for the AVX-512 kernels (`has_avx512`).
                         #[allow(unsafe_code)]
                         let done = unsafe {
                             kernel(

@@ -4,6 +4,10 @@
 //! loaded (and converted, for quantized samples) in one vector, the four vectors of a
 //! block are transposed by eight two-source permutations, and the samples outside each
 //! window are zeroed under a mask register.
+//!
+//! The `unsafe` of this module: loads and stores of whole fixed-size arrays (the samples'
+//! loads are `extractor::avx2`'s, each of a slice bounds-checked first); the kernels are
+//! called from `super` after the run-time check of the CPU's extensions.
 
 use std::arch::x86_64::{
     __m256, __m256i, __m512, __m512d, __m512i, _CMP_GT_OQ, _mm_cvtsi128_si64,
