@@ -111,8 +111,8 @@ pub fn broken_pixels_from_ids(n_pixels: usize, ids: &[u32]) -> Vec<bool> {
 /// (checked by [`r0_to_r1`]; here a mismatch panics).
 ///
 /// On x86-64 CPUs with AVX2 (checked at run time) waveforms of at least 8 samples are
-/// converted 8 samples per vector, with the same `f32` operations in the same order, so
-/// the results are identical.
+/// converted 8 samples per vector (16 with AVX-512, for 16 to 64 samples), with the same
+/// `f32` operations in the same order, so the results are identical.
 pub fn r0_to_r1_event(
     r0: &[u16],
     n_samples: usize,
@@ -140,6 +140,15 @@ pub fn r0_to_r1_event(
             dc_to_pe,
             config,
         };
+        if avx512::takes(n_samples) {
+            // SAFETY: `avx512::r0_to_r1_event` needs AVX-512 F, BW and VL and AVX2, which
+            // the CPU has (`avx512::takes`).
+            #[allow(unsafe_code)]
+            unsafe {
+                avx512::r0_to_r1_event(&event, r1, selected_gain_channel)
+            };
+            return;
+        }
         // SAFETY: `avx2::r0_to_r1_event` needs AVX2, which the CPU has.
         #[allow(unsafe_code)]
         unsafe {
@@ -301,15 +310,22 @@ mod avx2 {
         /// The selected channel's waveform, pedestal and gain (dc-to-pe times the scale)
         /// of `pixel`.
         #[inline]
-        #[target_feature(enable = "avx2")]
-        fn channel_of(&self, pixel: usize, channel: i8) -> (&[u16], __m256, __m256) {
+        pub(super) fn channel(&self, pixel: usize, channel: i8) -> (&[u16], f32, f32) {
             let at = channel as usize * self.n_pixels + pixel;
             let scale = self.config.calib_scale as f32;
             (
                 &self.r0[at * self.n_samples..(at + 1) * self.n_samples],
-                _mm256_set1_ps(self.pedestals[at]),
-                _mm256_set1_ps(self.dc_to_pe[at] * scale),
+                self.pedestals[at],
+                self.dc_to_pe[at] * scale,
             )
+        }
+
+        /// [`Event::channel`] with the pedestal and gain in every lane.
+        #[inline]
+        #[target_feature(enable = "avx2")]
+        fn channel_of(&self, pixel: usize, channel: i8) -> (&[u16], __m256, __m256) {
+            let (adc, pedestal, gain) = self.channel(pixel, channel);
+            (adc, _mm256_set1_ps(pedestal), _mm256_set1_ps(gain))
         }
     }
 
@@ -415,7 +431,7 @@ mod avx2 {
     /// (`minpos`).
     #[inline]
     #[target_feature(enable = "avx2")]
-    fn horizontal_maximum(lanes: __m128i) -> u16 {
+    pub(super) fn horizontal_maximum(lanes: __m128i) -> u16 {
         let all_ones = _mm_set1_epi16(-1);
         let minimum = _mm_minpos_epu16(_mm_xor_si128(lanes, all_ones));
         !(_mm_cvtsi128_si32(minimum) as u16)
@@ -445,6 +461,99 @@ mod avx2 {
         debug_assert!(at + LANES <= values.len());
         // SAFETY: the 8 `f32` from `at` are within `values` (the contract).
         unsafe { _mm256_storeu_ps(values.as_mut_ptr().add(at), lanes) }
+    }
+}
+
+/// [`r0_to_r1_event`] with AVX-512: the AVX2 kernel's steps on 16 samples per vector,
+/// for waveforms of 16 to 64 samples (the last vector overlapping the one before it).
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::{
+        __m256i, _mm_max_epu16, _mm256_castsi256_si128, _mm256_extracti128_si256,
+        _mm256_loadu_si256, _mm256_max_epu16, _mm256_setzero_si256, _mm512_add_ps,
+        _mm512_cvtepi32_ps, _mm512_cvtepu16_epi32, _mm512_mul_ps, _mm512_set1_ps, _mm512_storeu_ps,
+        _mm512_sub_ps,
+    };
+
+    use super::avx2::{Event, horizontal_maximum};
+
+    /// Samples per vector.
+    const LANES: usize = 16;
+
+    /// Whether this kernel takes waveforms of `n_samples` on this CPU.
+    pub(super) fn takes(n_samples: usize) -> bool {
+        (LANES..=4 * LANES).contains(&n_samples)
+            && std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512bw")
+            && std::arch::is_x86_feature_detected!("avx512vl")
+    }
+
+    /// [`super::r0_to_r1_event`] for `16 <= event.n_samples <= 64` ([`takes`]).
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2")]
+    pub(super) fn r0_to_r1_event(event: &Event<'_>, r1: &mut [f32], selected: &mut [i8]) {
+        match event.n_samples.div_ceil(LANES) {
+            1 => pixels_of::<1>(event, r1, selected),
+            2 => pixels_of::<2>(event, r1, selected),
+            3 => pixels_of::<3>(event, r1, selected),
+            _ => pixels_of::<4>(event, r1, selected),
+        }
+    }
+
+    /// Every pixel of an event whose waveforms are `V` vectors long, as the AVX2 kernel's
+    /// `pixels_of`: the high-gain vectors are loaded once for the gain selection and
+    /// converted when that channel is selected.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2")]
+    #[allow(unsafe_code)]
+    fn pixels_of<const V: usize>(event: &Event<'_>, r1: &mut [f32], selected: &mut [i8]) {
+        let n_samples = event.n_samples;
+        let start = |v: usize| {
+            if v + 1 < V {
+                v * LANES
+            } else {
+                n_samples - LANES
+            }
+        };
+        let shift = _mm512_set1_ps(event.config.calib_shift as f32);
+        let high_gain = event.r0[..event.n_pixels * n_samples].chunks_exact(n_samples);
+        let pixels = r1.chunks_exact_mut(n_samples).zip(selected).zip(high_gain);
+        for (pixel, ((r1_row, selected), high_gain)) in pixels.enumerate() {
+            // SAFETY (every load and store): the rows hold `n_samples` samples, and each
+            // vector starts at most at `n_samples - 16`.
+            let load = |adc: &[u16], v: usize| unsafe {
+                debug_assert!(start(v) + LANES <= adc.len());
+                _mm256_loadu_si256(adc.as_ptr().add(start(v)).cast())
+            };
+            let high: [__m256i; V] = std::array::from_fn(|v| load(high_gain, v));
+            let channel = event
+                .config
+                .gain_selector
+                .select_by_maximum(event.n_channels, || {
+                    let lanes = high
+                        .iter()
+                        .fold(_mm256_setzero_si256(), |m, &v| _mm256_max_epu16(m, v));
+                    horizontal_maximum(_mm_max_epu16(
+                        _mm256_castsi256_si128(lanes),
+                        _mm256_extracti128_si256::<1>(lanes),
+                    ))
+                });
+            *selected = channel;
+            let (adc, pedestal, gain) = event.channel(pixel, channel);
+            let (pedestal, gain) = (_mm512_set1_ps(pedestal), _mm512_set1_ps(gain));
+            let adc: [__m256i; V] = if channel == 0 {
+                high
+            } else {
+                std::array::from_fn(|v| load(adc, v))
+            };
+            for (v, adc) in adc.into_iter().enumerate() {
+                // `(f32(adc) - pedestal) * gain + shift`, as the scalar loop.
+                let samples = _mm512_cvtepi32_ps(_mm512_cvtepu16_epi32(adc));
+                let value =
+                    _mm512_add_ps(_mm512_mul_ps(_mm512_sub_ps(samples, pedestal), gain), shift);
+                debug_assert!(start(v) + LANES <= r1_row.len());
+                unsafe { _mm512_storeu_ps(r1_row.as_mut_ptr().add(start(v)), value) };
+            }
+        }
     }
 }
 
@@ -555,7 +664,9 @@ mod tests {
     fn events() -> impl Strategy<Value = (usize, TelescopeCalibration, R1Config, Vec<u16>)> {
         let n_samples = prop_oneof![1usize..40, 60usize..80];
         (n_samples, 1usize..3, 1usize..12).prop_flat_map(|(n_samples, n_channels, n_pixels)| {
-            let adc = prop_oneof![0u16..600, 3990u16..4010, Just(u16::MAX)];
+            // Samples that reach the threshold are rare, so that the one sample that decides
+            // a pixel's gain falls anywhere in its waveform.
+            let adc = prop_oneof![40 => 0u16..600, 1 => 3990u16..4010, 1 => Just(u16::MAX)];
             let value = prop_oneof![-50.0f32..500.0, Just(0.0f32), Just(-0.0f32)];
             let table = move || prop::collection::vec(value.clone(), n_channels * n_pixels);
             let config = (
@@ -606,7 +717,29 @@ mod tests {
                 convert(&r0, n_samples, &calibration, &config, &mut r1, &mut gains);
                 (r1.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), gains)
             };
-            prop_assert_eq!(run(r0_to_r1_event), run(r0_to_r1_event_scalar));
+            let scalar = run(r0_to_r1_event_scalar);
+            prop_assert_eq!(run(r0_to_r1_event), scalar.clone());
+            // The AVX2 kernel too, where the dispatch takes the AVX-512 one.
+            #[cfg(target_arch = "x86_64")]
+            if n_samples >= avx2::LANES && is_x86_feature_detected!("avx2") {
+                let avx2_only: R0ToR1 = |r0, n_samples, calibration, config, r1, gains| {
+                    let event = avx2::Event {
+                        r0,
+                        n_samples,
+                        n_channels: calibration.n_channels(),
+                        n_pixels: calibration.n_pixels(),
+                        pedestals: calibration.pedestal_per_sample.as_slice().unwrap_or_default(),
+                        dc_to_pe: calibration.dc_to_pe.as_slice().unwrap_or_default(),
+                        config,
+                    };
+                    // SAFETY: the kernel needs AVX2, which the CPU has.
+                    #[allow(unsafe_code)]
+                    unsafe {
+                        avx2::r0_to_r1_event(&event, r1, gains)
+                    };
+                };
+                prop_assert_eq!(run(avx2_only), scalar);
+            }
         }
     }
 
