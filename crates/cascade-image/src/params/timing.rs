@@ -594,8 +594,10 @@ impl LtsScratch {
 /// equal values separately (`np.sort(values)[-rank]`). 9 to 32 values go through the
 /// sorting network of [`select::kth_largest_of_few`] (with AVX2); otherwise a quickselect:
 /// each round counts the values above and at a median-of-three pivot and keeps only the
-/// side holding the answer (in `band`, without branches); once at most [`SMALL_BAND`] are
-/// left, the answer is the smallest value with fewer than `rank` values above it.
+/// side holding the answer (in `band`, without branches), until 9 to 32 are left for the
+/// sorting network (rounds on so few mispredict, and each costs a pass) or, once at most
+/// [`SMALL_BAND`] are left, the answer is the smallest value with fewer than `rank` values
+/// above it.
 fn kth_largest(values: &[f64], rank: usize, band: &mut Vec<f64>) -> f64 {
     if values.len() >= select::MIN_VALUES
         && let Some(kth) = select::kth_largest_of_few(values, rank)
@@ -607,6 +609,12 @@ fn kth_largest(values: &[f64], rank: usize, band: &mut Vec<f64>) -> f64 {
     let mut rank = rank;
     let mut len = band.len();
     while len > SMALL_BAND {
+        // Few enough left for the sorting network.
+        if (select::MIN_VALUES..=select::MAX_VALUES).contains(&len)
+            && let Some(kth) = select::kth_largest_of_few(&band[..len], rank)
+        {
+            return kth;
+        }
         let candidates = &mut band[..len];
         let (a, b, c) = (candidates[0], candidates[len / 2], candidates[len - 1]);
         let pivot = a.max(b).min(a.min(b).max(c));
