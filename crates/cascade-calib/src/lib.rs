@@ -76,3 +76,13 @@ pub use invalid_pixels::InvalidPixelHandler;
 pub use quantized::QuantizedWaveforms;
 pub use r1::{R1Config, TelescopeCalibration, r0_to_r1};
 pub use readout::CameraReadout;
+
+/// Whether the kernels may use AVX-512: the CPU has its F, BW, DQ and VL extensions (each
+/// AVX-512 kernel needs some of them, and AVX2 and FMA, which every such CPU has).
+#[cfg(target_arch = "x86_64")]
+fn has_avx512() -> bool {
+    std::arch::is_x86_feature_detected!("avx512f")
+        && std::arch::is_x86_feature_detected!("avx512bw")
+        && std::arch::is_x86_feature_detected!("avx512dq")
+        && std::arch::is_x86_feature_detected!("avx512vl")
+}

@@ -142,7 +142,7 @@ pub fn r0_to_r1_event(
         };
         if avx512::takes(n_samples) {
             // SAFETY: `avx512::r0_to_r1_event` needs AVX-512 F, BW and VL and AVX2, which
-            // the CPU has (`avx512::takes`).
+            // the CPU has (`avx512::takes`, `crate::has_avx512`).
             #[allow(unsafe_code)]
             unsafe {
                 avx512::r0_to_r1_event(&event, r1, selected_gain_channel)
@@ -482,10 +482,7 @@ mod avx512 {
 
     /// Whether this kernel takes waveforms of `n_samples` on this CPU.
     pub(super) fn takes(n_samples: usize) -> bool {
-        (LANES..=4 * LANES).contains(&n_samples)
-            && std::arch::is_x86_feature_detected!("avx512f")
-            && std::arch::is_x86_feature_detected!("avx512bw")
-            && std::arch::is_x86_feature_detected!("avx512vl")
+        (LANES..=4 * LANES).contains(&n_samples) && crate::has_avx512()
     }
 
     /// [`super::r0_to_r1_event`] for `16 <= event.n_samples <= 64` ([`takes`]).

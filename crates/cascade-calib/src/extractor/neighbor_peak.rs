@@ -540,7 +540,7 @@ mod avx2 {
         let Some(waveforms) = size.and_then(|size| event.waveforms.get(..size)) else {
             return false;
         };
-        let magnitude = if std::arch::is_x86_feature_detected!("avx512f") {
+        let magnitude = if crate::has_avx512() {
             // SAFETY: the scan needs AVX-512 F, which the CPU has.
             #[allow(unsafe_code)]
             unsafe {

@@ -47,40 +47,30 @@ pub fn extract_windows(
     // rest (all without AVX2) one by one.
     #[cfg(target_arch = "x86_64")]
     let first_scalar = if blocks_apply(n_samples, window_width) {
-        let by_eight = if has_avx512() {
-            // SAFETY: the kernel needs AVX-512 F, BW, DQ and VL, AVX2 and FMA, which the
-            // CPU has.
+        // `kernel` on the pixels from `first` on.
+        let mut from = |kernel: Blocks, first: usize| {
+            // SAFETY: each kernel runs where the CPU has what it needs: AVX2 and FMA
+            // (`blocks_apply`), and AVX-512 F, BW, DQ and VL for the eight-pixel one.
             #[allow(unsafe_code)]
             unsafe {
-                avx512::extract_blocks(
-                    waveforms,
+                kernel(
+                    waveforms.get(first * n_samples..).unwrap_or_default(),
                     n_samples,
-                    peaks,
+                    peaks.get(first..).unwrap_or_default(),
                     window_width,
                     window_shift,
                     sampling_rate_ghz,
-                    image,
-                    peak_time,
+                    image.get_mut(first..).unwrap_or_default(),
+                    peak_time.get_mut(first..).unwrap_or_default(),
                 )
             }
+        };
+        let by_eight = if crate::has_avx512() {
+            from(avx512::extract_blocks, 0)
         } else {
             0
         };
-        // SAFETY: `extract_blocks` needs AVX2 and FMA, which the CPU has.
-        #[allow(unsafe_code)]
-        let by_four = unsafe {
-            avx2::extract_blocks(
-                waveforms.get(by_eight * n_samples..).unwrap_or_default(),
-                n_samples,
-                peaks.get(by_eight..).unwrap_or_default(),
-                window_width,
-                window_shift,
-                sampling_rate_ghz,
-                image.get_mut(by_eight..).unwrap_or_default(),
-                peak_time.get_mut(by_eight..).unwrap_or_default(),
-            )
-        };
-        by_eight + by_four
+        by_eight + from(avx2::extract_blocks, by_eight)
     } else {
         0
     };
@@ -121,55 +111,45 @@ pub fn extract_windows_quantized(
     let first_scalar = if blocks_apply(n_samples, window_width) {
         let exact = window_sums_are_exact(&waveforms, n_samples);
         let by_reciprocal = division.by_reciprocal(waveforms.scale);
-        // Eight pixels at a time where the CPU has AVX-512, the rest four at a time.
-        let by_eight = if has_avx512() {
-            let extract = if exact {
-                avx512::extract_exact_quantized_blocks
-            } else {
-                avx512::extract_quantized_blocks
-            };
-            // SAFETY: both kernels need AVX-512 F, BW, DQ and VL, AVX2 and FMA, which the
-            // CPU has.
+        let (eight, four): (QuantizedBlocks, QuantizedBlocks) = if exact {
+            (
+                avx512::extract_exact_quantized_blocks,
+                avx2::extract_exact_quantized_blocks,
+            )
+        } else {
+            (
+                avx512::extract_quantized_blocks,
+                avx2::extract_quantized_blocks,
+            )
+        };
+        // `kernel` on the pixels from `first` on.
+        let values = waveforms.values;
+        let mut from = |kernel: QuantizedBlocks, first: usize| {
+            let rest = waveforms.slice((first * n_samples).min(values.len())..values.len());
+            // SAFETY: each kernel runs where the CPU has what it needs: AVX2 and FMA
+            // (`blocks_apply`), and AVX-512 F, BW, DQ and VL for the eight-pixel ones.
             #[allow(unsafe_code)]
             unsafe {
-                extract(
-                    waveforms,
+                kernel(
+                    rest,
                     by_reciprocal,
                     n_samples,
-                    peaks,
+                    peaks.get(first..).unwrap_or_default(),
                     window_width,
                     window_shift,
                     sampling_rate_ghz,
-                    image,
-                    peak_time,
+                    image.get_mut(first..).unwrap_or_default(),
+                    peak_time.get_mut(first..).unwrap_or_default(),
                 )
             }
+        };
+        // Eight pixels at a time where the CPU has AVX-512, the rest four at a time.
+        let by_eight = if crate::has_avx512() {
+            from(eight, 0)
         } else {
             0
         };
-        let extract = if exact {
-            avx2::extract_exact_quantized_blocks
-        } else {
-            avx2::extract_quantized_blocks
-        };
-        let values = waveforms.values;
-        let rest = waveforms.slice((by_eight * n_samples).min(values.len())..values.len());
-        // SAFETY: both kernels need AVX2 and FMA, which the CPU has.
-        #[allow(unsafe_code)]
-        let by_four = unsafe {
-            extract(
-                rest,
-                by_reciprocal,
-                n_samples,
-                peaks.get(by_eight..).unwrap_or_default(),
-                window_width,
-                window_shift,
-                sampling_rate_ghz,
-                image.get_mut(by_eight..).unwrap_or_default(),
-                peak_time.get_mut(by_eight..).unwrap_or_default(),
-            )
-        };
-        by_eight + by_four
+        by_eight + from(four, by_eight)
     } else {
         0
     };
@@ -225,6 +205,26 @@ impl ScaleDivision {
     }
 }
 
+/// The signature of the block kernels of `f32` samples (`avx2::extract_blocks`,
+/// `avx512::extract_blocks`): they return how many pixels they did.
+#[cfg(target_arch = "x86_64")]
+type Blocks = unsafe fn(&[f32], usize, &[i64], i64, i64, f64, &mut [f32], &mut [f32]) -> usize;
+
+/// The signature of the block kernels of quantized samples (with whether to divide by the
+/// reciprocal of the scale).
+#[cfg(target_arch = "x86_64")]
+type QuantizedBlocks = unsafe fn(
+    QuantizedWaveforms<'_>,
+    bool,
+    usize,
+    &[i64],
+    i64,
+    i64,
+    f64,
+    &mut [f32],
+    &mut [f32],
+) -> usize;
+
 /// Whether the four-pixel AVX2 kernel takes these windows: waveforms of at least 8
 /// samples, windows of 1 to 8, a CPU with AVX2 and FMA.
 #[cfg(target_arch = "x86_64")]
@@ -233,15 +233,6 @@ fn blocks_apply(n_samples: usize, window_width: i64) -> bool {
         && (1..=8).contains(&window_width)
         && std::arch::is_x86_feature_detected!("avx2")
         && std::arch::is_x86_feature_detected!("fma")
-}
-
-/// Whether the CPU has the AVX-512 extensions of the eight-pixel kernel (F, BW, DQ, VL).
-#[cfg(target_arch = "x86_64")]
-fn has_avx512() -> bool {
-    std::arch::is_x86_feature_detected!("avx512f")
-        && std::arch::is_x86_feature_detected!("avx512bw")
-        && std::arch::is_x86_feature_detected!("avx512dq")
-        && std::arch::is_x86_feature_detected!("avx512vl")
 }
 
 /// Whether every `f64` sum that [`extract_around_peak`] forms over a window of at most 8
@@ -778,19 +769,6 @@ mod tests {
         };
         use super::*;
 
-        /// The signature of the quantized kernels.
-        type Kernel = unsafe fn(
-            QuantizedWaveforms<'_>,
-            bool,
-            usize,
-            &[i64],
-            i64,
-            i64,
-            f64,
-            &mut [f32],
-            &mut [f32],
-        ) -> usize;
-
         fn has_avx2_and_fma() -> bool {
             is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
         }
@@ -827,17 +805,17 @@ mod tests {
                         prop_assert!(divides, "scale {}", scale);
                     }
                     // (kernel, pixels per block)
-                    let kernels: [Option<(Kernel, usize)>; 4] = [
+                    let kernels: [Option<(QuantizedBlocks, usize)>; 4] = [
                         Some((extract_quantized_blocks, 4)),
                         exact.then_some((extract_exact_quantized_blocks, 4)),
-                        has_avx512().then_some((avx512::extract_quantized_blocks, 8)),
-                        (exact && has_avx512())
+                        crate::has_avx512().then_some((avx512::extract_quantized_blocks, 8)),
+                        (exact && crate::has_avx512())
                             .then_some((avx512::extract_exact_quantized_blocks, 8)),
                     ];
                     for (kernel, block) in kernels.into_iter().flatten() {
                         let (mut image, mut peak_time) = (vec![0.0f32; n_pixels], vec![0.0f32; n_pixels]);
                         // SAFETY: the CPU has AVX2 and FMA (checked above), and AVX-512 F,
-                        // BW, DQ and VL for the AVX-512 kernels (`has_avx512`).
+                        // BW, DQ and VL for the AVX-512 kernels (`crate::has_avx512`).
                         #[allow(unsafe_code)]
                         let done = unsafe {
                             kernel(
