@@ -159,48 +159,39 @@ impl<'a> ByteReader<'a> {
 
     /// `n` 16-bit signed integers.
     pub fn i16_vec(&mut self, n: usize, what: &'static str) -> DecodeResult<Vec<i16>> {
-        let bytes = self.bytes(n.saturating_mul(2), what)?;
-        Ok(bytes
-            .chunks_exact(2)
-            .map(|c| {
-                let b = [c[0], c[1]];
-                if self.big_endian {
-                    i16::from_be_bytes(b)
-                } else {
-                    i16::from_le_bytes(b)
-                }
-            })
-            .collect())
+        self.vec_of(n, what, i16::from_le_bytes)
     }
 
     /// `n` 32-bit signed integers.
     pub fn i32_vec(&mut self, n: usize, what: &'static str) -> DecodeResult<Vec<i32>> {
-        let bytes = self.bytes(n.saturating_mul(4), what)?;
-        Ok(bytes
-            .chunks_exact(4)
-            .map(|c| {
-                let b = [c[0], c[1], c[2], c[3]];
-                if self.big_endian {
-                    i32::from_be_bytes(b)
-                } else {
-                    i32::from_le_bytes(b)
-                }
-            })
-            .collect())
+        self.vec_of(n, what, i32::from_le_bytes)
     }
 
     /// `n` 32-bit floats.
     pub fn f32_vec(&mut self, n: usize, what: &'static str) -> DecodeResult<Vec<f32>> {
-        let bytes = self.bytes(n.saturating_mul(4), what)?;
+        self.vec_of(n, what, f32::from_le_bytes)
+    }
+
+    /// `n` values of `N` bytes each, in the file's byte order, made by `from_le_bytes`
+    /// from their little-endian bytes (as [`Self::array`] gives them).
+    fn vec_of<T, const N: usize>(
+        &mut self,
+        n: usize,
+        what: &'static str,
+        from_le_bytes: fn([u8; N]) -> T,
+    ) -> DecodeResult<Vec<T>> {
+        let bytes = self.bytes(n.saturating_mul(N), what)?;
+        let big_endian = self.big_endian;
         Ok(bytes
-            .chunks_exact(4)
-            .map(|c| {
-                let b = [c[0], c[1], c[2], c[3]];
-                if self.big_endian {
-                    f32::from_be_bytes(b)
-                } else {
-                    f32::from_le_bytes(b)
+            .as_chunks::<N>()
+            .0
+            .iter()
+            .map(|&value| {
+                let mut value = value;
+                if big_endian {
+                    value.reverse();
                 }
+                from_le_bytes(value)
             })
             .collect())
     }
@@ -511,6 +502,22 @@ mod tests {
         let mut out = [0u16; 11];
         assert_eq!(decode_differential_u16(&data, &mut out), Some(12));
         assert_eq!(out, [1, 2, 3, 4, 3, 2, 1, 0, 0, 2, 202]);
+    }
+
+    #[test]
+    fn vectors_follow_the_files_byte_order() {
+        let little = [0x34u8, 0x12, 0xfe, 0xff, 0x00, 0x00, 0x80, 0x3f];
+        let big = [0x12u8, 0x34, 0xff, 0xfe, 0x3f, 0x80, 0x00, 0x00];
+        for (data, big_endian) in [(&little, false), (&big, true)] {
+            let mut reader = ByteReader::new(data, big_endian, 0);
+            assert_eq!(reader.i16_vec(2, "i16").unwrap(), [0x1234, -2]);
+            assert_eq!(reader.f32_vec(1, "f32").unwrap(), [1.0]);
+            assert_eq!(reader.remaining(), 0);
+        }
+        let mut reader = ByteReader::new(&big[..4], true, 0);
+        assert_eq!(reader.i32_vec(1, "i32").unwrap(), [0x1234_fffe]);
+        let mut reader = ByteReader::new(&big[..4], true, 0);
+        assert!(reader.i32_vec(2, "i32").is_err());
     }
 
     /// The sim_telarray code of `value`: as many leading one bits in the first byte as
