@@ -10,13 +10,16 @@
 //!   `r1_to_dl1_event` (`f32`), and stored as CTAO's R1 stream stores them (`uint16`, scale
 //!   80, offset 5) with `r1_quantized_to_dl1_event`: same results, integer peak finder.
 //! * `neighbor_peak_indices_lst_like`: the peak finder of NeighborPeakWindowSum alone on
-//!   the same R1 events.
+//!   the first of these events, 64 times (so that it stays in the caches): `f32`
+//!   (`local_weight_0`, with the scan of the samples' magnitude) and `quantized_u16`.
 //! * `r0_to_dl1_lst_like`: raw R0 of both gains, 40 samples -> gain selection, pedestal,
 //!   dc-to-pe, then the same extraction.
 
 use std::hint::black_box;
 
-use cascade_calib::extractor::neighbor_peak::{NeighborPeakScratch, neighbor_peak_indices};
+use cascade_calib::extractor::neighbor_peak::{
+    NeighborPeakScratch, neighbor_peak_indices, neighbor_peak_indices_quantized_by_tile,
+};
 use cascade_calib::{
     CalibrationConfig, CalibrationScratch, CameraCalibrator, CameraReadout, ImageExtractorConfig,
     QuantizedWaveforms, R1Config, TelescopeCalibration, extractor::LocalPeakWindowSum, r0_to_r1,
@@ -223,6 +226,28 @@ fn bench_r1_to_dl1(c: &mut Criterion) {
                     &calibration.broken_pixels,
                     &mut scratch,
                     &mut peaks,
+                );
+            }
+        });
+    });
+    let stored_event = &stored[..N_PIXELS * N_SAMPLES_R1];
+    group.bench_function("quantized_u16", |b| {
+        b.iter(|| {
+            for _ in 0..N_EVENTS {
+                let quantized = QuantizedWaveforms {
+                    values: black_box(stored_event),
+                    scale,
+                    offset,
+                };
+                neighbor_peak_indices_quantized_by_tile(
+                    quantized,
+                    N_SAMPLES_R1,
+                    &neighbors,
+                    0,
+                    &calibration.broken_pixels,
+                    &mut scratch,
+                    &mut peaks,
+                    |_, _| {},
                 );
             }
         });
