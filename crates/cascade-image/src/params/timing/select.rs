@@ -45,29 +45,18 @@ mod avx2 {
 
     use super::MAX_VALUES;
 
-    /// Batcher's odd-even merge sort of 8 inputs: 19 comparators (lower index gets the
-    /// minimum), in an order where each one's inputs are final.
-    const NETWORK_8: [(usize, usize); 19] = [
-        (0, 1),
-        (2, 3),
-        (4, 5),
-        (6, 7),
-        (0, 2),
-        (1, 3),
-        (4, 6),
-        (5, 7),
-        (1, 2),
-        (5, 6),
-        (0, 4),
-        (1, 5),
-        (2, 6),
-        (3, 7),
-        (2, 4),
-        (3, 5),
-        (1, 2),
-        (3, 4),
-        (5, 6),
-    ];
+    /// Compare-exchanges of the vectors `$r[i]` and `$r[j]` for each listed pair `(i, j)`
+    /// (the lower index gets the minimum), written out so that the vectors stay in
+    /// registers: a loop over a table of pairs keeps them on the stack instead.
+    macro_rules! compare_exchange {
+        ($r:ident: $(($i:literal, $j:literal))*) => {
+            $(
+                let (low, high) = (_mm256_min_pd($r[$i], $r[$j]), _mm256_max_pd($r[$i], $r[$j]));
+                $r[$i] = low;
+                $r[$j] = high;
+            )*
+        };
+    }
 
     /// `values` in ascending order.
     #[target_feature(enable = "avx2")]
@@ -76,19 +65,18 @@ mod avx2 {
         // SAFETY: vector `v` reads `values[4 v..4 v + 4]`, within the 32 values.
         let mut r: [__m256d; 8] =
             std::array::from_fn(|v| unsafe { _mm256_loadu_pd(values.as_ptr().add(4 * v)) });
-        // Each lane's eight values (one per vector) in ascending order.
-        for (i, j) in NETWORK_8 {
-            (r[i], r[j]) = (_mm256_min_pd(r[i], r[j]), _mm256_max_pd(r[i], r[j]));
-        }
+        // Each lane's eight values (one per vector) in ascending order: Batcher's odd-even
+        // merge sort of 8 inputs, 19 comparators, in an order where each one's inputs are
+        // final.
+        compare_exchange!(r: (0, 1) (2, 3) (4, 5) (6, 7) (0, 2) (1, 3) (4, 6) (5, 7) (1, 2)
+            (5, 6) (0, 4) (1, 5) (2, 6) (3, 7) (2, 4) (3, 5) (1, 2) (3, 4) (5, 6));
         // Lane `l` of vectors 0..8 is a sorted run: transposed, run `l` is vectors
         // `2 l` (its first four) and `2 l + 1` (its last four).
         let [a, b, c, d] = transpose(r[0], r[1], r[2], r[3]);
         let [e, f, g, h] = transpose(r[4], r[5], r[6], r[7]);
-        let mut runs = [a, e, b, f, c, g, d, h];
-        let (first, second) = runs.split_at_mut(4);
-        merge(first);
-        merge(second);
-        merge(&mut runs);
+        let [a, e, b, f] = merge([a, e, b, f]);
+        let [c, g, d, h] = merge([c, g, d, h]);
+        let runs = merge([a, e, b, f, c, g, d, h]);
         let mut sorted = [0.0; MAX_VALUES];
         for (v, vector) in runs.into_iter().enumerate() {
             // SAFETY: vector `v` writes `sorted[4 v..4 v + 4]`, within the 32 values.
@@ -97,31 +85,31 @@ mod avx2 {
         sorted
     }
 
-    /// Merges the two ascending halves of `vectors` (each of `vectors.len() / 2` vectors,
-    /// the halves' values in order vector after vector) into one ascending run: the second
-    /// half reversed makes the whole bitonic, then compare-exchanges at halving distances.
+    /// Merges the two ascending halves of `vectors` (each of `N / 2` vectors, the halves'
+    /// values in order vector after vector; `N` a power of two) into one ascending run: the
+    /// second half reversed makes the whole bitonic, then compare-exchanges at halving
+    /// distances. Constant bounds throughout, so the vectors stay in registers.
     #[inline]
     #[target_feature(enable = "avx2")]
-    fn merge(vectors: &mut [__m256d]) {
-        let half = vectors.len() / 2;
+    fn merge<const N: usize>(mut vectors: [__m256d; N]) -> [__m256d; N] {
+        let half = N / 2;
         vectors[half..].reverse();
         for vector in &mut vectors[half..] {
             *vector = _mm256_permute4x64_pd::<0b00_01_10_11>(*vector);
         }
         let mut distance = half;
         while distance >= 1 {
-            for start in (0..vectors.len()).step_by(2 * distance) {
-                for i in start..start + distance {
-                    let (low, high) = (vectors[i], vectors[i + distance]);
-                    vectors[i] = _mm256_min_pd(low, high);
-                    vectors[i + distance] = _mm256_max_pd(low, high);
-                }
+            for i in (0..N).filter(|i| i & distance == 0) {
+                let (low, high) = (vectors[i], vectors[i + distance]);
+                vectors[i] = _mm256_min_pd(low, high);
+                vectors[i + distance] = _mm256_max_pd(low, high);
             }
             distance /= 2;
         }
-        for vector in vectors.iter_mut() {
+        for vector in &mut vectors {
             *vector = sort_bitonic_lanes(*vector);
         }
+        vectors
     }
 
     /// The four lanes of a bitonic vector in ascending order: compare-exchanges two lanes
