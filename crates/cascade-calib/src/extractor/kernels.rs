@@ -105,46 +105,40 @@ pub fn extract_sliding_window(
     )
 }
 
-/// Index of the first maximum of a waveform (`np.argmax`); 0 for an empty waveform.
-/// NaN samples are skipped (numpy would return the first NaN; R1 waveforms have none).
+/// Index of the first maximum of a waveform, or of its first NaN (`np.argmax`, also in
+/// numba); 0 for an empty waveform.
+///
+/// Two passes that vectorise: the maximum over independent lanes (exact, so the order
+/// does not matter) and whether a sample is NaN, then the first position holding the
+/// maximum, or the first NaN.
 #[inline]
 pub fn argmax_f32(waveform: &[f32]) -> usize {
-    first_index_of_max(waveform, f32::NEG_INFINITY)
-}
-
-/// Index of the first maximum of a slice of `f64` (`np.argmax`); 0 for an empty slice.
-/// NaN values are skipped.
-#[inline]
-pub fn argmax_f64(values: &[f64]) -> usize {
-    first_index_of_max(values, f64::NEG_INFINITY)
-}
-
-/// Two passes that vectorise: the maximum over independent lanes (exact, so the order does
-/// not matter), then the first position holding it.
-#[inline]
-fn first_index_of_max<T: Copy + PartialOrd>(values: &[T], lowest: T) -> usize {
     const LANES: usize = 8;
-    let mut lanes = [lowest; LANES];
-    let chunks = values.chunks_exact(LANES);
-    let mut max = lowest;
+    let mut lanes = [f32::NEG_INFINITY; LANES];
+    let mut nan_lanes = [false; LANES];
+    let chunks = waveform.chunks_exact(LANES);
+    let mut max = f32::NEG_INFINITY;
+    let mut nan = false;
     for &value in chunks.remainder() {
-        if value > max {
-            max = value;
-        }
+        max = if value > max { value } else { max };
+        nan |= value.is_nan();
     }
     for chunk in chunks {
-        for (lane, &value) in lanes.iter_mut().zip(chunk) {
-            if value > *lane {
-                *lane = value;
-            }
+        for ((lane, nan_lane), &value) in lanes.iter_mut().zip(&mut nan_lanes).zip(chunk) {
+            *lane = if value > *lane { value } else { *lane };
+            *nan_lane |= value.is_nan();
         }
     }
-    for lane in lanes {
-        if lane > max {
-            max = lane;
-        }
+    for (lane, nan_lane) in lanes.into_iter().zip(nan_lanes) {
+        max = if lane > max { lane } else { max };
+        nan |= nan_lane;
     }
-    values.iter().position(|&value| value == max).unwrap_or(0)
+    let position = if nan {
+        waveform.iter().position(|value| value.is_nan())
+    } else {
+        waveform.iter().position(|&value| value == max)
+    };
+    position.unwrap_or(0)
 }
 
 /// Converts a peak time in samples to ns with ctapipe's rounding: the time is stored as
@@ -226,6 +220,20 @@ mod tests {
     #[test]
     fn argmax_returns_first_maximum() {
         assert_eq!(argmax_f32(&[1.0, 3.0, 3.0, 2.0]), 1);
-        assert_eq!(argmax_f64(&[0.0, 0.0]), 0);
+        assert_eq!(argmax_f32(&[0.0, 0.0]), 0);
+        assert_eq!(argmax_f32(&[f32::NEG_INFINITY; 3]), 0);
+        assert_eq!(argmax_f32(&[]), 0);
+    }
+
+    /// `np.argmax` (and numba's) returns the first NaN when there is one, wherever the
+    /// maximum is; nine samples put one in the vectorised lanes and one in the rest.
+    #[test]
+    fn argmax_returns_first_nan() {
+        let mut waveform = [1.0, 9.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0];
+        waveform[6] = f32::NAN;
+        assert_eq!(argmax_f32(&waveform), 6);
+        waveform[0] = f32::NAN;
+        assert_eq!(argmax_f32(&waveform), 0);
+        assert_eq!(argmax_f32(&[1.0, f32::INFINITY, f32::NAN]), 2);
     }
 }

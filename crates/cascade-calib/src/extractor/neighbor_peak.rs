@@ -1,12 +1,15 @@
 //! Peak positions of `NeighborPeakWindowSum`: for every pixel, the first maximum of the sum
 //! of its neighbours' waveforms (ctapipe `neighbor_average_maximum`, ctapipe 0.28).
 //!
-//! ctapipe computes, per pixel, `waveform * local_weight` (numba promotes the `f32`
-//! waveform times the `int64` weight to `f64`) and adds the waveforms of the neighbours that
-//! are not broken, in the order of the sparse neighbour matrix, in `f64`; the peak is the
-//! first maximum of that sum. The peaks here are identical to ctapipe's. On x86-64 CPUs
-//! with AVX2 (checked at run time, so the binary stays portable) they are found with
-//! eight-lane `f32` arithmetic and a certificate instead of `f64` sums of every sample:
+//! ctapipe computes, per pixel, `waveform * local_weight` and adds the waveforms of the
+//! neighbours that are not broken, in the order of the sparse neighbour matrix; the peak is
+//! `np.argmax` of that sum: its first maximum, or its first NaN. All of it is `f32`: numba
+//! (0.68, ctapipe 0.28's) types an `f32` array times an `int64` scalar as `f32`, as NumPy
+//! does, so the weight is rounded to `f32` and every addition is an `f32` one (sums that
+//! are equal in `f32` but not in exact arithmetic are ties, and the first one wins). The
+//! peaks here are identical to ctapipe's. On x86-64 CPUs with AVX2 (checked at run time,
+//! so the binary stays portable) they are found with eight-lane `f32` arithmetic in
+//! another order and a certificate:
 //!
 //! 1. every pixel's sum is computed in `f32`, eight samples per AVX2 vector, straight from
 //!    the event's rows (a row whose length is not a multiple of eight ends with a vector
@@ -18,23 +21,23 @@
 //!    so that the loop of each group has a fixed number of additions and no check per
 //!    pixel, and each pixel's sums are computed before the previous pixel's peak is
 //!    decided, so that the two overlap;
-//! 2. the rounding errors of that sum and of ctapipe's `f64` sum are both bounded by
+//! 2. the rounding errors of that sum and of ctapipe's sum in its order are both bounded by
 //!    `E = K * A * 2^-23` with `K` the number of terms and `A = (|local_weight| + k) * M` a
 //!    bound on the sum of their magnitudes (`k` neighbours, `M` the event's largest
 //!    `|sample|`; Higham, *Accuracy and Stability of Numerical Algorithms*, 2nd ed., §4.2:
 //!    `|error| <= gamma_{K-1} * sum |x_i|`), so ctapipe's peak is among the samples whose
 //!    `f32` sum is within `2E` of the `f32` maximum (the kernel takes `3E`, see
 //!    `candidate_margin`, and one bound per number of neighbours for the whole event);
-//! 3. when that is one sample it is the peak; otherwise (ties, near-ties) the `f64` sums
-//!    of the candidate samples alone are computed exactly as ctapipe does, in its order.
+//! 3. when that is one sample it is the peak; otherwise (ties, near-ties) the sums of the
+//!    candidate samples alone are computed exactly as ctapipe does, in its order.
 //!
 //! Without AVX2, and for events with non-finite samples, fewer than eight samples, an
-//! absurd `local_weight` or more than `u32::MAX` samples, every sample is summed in `f64`
-//! as ctapipe does.
+//! absurd `local_weight` or more than `u32::MAX` samples, every sample is summed as
+//! ctapipe does.
 //!
 //! Samples stored as `uint16` with a scale and an offset (CTAO's R1 stream, see
 //! [`QuantizedWaveforms`]) take an integer kernel on the same camera layout: exact sums of
-//! the stored values, sixteen samples per vector, and ctapipe's `f64` sums for ties only
+//! the stored values, sixteen samples per vector, and ctapipe's sums for ties only
 //! ([`neighbor_peak_indices_quantized_by_tile`]).
 //!
 //! This file holds the public functions and ctapipe's plain computation; the submodules
@@ -51,7 +54,7 @@ use std::ops::Range;
 
 use cascade_instrument::Neighbors;
 
-use super::kernels::argmax_f64;
+use super::kernels::argmax_f32;
 use crate::QuantizedWaveforms;
 
 /// Samples per `f32` vector.
@@ -61,8 +64,8 @@ const LANES: usize = 8;
 /// Reusable buffers of [`neighbor_peak_indices`].
 #[derive(Debug, Clone, Default)]
 pub struct NeighborPeakScratch {
-    /// One pixel's neighbour sum in `f64` (plain path).
-    sum_f64: Vec<f64>,
+    /// One pixel's neighbour sum (plain path).
+    sum: Vec<f32>,
     /// Quantized samples converted to `f32` (when the integer kernel cannot take them).
     converted: Vec<f32>,
     /// The buffers of the AVX2 kernel.
@@ -90,7 +93,7 @@ impl NeighborPeakScratch {
 ///
 /// `local_weight` weighs the pixel's own waveform; neighbours flagged in `broken_pixels`
 /// are left out (the pixel's own waveform counts even when it is broken, as in ctapipe).
-/// NaN sums are skipped when looking for the maximum (0 when every sum is NaN).
+/// A pixel whose sum has a NaN sample peaks at the first of them, as `np.argmax`.
 ///
 /// # Panics
 /// When `waveforms` holds fewer than `peaks.len() * n_samples` values, or `neighbors` and
@@ -160,9 +163,9 @@ pub fn neighbor_peak_indices_by_tile(
             return;
         }
     }
-    scratch.sum_f64.resize(n_samples, 0.0);
+    scratch.sum.resize(n_samples, 0.0);
     for (pixel, peak) in peaks.iter_mut().enumerate() {
-        *peak = plain_peak(&event, pixel, &mut scratch.sum_f64);
+        *peak = plain_peak(&event, pixel, &mut scratch.sum);
     }
     ready(0..peaks.len(), peaks);
 }
@@ -173,14 +176,14 @@ pub fn neighbor_peak_indices_by_tile(
 ///
 /// With AVX2, `local_weight == 0` (ctapipe's default) and 16 to 64 samples, the sums are
 /// the exact integer sums of the stored values, sixteen samples per vector, where the
-/// `f32` kernel needs a certificate and eight per vector. ctapipe's `f64` sum of the
+/// `f32` kernel needs a certificate and eight per vector. ctapipe's `f32` sum of the
 /// converted values `F` and the integer sum `S` of the same `K` terms satisfy
-/// `|F - (S / scale - K * offset)| <= E` with `E = K * A * 2^-23` (`A` bounds every
-/// `|value / scale|` and every `|sample|`: two roundings of at most `A * 2^-24` per term,
-/// and the `f64` additions far below that), so a sample whose integer sum is more than
-/// `m = floor(3 E scale)` below the largest cannot hold ctapipe's peak: with the usual
-/// scales `m` is 0, and a pixel whose largest integer sum is unique is done. Ties are
-/// decided with ctapipe's `f64` sums of the converted samples of the tied samples alone.
+/// `|F - (S / scale - K * offset)| <= E` with `E = K (K + 5) A 2^-25` (`A` bounds every
+/// `|value / scale|` and every `|sample|`: two roundings of at most `A 2^-24` per term,
+/// and the `j`-th addition's of at most `j A 2^-24`), so a sample whose integer sum is
+/// more than `m = floor(3 E scale)` below the largest cannot hold ctapipe's peak: with the
+/// usual scales `m` is 0, and a pixel whose largest integer sum is unique is done. Ties
+/// are decided with ctapipe's sums of the converted samples of the tied samples alone.
 /// The vector additions saturate at `u16::MAX`: a sum that does is at least as large as
 /// every sum that does not, and two that do tie, so the peak is never lost. Otherwise
 /// (other weights, sample counts, CPUs) the samples are converted and the `f32` kernel
@@ -246,34 +249,33 @@ struct Event<'a, S: ?Sized = [f32]> {
     broken_pixels: &'a [bool],
 }
 
-/// ctapipe's computation for one pixel, every sample in `f64`.
-fn plain_peak(event: &Event<'_>, pixel: usize, sum: &mut [f64]) -> usize {
+/// ctapipe's computation for one pixel, every sample.
+fn plain_peak(event: &Event<'_>, pixel: usize, sum: &mut [f32]) -> usize {
     let n_samples = event.n_samples;
     let waveform = |pixel: usize| &event.waveforms[pixel * n_samples..(pixel + 1) * n_samples];
-    let weight = event.local_weight as f64;
+    let weight = event.local_weight as f32;
     for (acc, &sample) in sum.iter_mut().zip(waveform(pixel)) {
-        *acc = f64::from(sample) * weight;
+        *acc = sample * weight;
     }
     for &neighbor in event.neighbors.of(pixel) {
         if !event.broken_pixels[neighbor as usize] {
             for (acc, &sample) in sum.iter_mut().zip(waveform(neighbor as usize)) {
-                *acc += f64::from(sample);
+                *acc += sample;
             }
         }
     }
-    argmax_f64(sum)
+    argmax_f32(sum)
 }
 
-/// ctapipe's sum of one sample of one pixel: `f64` in the order of the neighbour matrix.
+/// ctapipe's sum of one sample of one pixel: `f32`, in the order of the neighbour matrix.
 #[cfg(target_arch = "x86_64")]
-fn exact_sum(event: &Event<'_>, pixel: usize, sample: usize) -> f64 {
+fn exact_sum(event: &Event<'_>, pixel: usize, sample: usize) -> f32 {
     let n_samples = event.n_samples;
-    let mut sum =
-        f64::from(event.waveforms[pixel * n_samples + sample]) * event.local_weight as f64;
+    let mut sum = event.waveforms[pixel * n_samples + sample] * event.local_weight as f32;
     for &neighbor in event.neighbors.of(pixel) {
         let neighbor = neighbor as usize;
         if !event.broken_pixels[neighbor] {
-            sum += f64::from(event.waveforms[neighbor * n_samples + sample]);
+            sum += event.waveforms[neighbor * n_samples + sample];
         }
     }
     sum
@@ -286,7 +288,7 @@ fn exact_peak_among(
     pixel: usize,
     samples: impl Iterator<Item = usize>,
 ) -> usize {
-    let mut best: Option<(usize, f64)> = None;
+    let mut best: Option<(usize, f32)> = None;
     for sample in samples {
         let sum = exact_sum(event, pixel, sample);
         if best.is_none_or(|(_, best_sum)| sum > best_sum) {
@@ -299,8 +301,10 @@ fn exact_peak_among(
 /// How far below the `f32` maximum of a pixel's sum ctapipe's peak can be: `3E` rounded up
 /// to an `f32`, with `E = K * (A * 2^-23 + 2^-126)` the bound of the module documentation
 /// for `k` neighbours (`K` terms, magnitudes summing to at most `A`) plus subnormal
-/// rounding. `2E` covers both sums' errors; the third `E` covers the rounding of
-/// `max - margin` in `f32`, which is at most `2^-24 * (A + 3E) <= E`.
+/// rounding. Each sum, ours and ctapipe's, rounds the weighted term and its `K - 1`
+/// additions, each by at most `2^-24 * A`: `2E` covers both sums' errors; the third `E`
+/// covers the rounding of `max - margin` in `f32`, which is at most
+/// `2^-24 * (A + 3E) <= E`.
 #[cfg(target_arch = "x86_64")]
 fn candidate_margin(k: usize, weight: f32, magnitude: f32) -> f32 {
     let terms = (k + usize::from(weight != 0.0)) as f64;

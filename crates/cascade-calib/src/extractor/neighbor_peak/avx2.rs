@@ -30,7 +30,7 @@ const MAX_MAGNITUDE: f32 = 1e30;
 pub(super) struct Scratch {
     /// The data of the next call, fetched during this one.
     pub(super) upcoming: Prefetch,
-    /// One pixel's neighbour sum in `f32`, vector after vector (decisions in `f64`).
+    /// One pixel's neighbour sum in `f32`, vector after vector.
     sum_f32: Vec<f32>,
     /// One pixel's neighbour sum as AVX2 vectors (waveforms of more than 64 samples).
     sums: Vec<__m256>,
@@ -400,7 +400,7 @@ fn exact_peak_of_vectors<const V: usize>(
 }
 
 /// The peak among the samples whose `f32` sum reaches `threshold` (all lanes equal),
-/// decided with ctapipe's `f64` sums: ties and near-ties, rare.
+/// decided with ctapipe's sums in its order: ties and near-ties, rare.
 #[cold]
 #[inline(never)]
 #[target_feature(enable = "avx2")]

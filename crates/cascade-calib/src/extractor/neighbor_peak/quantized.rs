@@ -103,11 +103,14 @@ pub(super) fn certified_quantized_peaks(
 }
 
 /// The integer margin of `neighbor_peak_indices_quantized_by_tile` for `k` neighbours:
-/// `floor(3 E scale)` with `E = k * (A * 2^-23 + 2^-126)` (the subnormal term as in
-/// [`candidate_margin`](super::candidate_margin)); `2E` bounds the two sums' errors, the
-/// third `E` is slack for the `f64` additions. `None` beyond [`MAX_MARGIN`].
+/// `floor(3 E scale)` with `E = k (k + 5) A 2^-25 + k 2^-126` (the bound of ctapipe's
+/// `f32` sum there, the subnormal term as in [`candidate_margin`](super::candidate_margin));
+/// `2E` separates two integer sums whose order rounding cannot swap, the third `E` is
+/// slack. `None` beyond [`MAX_MARGIN`].
 fn quantized_margin(k: usize, scale: f32, magnitude: f64) -> Option<u16> {
-    let error = k as f64 * (magnitude * 2f64.powi(-23) + f64::from(f32::MIN_POSITIVE));
+    let k_f64 = k as f64;
+    let error =
+        k_f64 * (k_f64 + 5.0) * magnitude * 2f64.powi(-25) + k_f64 * f64::from(f32::MIN_POSITIVE);
     let margin = (3.0 * error * f64::from(scale)).floor();
     (margin <= MAX_MARGIN).then_some(margin as u16)
 }
@@ -281,7 +284,7 @@ fn lane_bits<const V: usize>(reached: [__m256i; V]) -> u64 {
     bits
 }
 
-/// The peak of one pixel decided with ctapipe's `f64` sums of the converted samples,
+/// The peak of one pixel decided with ctapipe's `f32` sums of the converted samples,
 /// among its `candidates` (bits of the samples whose integer sum is within the margin
 /// of the largest, `sample_of` maps them to samples in ascending order): ties and
 /// saturated sums. `rows` are the starts of its neighbours' waveforms, those that are
@@ -295,13 +298,13 @@ fn exact_quantized_peak(
     candidates: u64,
     sample_of: impl Fn(usize) -> usize,
 ) -> usize {
-    let mut best: Option<(usize, f64)> = None;
+    let mut best: Option<(usize, f32)> = None;
     let mut remaining = candidates;
     while remaining != 0 {
         let sample = sample_of(remaining.trailing_zeros() as usize);
         remaining &= remaining - 1;
-        let sum = rows.iter().fold(0.0, |sum, &row| {
-            sum + f64::from(values.sample(row as usize + sample))
+        let sum = rows.iter().fold(0.0f32, |sum, &row| {
+            sum + values.sample(row as usize + sample)
         });
         if best.is_none_or(|(_, best_sum)| sum > best_sum) {
             best = Some((sample, sum));
