@@ -23,9 +23,13 @@
 //! | `join_stereo` | DL1 parameters of the whole toy array | stereo | array event | ShowerProcessor |
 //!
 //! The telescope-event scenarios use the four LST-like toy telescopes (1855 hexagonal
-//! pixels) with 30 samples and compare with ctapipe on `lst_muons.simtel.zst` (LSTCam, 1855
-//! pixels, 30 samples). The stereo scenario
+//! pixels) with 30 samples and compare with ctapipe on those very events when the
+//! throughput file has its figures for them ([`TOY_EVENTS`], written by
+//! `benches/ctapipe_toy_throughput.py` from `pipelines/bench_toy_events.toml`), else with
+//! ctapipe on `lst_muons.simtel.zst` (LSTCam, 1855 pixels, 30 samples, whose muon rings
+//! cost ctapipe's ImageProcessor twice what the toy gamma rays do). The stereo scenario
 //! uses all 18 toy telescopes and compares with ctapipe on `proton_north_alpha_run201`.
+//! The events each ctapipe figure was measured on are printed under the table.
 //!
 //! With `--input FILE` every scenario replays that file's telescope events instead (all
 //! telescopes; the stereo scenario needs several per event) and compares with ctapipe's
@@ -178,10 +182,10 @@ pub fn bench(options: &BenchOptions) -> anyhow::Result<()> {
         let result = runtime
             .block_on(measure(scenario, batches, &chain, options))
             .with_context(|| format!("scenario {} failed", scenario.name))?;
-        let ctapipe_rate = ctapipe
+        let ctapipe_figure = ctapipe
             .as_ref()
             .and_then(|c| c.rate(scenario.ctapipe, file_name.as_deref()));
-        results.push(BenchResult::new(scenario, result, ctapipe_rate));
+        results.push(BenchResult::new(scenario, result, ctapipe_figure));
     }
     print_results(&results);
     if let Some(file) = &options.json {
@@ -586,11 +590,14 @@ struct BenchResult {
     /// Busy time per counted row of each stage (µs).
     stage_busy_us_per_row: Vec<(String, f64)>,
     ctapipe_rate_cpu_median: Option<f64>,
+    /// The events of ctapipe's figure: a file name, or [`TOY_EVENTS`].
+    ctapipe_events: Option<String>,
     ratio_cpu_median: Option<f64>,
 }
 
 impl BenchResult {
-    fn new(scenario: &Scenario, m: Measurement, ctapipe_rate: Option<f64>) -> Self {
+    fn new(scenario: &Scenario, m: Measurement, ctapipe: Option<(f64, &str)>) -> Self {
+        let ctapipe_rate = ctapipe.map(|(rate, _)| rate);
         let rows = m.rows_per_run as f64;
         let rates = |seconds: &[f64]| {
             let mut rates: Vec<f64> = seconds.iter().map(|s| rows / s.max(1e-9)).collect();
@@ -615,6 +622,7 @@ impl BenchResult {
                 .map(|(name, s)| (name, s * 1e6))
                 .collect(),
             ctapipe_rate_cpu_median: ctapipe_rate,
+            ctapipe_events: ctapipe.map(|(_, events)| events.to_string()),
             ratio_cpu_median: ctapipe_rate.map(|c| rate_cpu_median / c),
         }
     }
@@ -656,6 +664,20 @@ fn print_results(results: &[BenchResult]) {
             outln!("    {stage:<20} {us:>10.1} µs busy per {}", r.unit);
         }
     }
+    let mut sources: Vec<&str> = results
+        .iter()
+        .filter_map(|r| r.ctapipe_events.as_deref())
+        .collect();
+    sources.sort_unstable();
+    sources.dedup();
+    for events in sources {
+        let scenarios: Vec<&str> = results
+            .iter()
+            .filter(|r| r.ctapipe_events.as_deref() == Some(events))
+            .map(|r| r.scenario)
+            .collect();
+        outln!("ctapipe measured on {events}: {}", scenarios.join(", "));
+    }
 }
 
 /// Which of ctapipe's measured figures a scenario compares with.
@@ -672,8 +694,12 @@ struct CtapipeThroughput {
     json: serde_json::Value,
 }
 
-/// The ctapipe measurements the toy scenarios compare with: on LSTCam (telescope-event
-/// figures) and on a multi-telescope file (array-event figures).
+/// The "file" of ctapipe's figures on the toy events of the telescope-event scenarios
+/// themselves (`benches/ctapipe_toy_throughput.py`), the like-for-like comparison.
+const TOY_EVENTS: &str = "cascade_toy_lst_like";
+
+/// The ctapipe measurements the toy scenarios compare with otherwise: on LSTCam
+/// (telescope-event figures) and on a multi-telescope file (array-event figures).
 const CTAPIPE_SINGLE_CAMERA_FILE: &str = "lst_muons.simtel.zst";
 const CTAPIPE_ARRAY_FILE: &str = "proton_north_alpha_run201.simtel.zst";
 
@@ -686,21 +712,32 @@ impl CtapipeThroughput {
         Ok(Self { json })
     }
 
-    /// ctapipe's median CPU rate for the figure (per telescope or array event), measured on
-    /// `file` (a file name) when given, else on the files of the toy comparisons.
-    fn rate(&self, figure: CtapipeFigure, file: Option<&str>) -> Option<f64> {
-        let single = |key| self.measured(file.unwrap_or(CTAPIPE_SINGLE_CAMERA_FILE), key);
+    /// ctapipe's median CPU rate for the figure (per telescope or array event) and the
+    /// events it was measured on: `file` (a file name) when given, else the toy events
+    /// ([`TOY_EVENTS`]) or, without figures for them, the files of the toy comparisons.
+    fn rate<'a>(&self, figure: CtapipeFigure, file: Option<&'a str>) -> Option<(f64, &'a str)> {
+        let measured_on = |events: &'static str| match file {
+            Some(file) => file,
+            None => events,
+        };
+        let single = |key| {
+            [TOY_EVENTS, CTAPIPE_SINGLE_CAMERA_FILE]
+                .into_iter()
+                .map(measured_on)
+                .find_map(|events| Some((self.measured(events, key)?, events)))
+        };
         match figure {
             CtapipeFigure::Calibrator => single("a_CameraCalibrator"),
             CtapipeFigure::ImageProcessor => single("b_ImageProcessor_no_true_image"),
             // Chained components: their times per event add up.
             CtapipeFigure::CalibratorAndImageProcessor => {
-                let a = single("a_CameraCalibrator")?;
-                let b = single("b_ImageProcessor_no_true_image")?;
-                Some(1.0 / (1.0 / a + 1.0 / b))
+                let (a, events) = single("a_CameraCalibrator")?;
+                let b = self.measured(events, "b_ImageProcessor_no_true_image")?;
+                Some((1.0 / (1.0 / a + 1.0 / b), events))
             }
             CtapipeFigure::ShowerProcessor => {
-                self.measured(file.unwrap_or(CTAPIPE_ARRAY_FILE), "c_ShowerProcessor")
+                let events = measured_on(CTAPIPE_ARRAY_FILE);
+                Some((self.measured(events, "c_ShowerProcessor")?, events))
             }
         }
     }
@@ -728,28 +765,53 @@ mod tests {
                 "c_ShowerProcessor": { "rate_cpu_median": 100.0 } } },
         ]});
         let ctapipe = CtapipeThroughput { json };
-        assert_eq!(ctapipe.rate(CtapipeFigure::Calibrator, None), Some(2000.0));
+        let single = Some((2000.0, CTAPIPE_SINGLE_CAMERA_FILE));
+        assert_eq!(ctapipe.rate(CtapipeFigure::Calibrator, None), single);
         assert_eq!(
             ctapipe.rate(CtapipeFigure::ImageProcessor, None),
-            Some(500.0)
+            Some((500.0, CTAPIPE_SINGLE_CAMERA_FILE))
         );
         assert_eq!(
             ctapipe.rate(CtapipeFigure::CalibratorAndImageProcessor, None),
-            Some(400.0)
+            Some((400.0, CTAPIPE_SINGLE_CAMERA_FILE))
         );
         assert_eq!(
             ctapipe.rate(CtapipeFigure::ShowerProcessor, None),
-            Some(100.0)
+            Some((100.0, CTAPIPE_ARRAY_FILE))
         );
         // With --input, the figures of that file, none when it was not measured.
         let file = Some(CTAPIPE_ARRAY_FILE);
         assert_eq!(ctapipe.rate(CtapipeFigure::Calibrator, file), None);
         assert_eq!(
             ctapipe.rate(CtapipeFigure::ShowerProcessor, file),
-            Some(100.0)
+            Some((100.0, CTAPIPE_ARRAY_FILE))
         );
         let file = Some(CTAPIPE_SINGLE_CAMERA_FILE);
         assert_eq!(ctapipe.rate(CtapipeFigure::ShowerProcessor, file), None);
+    }
+
+    #[test]
+    fn toy_scenarios_prefer_ctapipe_on_the_toy_events_themselves() {
+        let json = serde_json::json!({ "files": [
+            { "name": CTAPIPE_SINGLE_CAMERA_FILE, "in_memory": {
+                "a_CameraCalibrator": { "rate_cpu_median": 2000.0 },
+                "b_ImageProcessor_no_true_image": { "rate_cpu_median": 500.0 } } },
+            { "name": TOY_EVENTS, "in_memory": {
+                "a_CameraCalibrator": { "rate_cpu_median": 3000.0 },
+                "b_ImageProcessor_no_true_image": { "rate_cpu_median": 1500.0 } } },
+        ]});
+        let ctapipe = CtapipeThroughput { json };
+        assert_eq!(
+            ctapipe.rate(CtapipeFigure::CalibratorAndImageProcessor, None),
+            Some((1000.0, TOY_EVENTS))
+        );
+        // A file's own figures still win with --input.
+        assert_eq!(
+            ctapipe.rate(CtapipeFigure::Calibrator, Some(CTAPIPE_SINGLE_CAMERA_FILE)),
+            Some((2000.0, CTAPIPE_SINGLE_CAMERA_FILE))
+        );
+        // No stereo figure on the toy events: none.
+        assert_eq!(ctapipe.rate(CtapipeFigure::ShowerProcessor, None), None);
     }
 
     #[test]
