@@ -26,7 +26,12 @@
 //! (on the reference images, running C-steps from every pair of points) from at least
 //! 31 % of all pairs. ctapipe's 5 starts then miss it up to 16 % of the time; 20 miss it
 //! with probability below 0.07 %, so the two agree; the reference tests check this on
-//! every such image.
+//! every such image. ctapipe run on the 837 toy LST-like telescope events of `cascade
+//! bench` (`benches/ctapipe_toy_throughput.py`'s input, its fits re-seeded 8 times as the
+//! shared reference does) agrees too on every seed-stable fit but 6 of 305, all of
+//! images of 3 pixels: there the trimmed subset is 2 points, every pair fits exactly, and
+//! which pair ctapipe keeps depends on how its arithmetic rounds the zero residual sums
+//! (`0` against `1e-30`), which cascade's closed-form sums do not reproduce.
 //!
 //! # Cost
 //!
