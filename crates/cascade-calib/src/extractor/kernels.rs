@@ -53,11 +53,12 @@ pub fn extract_around_peak(
 /// Charge (waveform units) and peak time (ns) of the `window_width` consecutive samples
 /// with the largest sum.
 ///
-/// ctapipe `extract_sliding_window`: window sums are differences of the `f32` cumulative
-/// sum (`np.cumsum`) taken in `f64`; the first maximal window wins; the peak time is the
-/// mean sample index weighted by the positive samples of that window, or the window
-/// centre `start + width / 2` when none is positive. `window_width` must be in
-/// `1..=waveform.len()`.
+/// ctapipe `extract_sliding_window`: window sums are differences of the cumulative sum
+/// (`np.cumsum`), all in `f64`: the gufunc's first loop takes `float64` waveforms, and
+/// NumPy casts `float32` ones to it rather than take the `float32` loop after it. The
+/// first maximal window wins; the peak time is the mean sample index weighted by the
+/// positive samples of that window, or the window centre `start + width / 2` when none is
+/// positive. `window_width` must be in `1..=waveform.len()`.
 #[inline]
 pub fn extract_sliding_window(
     waveform: &[f32],
@@ -65,19 +66,23 @@ pub fn extract_sliding_window(
     sampling_rate_ghz: f64,
 ) -> (f32, f32) {
     debug_assert!(window_width >= 1 && window_width <= waveform.len());
-    // Running f32 prefix sums at the window's end (`cumsum_end`) and start (`cumsum_start`).
-    let mut cumsum_end = 0.0_f32;
+    // Running f64 prefix sums at the window's end (`cumsum_end`) and start (`cumsum_start`).
+    let mut cumsum_end = 0.0_f64;
     for &sample in &waveform[..window_width] {
-        cumsum_end += sample;
+        cumsum_end += f64::from(sample);
     }
-    let mut cumsum_start = 0.0_f32;
-    let mut best_sum = f64::from(cumsum_end);
+    let mut cumsum_start = 0.0_f64;
+    let mut best_sum = cumsum_end;
     let mut best_start = 0;
     for start in 1..=waveform.len() - window_width {
-        cumsum_end += waveform[start + window_width - 1];
-        cumsum_start += waveform[start - 1];
-        let window_sum = f64::from(cumsum_end) - f64::from(cumsum_start);
-        if window_sum > best_sum {
+        cumsum_end += f64::from(waveform[start + window_width - 1]);
+        cumsum_start += f64::from(waveform[start - 1]);
+        let window_sum = cumsum_end - cumsum_start;
+        if best_sum.is_nan() {
+            // np.argmax: the first NaN wins
+            break;
+        }
+        if window_sum > best_sum || window_sum.is_nan() {
             best_sum = window_sum;
             best_start = start;
         }
@@ -198,6 +203,69 @@ mod tests {
         let (charge, time) = extract_sliding_window(&waveform, 3, 1.0);
         assert_eq!(charge, 7.0);
         assert!((time - 2.0).abs() < 1e-6);
+    }
+
+    /// LSTCam pixel 39 of `gamma_prod6_lst_nectarcam` event 100, telescope 1 (its R1):
+    /// the windows of 5 at 33 and 34 have the same samples but for 0.0088626575 at either
+    /// end. The `f64` cumulative sum, ctapipe's, keeps them tied and the first wins
+    /// (ctapipe 0.28: peak time 35.51776 samples); an `f32` one would make the second
+    /// larger (35.56853).
+    #[test]
+    fn sliding_window_sums_in_f64_as_ctapipe() {
+        let waveform = [
+            0.20254211_f32,
+            0.1379823,
+            -0.09873703,
+            0.019622628,
+            0.22406204,
+            0.20254211,
+            0.030382596,
+            -0.13101694,
+            -0.034177218,
+            -0.15253688,
+            0.0088626575,
+            0.051902536,
+            -0.0018973114,
+            -0.0018973114,
+            -0.02341725,
+            0.030382596,
+            0.062662505,
+            -0.06645713,
+            -0.16329685,
+            -0.08797707,
+            -0.04493719,
+            -0.15253688,
+            -0.16329685,
+            -0.15253688,
+            -0.1417769,
+            -0.20633672,
+            -0.109497,
+            -0.109497,
+            -0.1848168,
+            -0.120256975,
+            -0.1848168,
+            -0.17405681,
+            -0.22785667,
+            0.0088626575,
+            0.15950222,
+            0.28862187,
+            0.20254211,
+            0.21330208,
+            0.0088626575,
+            -0.06645713,
+        ];
+        let (charge, time) = extract_sliding_window(&waveform, 5, 1.0);
+        assert!((time - 35.517_76).abs() < 1e-5, "{time}");
+        assert!((charge - 0.872_830_9).abs() < 1e-6, "{charge}");
+    }
+
+    #[test]
+    fn sliding_window_peaks_at_the_first_nan_window() {
+        let waveform = [0.0_f32, 1.0, 5.0, f32::NAN, 9.0, 9.0, 9.0];
+        let (charge, time) = extract_sliding_window(&waveform, 2, 1.0);
+        assert!(charge.is_nan());
+        // window [2, 4): only sample 2 is positive
+        assert_eq!(time, 2.0);
     }
 
     #[test]
