@@ -133,7 +133,8 @@ enum Command {
         /// Timed runs per scenario (the median and best are reported).
         #[arg(long, default_value_t = 3)]
         repeat: usize,
-        /// ctapipe's measured throughput (ctapipe_throughput.json) to compute ratios.
+        /// ctapipe's measured throughput to compute ratios: a ctapipe_throughput.json, or the
+        /// figures of benches/ctapipe_toy_throughput.py on the toy events themselves.
         #[arg(long, value_name = "FILE")]
         ctapipe: Option<String>,
         /// Run only these scenarios: calibrate, dl1_image_to_parameters,
