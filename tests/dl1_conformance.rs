@@ -16,7 +16,7 @@ use std::path::Path;
 
 use cascade_pipeline::Edits;
 use cascade_testdata::{STEMS, Table, simtel_path};
-use cascade_tests::run_pipeline;
+use cascade_tests::{close, run_pipeline};
 
 fn run_dl1(stem: &str, output: &Path) {
     run_dl1_with(stem, output, Vec::new());
@@ -101,13 +101,6 @@ fn rows(table: &Table) -> HashMap<(i64, i64), usize> {
         .enumerate()
         .map(|(i, key)| (key, i))
         .collect()
-}
-
-fn close(reference: f64, ours: f64, abs: f64, rel: f64) -> bool {
-    if reference.is_nan() || ours.is_nan() {
-        return reference.is_nan() && ours.is_nan();
-    }
-    (reference - ours).abs() <= abs.max(rel * reference.abs())
 }
 
 #[test]

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use cascade_pipeline::Edits;
 use cascade_testdata::{Table, simtel_path};
-use cascade_tests::run_pipeline;
+use cascade_tests::{assert_dl1_pixels_close, run_pipeline};
 use parquet::file::reader::{FileReader, SerializedFileReader};
 
 fn golden_path() -> PathBuf {
@@ -38,13 +38,6 @@ fn golden_options() -> HashMap<String, String> {
             Some((name.to_string(), kv.value.clone().unwrap()))
         })
         .collect()
-}
-
-fn close(reference: f64, ours: f64) -> bool {
-    if reference.is_nan() || ours.is_nan() {
-        return reference.is_nan() && ours.is_nan();
-    }
-    (reference - ours).abs() <= 1e-3_f64.max(1e-4 * reference.abs())
 }
 
 #[test]
@@ -91,17 +84,11 @@ fn every_extractor_matches_ctapipe() {
                 ("image", &images[g], &our_images[o]),
                 ("peak_time", &times[g], &our_times[o]),
             ] {
-                assert_eq!(
-                    expected.len(),
-                    found.len(),
-                    "{config} {stem} {key:?} {column}"
+                assert_dl1_pixels_close(
+                    &format!("{config} {stem} {key:?} {column}"),
+                    expected,
+                    found,
                 );
-                for (pixel, (&e, &f)) in expected.iter().zip(found).enumerate() {
-                    assert!(
-                        close(e, f),
-                        "{config} {stem} {key:?} {column}[{pixel}]: ctapipe {e}, cascade {f}"
-                    );
-                }
             }
             checked += 1;
         }

@@ -1,5 +1,6 @@
 //! Support for the workspace integration tests next to this file (see Cargo.toml `[[test]]`):
-//! running a pipeline file of `pipelines/` with command-line edits.
+//! running a pipeline file of `pipelines/` with command-line edits, and the tolerances of the
+//! comparisons with ctapipe.
 
 use std::path::Path;
 
@@ -26,4 +27,29 @@ pub fn run_pipeline(name: &str, edits: &Edits) -> MetricsReport {
     runtime
         .block_on(compiled.run())
         .unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+/// Whether `ours` agrees with `reference` within `abs` or `rel * |reference|`, NaN exactly
+/// where the reference is NaN.
+pub fn close(reference: f64, ours: f64, abs: f64, rel: f64) -> bool {
+    if reference.is_nan() || ours.is_nan() {
+        return reference.is_nan() && ours.is_nan();
+    }
+    (reference - ours).abs() <= abs.max(rel * reference.abs())
+}
+
+/// Asserts that the per-pixel values `found` (cascade's) are those of `expected`
+/// (ctapipe's) within the DL1 tolerances of issue 4, 1e-3 absolute (p.e., ns) or 1e-4
+/// relative, naming `context` and the first pixel that is not.
+///
+/// # Panics
+/// When the lengths differ or a pixel is not [`close`].
+pub fn assert_dl1_pixels_close(context: &str, expected: &[f64], found: &[f64]) {
+    assert_eq!(expected.len(), found.len(), "{context}: number of pixels");
+    for (pixel, (&e, &f)) in expected.iter().zip(found).enumerate() {
+        assert!(
+            close(e, f, 1e-3, 1e-4),
+            "{context}[{pixel}]: ctapipe {e}, cascade {f}"
+        );
+    }
 }

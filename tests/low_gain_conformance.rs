@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use cascade_pipeline::Edits;
 use cascade_testdata::{Table, simtel_path};
-use cascade_tests::run_pipeline;
+use cascade_tests::{assert_dl1_pixels_close, run_pipeline};
 use parquet::file::reader::{FileReader, SerializedFileReader};
 
 fn golden_path() -> PathBuf {
@@ -37,13 +37,6 @@ fn golden_threshold() -> f64 {
         .find(|kv| kv.key == "gain_selector_threshold")
         .unwrap();
     entry.value.as_deref().unwrap().parse().unwrap()
-}
-
-fn close(reference: f64, ours: f64) -> bool {
-    if reference.is_nan() || ours.is_nan() {
-        return reference.is_nan() && ours.is_nan();
-    }
-    (reference - ours).abs() <= 1e-3_f64.max(1e-4 * reference.abs())
 }
 
 /// (obs_id, event_id, tel_id) of every row.
@@ -127,18 +120,11 @@ fn low_gain_selection_and_dl1_match_ctapipe() {
                     ("image", &images[g], &our_images[o]),
                     ("peak_time", &times[g], &our_times[o]),
                 ] {
-                    assert_eq!(
-                        expected.len(),
-                        found.len(),
-                        "{pipeline} {stem} {key:?} {column}"
+                    assert_dl1_pixels_close(
+                        &format!("{pipeline} {stem} {key:?} {column}"),
+                        expected,
+                        found,
                     );
-                    for (pixel, (&e, &f)) in expected.iter().zip(found).enumerate() {
-                        assert!(
-                            close(e, f),
-                            "{pipeline} {stem} {key:?} {column}[{pixel}] (gain {}): ctapipe {e}, cascade {f}",
-                            gains[g][pixel]
-                        );
-                    }
                 }
                 checked += 1;
             }
