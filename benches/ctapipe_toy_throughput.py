@@ -10,7 +10,9 @@ that ctapipe's DL1 images, masks and Hillas intensities are cascade's, and times
 way ../shared/tools/ctapipe_throughput.py does (CPU time of this process, runs of at least
 MIN_TIME s, median and best of RUNS). It writes the figures in the layout of
 ctapipe_throughput.json, as the measurements of a "file" named TOY_EVENTS, which
-`cascade bench --ctapipe` then uses for its toy scenarios.
+`cascade bench --ctapipe` then uses for its toy scenarios. Its `subarray_of` and
+`events_of` give ctapipe's view of any dump of toy events (every toy camera), for
+`ctapipe_toy_sweep.py` too.
 
 Not run in CI. Usage (a Python with ctapipe==0.28.0 and pyarrow; one core):
 
@@ -48,8 +50,17 @@ def read(path):
     return ds.dataset(str(path), format="parquet").to_table().to_pylist()
 
 
+# The toy array's readouts and size types (crates/cascade-stages/src/toy/array.rs), which
+# the instrument sink does not write: sampling rate (GHz) by camera, size by optics.
+TOY_SAMPLING_RATE_GHZ = {"ToyLSTCam": 1.0, "ToyFlashCam": 0.25, "ToyCHEC": 1.0}
+TOY_SIZE_TYPES = {"LST": "LST", "MST": "MST", "ASTRI": "SST"}
+# The toy array's reference altitude (m); its longitude and latitude do not enter.
+TOY_REFERENCE_ALTITUDE_M = 2200.0
+
+
 def subarray_of(dump):
-    """ctapipe's SubarrayDescription of the toy telescopes in the dump's instrument."""
+    """ctapipe's SubarrayDescription of the toy telescopes with events in the dump (its
+    instrument, and each telescope's samples from its R1 rows)."""
     from ctapipe.coordinates import CameraFrame
     from ctapipe.instrument import (
         CameraDescription,
@@ -65,15 +76,14 @@ def subarray_of(dump):
 
     telescopes = read(dump / "instrument" / "subarray")
     pixels = read(dump / "instrument" / "camera_geometry")
-    r1 = ds.dataset(str(dump / "r1"), format="parquet")
-    tel_ids = set(r1.to_table(columns=["tel_id"]).column("tel_id").to_pylist())
-    n_samples = r1.head(1, columns=["n_samples"]).column("n_samples")[0].as_py()
-    # cascade's toy readout (crates/cascade-stages/src/toy/mod.rs): 1 GHz, a Gaussian
-    # pulse of sigma 1.5 ns sampled every 0.1 ns as reference pulse shape
+    r1 = ds.dataset(str(dump / "r1"), format="parquet").to_table(columns=["tel_id", "n_samples"])
+    n_samples = dict(zip(r1.column("tel_id").to_pylist(), r1.column("n_samples").to_pylist()))
+    # cascade's toy reference pulse (crates/cascade-stages/src/toy/mod.rs): a Gaussian of
+    # sigma 1.5 ns sampled every 0.1 ns
     pulse = np.exp(-0.5 * ((np.arange(200) * 0.1 - 10.0) / 1.5) ** 2)
     positions, descriptions = {}, {}
     for tel in telescopes:
-        if tel["tel_id"] not in tel_ids:
+        if tel["tel_id"] not in n_samples:
             continue
         camera_pixels = [p for p in pixels if p["camera_name"] == tel["camera_name"]]
         focal_length = tel["equivalent_focal_length"] * u.m
@@ -90,16 +100,16 @@ def subarray_of(dump):
         )
         readout = CameraReadout(
             name=tel["camera_name"],
-            sampling_rate=1.0 * u.GHz,
+            sampling_rate=TOY_SAMPLING_RATE_GHZ[tel["camera_name"]] * u.GHz,
             reference_pulse_shape=pulse[np.newaxis],
             reference_pulse_sample_width=0.1 * u.ns,
             n_channels=1,
             n_pixels=len(camera_pixels),
-            n_samples=n_samples,
+            n_samples=n_samples[tel["tel_id"]],
         )
         optics = OpticsDescription(
             name=tel["optics_name"],
-            size_type=SizeType.LST,
+            size_type=SizeType[TOY_SIZE_TYPES[tel["optics_name"]]],
             n_mirrors=1,
             equivalent_focal_length=focal_length,
             effective_focal_length=focal_length,
@@ -110,13 +120,13 @@ def subarray_of(dump):
         camera = CameraDescription(tel["camera_name"], geometry, readout)
         descriptions[tel["tel_id"]] = TelescopeDescription(tel["optics_name"], optics, camera)
         positions[tel["tel_id"]] = [tel["pos_x"], tel["pos_y"], tel["pos_z"]] * u.m
-    return SubarrayDescription(
-        "cascade toy", positions, descriptions, EarthLocation(lon=-17.89, lat=28.76, height=2200)
-    )
+    location = EarthLocation(lon=-17.89 * u.deg, lat=28.76 * u.deg, height=TOY_REFERENCE_ALTITUDE_M * u.m)
+    return SubarrayDescription("cascade toy", positions, descriptions, location)
 
 
 def events_of(dump, subarray):
-    """ctapipe's ArrayEventContainers of the dump's R1 waveforms, in the bench's order."""
+    """ctapipe's ArrayEventContainers of the dump's R1 waveforms and pointings, in the
+    bench's order."""
     from ctapipe.containers import (
         ArrayEventContainer,
         CameraCalibrationContainer,
@@ -131,6 +141,8 @@ def events_of(dump, subarray):
             event = ArrayEventContainer()
             event.index.obs_id, event.index.event_id = key
             event.trigger.tels_with_trigger = np.array(row["tels_with_trigger"])
+            event.monitoring.pointing.array_altitude = row["array_pointing_alt"] * u.deg
+            event.monitoring.pointing.array_azimuth = row["array_pointing_az"] * u.deg
             events[key] = event
         n_pixels = subarray.tel[row["tel_id"]].camera.geometry.n_pixels
         if "waveform_scale" in row:
@@ -150,6 +162,9 @@ def events_of(dump, subarray):
         events[key].monitoring.tel[row["tel_id"]].camera.coefficients = (
             CameraCalibrationContainer(outlier_mask=np.zeros((1, n_pixels), dtype=bool))
         )
+        pointing = events[key].monitoring.tel[row["tel_id"]].pointing
+        pointing.altitude = row["pointing_alt"] * u.deg
+        pointing.azimuth = row["pointing_az"] * u.deg
     return list(events.values())
 
 
