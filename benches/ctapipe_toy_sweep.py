@@ -7,8 +7,8 @@ cascade and the same R1 waveforms through ctapipe, and compares:
 
 1. every extractor configuration of tests/golden/make_extractors_golden.py: DL1 image and
    peak time;
-2. every image cleaner (`image_cleaner_type`): masks exactly, and every ImageProcessor
-   parameter; the timing parameters where ctapipe's randomised fit gives the same result
+2. every image cleaner (`image_cleaner_type`), after the default extractor: DL1 image and
+   peak time, masks exactly, and every ImageProcessor parameter; the timing parameters where ctapipe's randomised fit gives the same result
    with 8 seeds (as ../shared/tools/ctapipe_reference.py decides it) and the image has
    more than 3 pixels (see crates/cascade-image/src/params/timing.rs);
 3. stereo reconstruction (ShowerProcessor, HillasReconstructor): validity, telescopes,
@@ -198,6 +198,9 @@ def compare_cleaner(output, cleaner):
         processor(event)
         for tel_id, dl1 in event.dl1.tel.items():
             key, n = (event.index.event_id, tel_id), n + 1
+            for column in ("image", "peak_time"):
+                if not close(images[key][column], getattr(dl1, column), atol=1e-3):
+                    found.add(column, key)
             if not np.array_equal(images[key]["image_mask"], dl1.image_mask):
                 found.add("image_mask", key)
             ours = parameters[key]
