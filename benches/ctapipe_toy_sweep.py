@@ -21,7 +21,7 @@ needs ctapipe); the toy events change with the toy source, so this is a sweep, n
 golden. Usage (a Python with ctapipe==0.28.0 and pyarrow):
 
     cargo build --release
-    python benches/ctapipe_toy_sweep.py [--cascade target/release/cascade] [--events 150]
+    python benches/ctapipe_toy_sweep.py [--cascade target/release/cascade] [--events 150] [--uint16]
 """
 
 import argparse
@@ -266,7 +266,14 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cascade", default=str(PROJECT / "target/release/cascade"))
     parser.add_argument("--events", type=int, default=150, help="toy array events")
+    parser.add_argument(
+        "--uint16",
+        action="store_true",
+        help="R1 as CTAO's camera stream stores it (uint16 with a scale and an offset; "
+        "ctapipe gets the float32 values as ctapipe_io_zfits converts them)",
+    )
     args = parser.parse_args()
+    encoding = ['sources.events.r1_encoding = "uint16"'] if args.uint16 else []
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
         pipeline = scratch / "sweep.toml"
@@ -274,12 +281,14 @@ def main():
         agree = True
         for config, (extractor, options) in CONFIGS.items():
             output = scratch / config
+            extractor_option = cascade_option(extractor, options)
             run_cascade(args.cascade, pipeline, output,
-                        [f"stages.calibrate.image_extractor = {cascade_option(extractor, options)}"])
+                        [f"stages.calibrate.image_extractor = {extractor_option}", *encoding])
             agree &= compare_extractor(output, config)
         for cleaner in CLEANERS:
             output = scratch / cleaner
-            run_cascade(args.cascade, pipeline, output, [f'stages.clean.image_cleaner_type = "{cleaner}"'])
+            run_cascade(args.cascade, pipeline, output,
+                        [f'stages.clean.image_cleaner_type = "{cleaner}"', *encoding])
             agree &= compare_cleaner(output, cleaner)
             if cleaner == "TailcutsImageCleaner":
                 agree &= compare_stereo(output)
