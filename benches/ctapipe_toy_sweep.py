@@ -14,6 +14,12 @@ cascade and the same R1 waveforms through ctapipe, and compares:
 3. stereo reconstruction (ShowerProcessor, HillasReconstructor): validity, telescopes,
    direction, core, h_max and per-telescope impact distances.
 
+With `--shared` it also runs every extractor configuration and cleaner on every event of
+the shared sim_telarray files (../shared/data/simtel, but the 40,000-pixel one, on which
+ctapipe needs ~14 GB) through `pipelines/ctapipe_dl1.toml` and ctapipe's default chain
+(`SimTelEventSource`, `EventTypeFilter`, `SoftwareTrigger`), comparing DL1 images, peak
+times and masks: real waveforms, whose discrete levels make ties frequent.
+
 Tolerances are the conformance tests': 1e-3 absolute or 1e-4 relative for images and
 peak times; 1e-6 absolute (deg, m) or 1e-4 relative for parameters. Prints every kind of
 disagreement with its first cases and exits with 1 if there is any. Not run in CI (it
@@ -21,10 +27,12 @@ needs ctapipe); the toy events change with the toy source, so this is a sweep, n
 golden. Usage (a Python with ctapipe==0.28.0 and pyarrow):
 
     cargo build --release
-    python benches/ctapipe_toy_sweep.py [--cascade target/release/cascade] [--events 150] [--uint16]
+    python benches/ctapipe_toy_sweep.py [--cascade target/release/cascade] [--events 150] \
+        [--uint16] [--shared]
 """
 
 import argparse
+import os
 import subprocess
 import sys
 import tempfile
@@ -262,6 +270,46 @@ def compare_stereo(output):
     return found.report("stereo (HillasReconstructor)", n)
 
 
+def compare_shared_file(cascade, path, output, config, ctapipe_config, sets):
+    """One shared file through `pipelines/ctapipe_dl1.toml` with `sets` and through ctapipe's
+    default chain with `ctapipe_config`: DL1 images, peak times and masks."""
+    from ctapipe.calib import CameraCalibrator
+    from ctapipe.image import ImageProcessor
+    from ctapipe.instrument import SoftwareTrigger
+    from ctapipe.io import SimTelEventSource
+    from ctapipe.utils import EventTypeFilter
+
+    command = [cascade, "run", str(PROJECT / "pipelines/ctapipe_dl1.toml"), "--input", str(path),
+               "--output", str(output), "--quiet"]
+    for edit in sets:
+        command += ["--set", edit]
+    subprocess.run(command, check=True)
+    images = by_key(read(output / "dl1_images"))
+    found, n = Disagreements(), 0
+    with SimTelEventSource(path, focal_length_choice="EQUIVALENT") as source:
+        subarray = source.subarray
+        selections = [EventTypeFilter(), SoftwareTrigger(subarray=subarray)]
+        calibrator = CameraCalibrator(subarray=subarray, config=ctapipe_config)
+        processor = ImageProcessor(subarray=subarray, config=ctapipe_config)
+        for event in source:
+            if not all(selection(event) for selection in selections):
+                continue
+            calibrator(event)
+            processor(event)
+            for tel_id, dl1 in event.dl1.tel.items():
+                key, n = (event.index.event_id, tel_id), n + 1
+                row = images.get(key)
+                if row is None:
+                    found.add("missing", key)
+                    continue
+                for column in ("image", "peak_time"):
+                    if not close(row[column], getattr(dl1, column), atol=1e-3):
+                        found.add(column, key)
+                if not np.array_equal(row["image_mask"], dl1.image_mask):
+                    found.add("image_mask", key)
+    return found.report(f"{path.name} {config}", n)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cascade", default=str(PROJECT / "target/release/cascade"))
@@ -272,6 +320,7 @@ def main():
         help="R1 as CTAO's camera stream stores it (uint16 with a scale and an offset; "
         "ctapipe gets the float32 values as ctapipe_io_zfits converts them)",
     )
+    parser.add_argument("--shared", action="store_true", help="also the shared sim_telarray files")
     args = parser.parse_args()
     encoding = ['sources.events.r1_encoding = "uint16"'] if args.uint16 else []
     with tempfile.TemporaryDirectory() as scratch:
@@ -292,6 +341,23 @@ def main():
             agree &= compare_cleaner(output, cleaner)
             if cleaner == "TailcutsImageCleaner":
                 agree &= compare_stereo(output)
+        if args.shared:
+            runs = [
+                (config, Config({"CameraCalibrator": {"image_extractor_type": extractor}, extractor: options}),
+                 [f"stages.calibrate.image_extractor = {cascade_option(extractor, options)}"])
+                for config, (extractor, options) in CONFIGS.items()
+            ] + [
+                (cleaner, Config({"ImageProcessor": {"image_cleaner_type": cleaner}}),
+                 [f'stages.clean.image_cleaner_type = "{cleaner}"'])
+                for cleaner in CLEANERS
+            ]
+            shared = Path(os.environ.get("CASCADE_SHARED_DATA", PROJECT.parent / "shared" / "data"))
+            for path in sorted((shared / "simtel").glob("*.simtel.*")):
+                if "40k" in path.name:
+                    continue
+                for config, ctapipe_config, sets in runs:
+                    output = scratch / path.name / config
+                    agree &= compare_shared_file(args.cascade, path, output, config, ctapipe_config, sets)
     sys.exit(0 if agree else 1)
 
 
