@@ -31,7 +31,9 @@
 //! shared reference does) agrees too on every seed-stable fit but 6 of 305, all of
 //! images of 3 pixels: there the trimmed subset is 2 points, every pair fits exactly, and
 //! which pair ctapipe keeps depends on how its arithmetic rounds the zero residual sums
-//! (`0` against `1e-30`), which cascade's closed-form sums do not reproduce.
+//! (`0` against `1e-30`), which cascade's closed-form sums do not reproduce. Beyond 3
+//! pixels `benches/ctapipe_toy_sweep.py` finds no disagreement either, on 828 to 1097
+//! seed-stable fits per image cleaner over 1000 toy array events of every toy camera.
 //!
 //! # Cost
 //!
