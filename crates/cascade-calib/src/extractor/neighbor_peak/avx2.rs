@@ -85,14 +85,8 @@ pub(super) fn certified_peaks(
     let mut upcoming = std::mem::take(upcoming);
     let n_vectors = n_samples.div_ceil(LANES);
     for tile in &layout.tiles {
-        for &group in &layout.groups[tile.groups.clone()] {
-            let members = &layout.pixels[group.first_pixel..group.first_pixel + group.n];
-            let rows = &layout.rows[group.first_row..group.first_row + group.n * group.n_neighbors];
-            let group = Members {
-                pixels: members,
-                rows,
-                n_neighbors: group.n_neighbors,
-            };
+        for group in &layout.groups[tile.groups.clone()] {
+            let group = layout.members(group);
             // Pixels without neighbours (rare) and waveforms of more than 64 samples take
             // the general loop.
             let unrolled = (group.n_neighbors > 0).then_some(n_vectors);

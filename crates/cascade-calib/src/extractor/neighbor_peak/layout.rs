@@ -96,6 +96,15 @@ pub(super) struct Group {
 }
 
 impl Layout {
+    /// The pixels of `group` (one of `groups`) and their neighbours' rows.
+    pub(super) fn members(&self, group: &Group) -> Members<'_> {
+        Members {
+            pixels: &self.pixels[group.first_pixel..group.first_pixel + group.n],
+            rows: &self.rows[group.first_row..group.first_row + group.n * group.n_neighbors],
+            n_neighbors: group.n_neighbors,
+        }
+    }
+
     /// Whether this is the layout of `event` with `n_pixels` pixels.
     fn is_of<S: ?Sized>(&self, event: &Event<'_, S>, n_pixels: usize) -> bool {
         self.key == Some((event.neighbors.id(), event.n_samples, n_pixels))

@@ -65,15 +65,8 @@ pub(super) fn certified_quantized_peaks(
     };
     let mut upcoming = std::mem::take(upcoming);
     for tile in &layout.tiles {
-        for &group in &layout.groups[tile.groups.clone()] {
-            let members = &layout.pixels[group.first_pixel..group.first_pixel + group.n];
-            let group_rows =
-                &layout.rows[group.first_row..group.first_row + group.n * group.n_neighbors];
-            let group = Members {
-                pixels: members,
-                rows: group_rows,
-                n_neighbors: group.n_neighbors,
-            };
+        for group in &layout.groups[tile.groups.clone()] {
+            let group = layout.members(group);
             // Checked above for the largest number of neighbours, so it exists.
             let margin =
                 quantized_margin(group.n_neighbors, quantized.scale, magnitude).unwrap_or(u16::MAX);
@@ -87,7 +80,7 @@ pub(super) fn certified_quantized_peaks(
                 _ if group.n_neighbors == 0 => {
                     // ctapipe's sum is `waveform * 0`, zero (of either sign) at every
                     // sample: the first maximum is sample 0.
-                    for &pixel in members {
+                    for &pixel in group.pixels {
                         peaks[pixel as usize] = 0;
                     }
                 }
