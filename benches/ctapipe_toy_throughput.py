@@ -6,7 +6,8 @@ Without them, `cascade bench` compares its toy events with ctapipe measured on l
 whose muon rings are larger images than the toy gamma rays. This script runs ctapipe's
 CameraCalibrator and ImageProcessor (defaults, no true images, like
 `b_ImageProcessor_no_true_image`) on the very events the bench replays, after checking
-that ctapipe's DL1 images, masks and Hillas intensities are cascade's, and times them the
+that ctapipe's DL1 images, masks and Hillas intensities are cascade's, and times them (and
+the two numba-compiled functions of CameraCalibrator's default extractor alone) the
 way ../shared/tools/ctapipe_throughput.py does (CPU time of this process, runs of at least
 MIN_TIME s, median and best of RUNS). It writes the figures in the layout of
 ctapipe_throughput.json, as the measurements of a "file" named TOY_EVENTS, which
@@ -209,6 +210,27 @@ def timed_runs(func, n_items):
     }
 
 
+def numba_kernels(events, subarray):
+    """The two numba-compiled functions that CameraCalibrator's default extractor
+    (NeighborPeakWindowSum) calls per telescope event, alone on the same waveforms: how
+    much of ctapipe's calibration is compiled code already."""
+    from ctapipe.image.extractor import extract_around_peak, neighbor_average_maximum
+
+    inputs = []
+    for event in events:
+        for tel_id, r1 in event.r1.tel.items():
+            neighbors = subarray.tel[tel_id].camera.geometry.neighbor_matrix_sparse
+            broken = np.zeros((1, r1.waveform.shape[1]), dtype=bool)
+            inputs.append((r1.waveform, neighbors.indices, neighbors.indptr, broken))
+
+    def run():
+        for waveform, indices, indptr, broken in inputs:
+            peak = neighbor_average_maximum(waveform, indices, indptr, 0, broken)
+            extract_around_peak(waveform, peak, 7, 3, 1.0)
+
+    return run
+
+
 def main(dump, output):
     import ctapipe
     import numba
@@ -245,6 +267,7 @@ def main(dump, output):
         "a_CameraCalibrator": timed_runs(calibrate, n_tel),
         "b_ImageProcessor_no_true_image": timed_runs(parametrise, n_tel),
         "ab_chain": timed_runs(chain, n_tel),
+        "c_numba_kernels_of_CameraCalibrator": timed_runs(numba_kernels(events, subarray), n_tel),
     }
     lscpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
     result = {
