@@ -210,23 +210,30 @@ def timed_runs(func, n_items):
     }
 
 
-def numba_kernels(events, subarray):
-    """The two numba-compiled functions that CameraCalibrator's default extractor
-    (NeighborPeakWindowSum) calls per telescope event, alone on the same waveforms: how
-    much of ctapipe's calibration is compiled code already."""
+def numba_kernels(events, subarray, calibrator):
+    """The two numba-compiled functions that the calibrator's extractor
+    (NeighborPeakWindowSum, the default) calls per telescope event, alone on the same
+    waveforms with its options: how much of ctapipe's calibration is compiled code."""
     from ctapipe.image.extractor import extract_around_peak, neighbor_average_maximum
 
+    extractor = calibrator.image_extractors["NeighborPeakWindowSum"]
     inputs = []
     for event in events:
         for tel_id, r1 in event.r1.tel.items():
             neighbors = subarray.tel[tel_id].camera.geometry.neighbor_matrix_sparse
             broken = np.zeros((1, r1.waveform.shape[1]), dtype=bool)
-            inputs.append((r1.waveform, neighbors.indices, neighbors.indptr, broken))
+            options = (
+                extractor.local_weight.tel[tel_id],
+                extractor.window_width.tel[tel_id],
+                extractor.window_shift.tel[tel_id],
+                extractor.sampling_rate_ghz[tel_id],
+            )
+            inputs.append((r1.waveform, neighbors.indices, neighbors.indptr, broken, options))
 
     def run():
-        for waveform, indices, indptr, broken in inputs:
-            peak = neighbor_average_maximum(waveform, indices, indptr, 0, broken)
-            extract_around_peak(waveform, peak, 7, 3, 1.0)
+        for waveform, indices, indptr, broken, (weight, width, shift, rate) in inputs:
+            peak = neighbor_average_maximum(waveform, indices, indptr, weight, broken)
+            extract_around_peak(waveform, peak, width, shift, rate)
 
     return run
 
@@ -267,7 +274,9 @@ def main(dump, output):
         "a_CameraCalibrator": timed_runs(calibrate, n_tel),
         "b_ImageProcessor_no_true_image": timed_runs(parametrise, n_tel),
         "ab_chain": timed_runs(chain, n_tel),
-        "c_numba_kernels_of_CameraCalibrator": timed_runs(numba_kernels(events, subarray), n_tel),
+        "c_numba_kernels_of_CameraCalibrator": timed_runs(
+            numba_kernels(events, subarray, calibrator), n_tel
+        ),
     }
     lscpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
     result = {
