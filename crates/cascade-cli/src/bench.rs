@@ -40,12 +40,23 @@
 //! timed runs, like ctapipe's CameraCalibrator, whose figures start from the R1 its event
 //! source made; the `r0_to_*` scenarios also time gain selection, pedestal subtraction and
 //! dc-to-pe (compared with the same ctapipe figures, so their ratios are conservative).
+//!
+//! Under each scenario whose first stage reads every value of an input column (the R1
+//! waveforms, the DL1 image) is the least time per row that any implementation needs
+//! here: reading those values once, timed on the very buffers the runs replay
+//! ([`InputFloor`]), and the ratio to ctapipe that this alone allows. The toy R1 of the
+//! default 400 array events is 186 MB, more than a CPU's caches usually hold, so that
+//! floor is the time for the waveforms to arrive from memory, as in a pipeline that
+//! streams them from files or the network.
 
+use std::ops::Range;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
+use arrow::array::ArrayData;
+use arrow::buffer::Buffer;
 use arrow::record_batch::RecordBatch;
 use cascade_pipeline::{Edits, LoadedPipeline, load_pipeline};
 use cascade_runtime::{MemorySource, MetricsReport, PipelineGraph, RunOptions};
@@ -179,13 +190,14 @@ pub fn bench(options: &BenchOptions) -> anyhow::Result<()> {
     let mut results = Vec::new();
     for scenario in selected {
         let batches = runtime.block_on(inputs.get(scenario.input, &chain, options))?;
+        let floor = InputFloor::measure(scenario.reads_in_full, &batches)?;
         let result = runtime
             .block_on(measure(scenario, batches, &chain, options))
             .with_context(|| format!("scenario {} failed", scenario.name))?;
         let ctapipe_figure = ctapipe
             .as_ref()
             .and_then(|c| c.rate(scenario.ctapipe, file_name.as_deref()));
-        results.push(BenchResult::new(scenario, result, ctapipe_figure));
+        results.push(BenchResult::new(scenario, result, ctapipe_figure, floor));
     }
     print_results(&results);
     if let Some(file) = &options.json {
@@ -212,6 +224,11 @@ struct Scenario {
     /// Counted rows: telescope events, or array events (rows of the stereo output).
     unit: &'static str,
     ctapipe: CtapipeFigure,
+    /// The input columns whose every value the first stage reads (see [`InputFloor`]):
+    /// every sample of the R1 waveforms for the default extractor's neighbour sums, every
+    /// pixel of the image for tail cuts. None for R0 (the gain selector reads the low gain
+    /// only where it selects it) and for the stereo join.
+    reads_in_full: &'static [&'static str],
 }
 
 const SCENARIOS: &[Scenario] = &[
@@ -221,6 +238,7 @@ const SCENARIOS: &[Scenario] = &[
         stages: &["calibrate"],
         unit: "tel_event",
         ctapipe: CtapipeFigure::Calibrator,
+        reads_in_full: &["waveform"],
     },
     Scenario {
         name: "dl1_image_to_parameters",
@@ -228,6 +246,7 @@ const SCENARIOS: &[Scenario] = &[
         stages: &["clean", "parameters"],
         unit: "tel_event",
         ctapipe: CtapipeFigure::ImageProcessor,
+        reads_in_full: &["image"],
     },
     Scenario {
         name: "r1_to_dl1_parameters",
@@ -235,6 +254,7 @@ const SCENARIOS: &[Scenario] = &[
         stages: &["calibrate", "clean", "parameters"],
         unit: "tel_event",
         ctapipe: CtapipeFigure::CalibratorAndImageProcessor,
+        reads_in_full: &["waveform"],
     },
     Scenario {
         name: "calibrate_quantized",
@@ -242,6 +262,7 @@ const SCENARIOS: &[Scenario] = &[
         stages: &["calibrate"],
         unit: "tel_event",
         ctapipe: CtapipeFigure::Calibrator,
+        reads_in_full: &["waveform"],
     },
     Scenario {
         name: "r1_quantized_to_dl1_parameters",
@@ -249,6 +270,7 @@ const SCENARIOS: &[Scenario] = &[
         stages: &["calibrate", "clean", "parameters"],
         unit: "tel_event",
         ctapipe: CtapipeFigure::CalibratorAndImageProcessor,
+        reads_in_full: &["waveform"],
     },
     Scenario {
         name: "r0_to_dl1_image",
@@ -256,6 +278,7 @@ const SCENARIOS: &[Scenario] = &[
         stages: &["calibrate"],
         unit: "tel_event",
         ctapipe: CtapipeFigure::Calibrator,
+        reads_in_full: &[],
     },
     Scenario {
         name: "r0_to_dl1_parameters",
@@ -263,6 +286,7 @@ const SCENARIOS: &[Scenario] = &[
         stages: &["calibrate", "clean", "parameters"],
         unit: "tel_event",
         ctapipe: CtapipeFigure::CalibratorAndImageProcessor,
+        reads_in_full: &[],
     },
     Scenario {
         name: "join_stereo",
@@ -270,6 +294,7 @@ const SCENARIOS: &[Scenario] = &[
         stages: &["stereo"],
         unit: "array_event",
         ctapipe: CtapipeFigure::ShowerProcessor,
+        reads_in_full: &[],
     },
 ];
 
@@ -593,10 +618,20 @@ struct BenchResult {
     /// The events of ctapipe's figure: a file name, or [`TOY_EVENTS`].
     ctapipe_events: Option<String>,
     ratio_cpu_median: Option<f64>,
+    /// The least time per row of any implementation that reads this input.
+    input_floor: Option<InputFloor>,
+    /// The ratio to ctapipe that reading the input alone allows: ctapipe's time per row
+    /// over [`InputFloor::read_us_per_row`].
+    ratio_allowed_by_input: Option<f64>,
 }
 
 impl BenchResult {
-    fn new(scenario: &Scenario, m: Measurement, ctapipe: Option<(f64, &str)>) -> Self {
+    fn new(
+        scenario: &Scenario,
+        m: Measurement,
+        ctapipe: Option<(f64, &str)>,
+        input_floor: Option<InputFloor>,
+    ) -> Self {
         let ctapipe_rate = ctapipe.map(|(rate, _)| rate);
         let rows = m.rows_per_run as f64;
         let rates = |seconds: &[f64]| {
@@ -624,6 +659,11 @@ impl BenchResult {
             ctapipe_rate_cpu_median: ctapipe_rate,
             ctapipe_events: ctapipe.map(|(_, events)| events.to_string()),
             ratio_cpu_median: ctapipe_rate.map(|c| rate_cpu_median / c),
+            ratio_allowed_by_input: input_floor
+                .as_ref()
+                .zip(ctapipe_rate)
+                .map(|(floor, c)| 1e6 / (floor.read_us_per_row * c)),
+            input_floor,
         }
     }
 }
@@ -663,6 +703,20 @@ fn print_results(results: &[BenchResult]) {
         for (stage, us) in &r.stage_busy_us_per_row {
             outln!("    {stage:<20} {us:>10.1} µs busy per {}", r.unit);
         }
+        if let Some(floor) = &r.input_floor {
+            let allowed = r.ratio_allowed_by_input.map_or(String::new(), |ratio| {
+                format!(": at most {ratio:.0}x ctapipe")
+            });
+            outln!(
+                "    {:<20} {:>10.1} µs per {} to read {:.1} kB of {} at {:.1} GB/s{allowed}",
+                "input",
+                floor.read_us_per_row,
+                r.unit,
+                floor.bytes_per_row / 1e3,
+                floor.columns.join(", "),
+                floor.read_gb_per_s,
+            );
+        }
     }
     let mut sources: Vec<&str> = results
         .iter()
@@ -678,6 +732,94 @@ fn print_results(results: &[BenchResult]) {
             .collect();
         outln!("ctapipe measured on {events}: {}", scenarios.join(", "));
     }
+}
+
+/// The least time per row that any implementation of a scenario needs on this machine:
+/// reading, once per pass, the input columns whose every value its first stage reads
+/// ([`Scenario::reads_in_full`]), as fast as this thread reads those very buffers, replayed
+/// as the timed runs replay them (from memory for inputs larger than the caches, as the
+/// toy R1 waveforms of the default 400 array events: 186 MB).
+#[derive(Debug, Serialize)]
+struct InputFloor {
+    /// The columns read in full.
+    columns: Vec<&'static str>,
+    /// Bytes of their values per row.
+    bytes_per_row: f64,
+    /// How fast this thread reads them (GB/s): the best of [`READ_PASSES`] passes.
+    read_gb_per_s: f64,
+    /// Reading them once (µs per row).
+    read_us_per_row: f64,
+}
+
+/// Passes over the input that [`InputFloor::measure`] times.
+const READ_PASSES: usize = 10;
+
+impl InputFloor {
+    /// Times reading the values of `columns` of `batches` (their primitive values, not
+    /// their validity or offsets); `None` when there are none.
+    fn measure(
+        columns: &'static [&'static str],
+        batches: &[RecordBatch],
+    ) -> anyhow::Result<Option<Self>> {
+        let mut values = Vec::new();
+        let mut rows = 0;
+        for batch in batches {
+            rows += batch.num_rows();
+            for &name in columns {
+                let column = batch
+                    .column_by_name(name)
+                    .with_context(|| format!("the benchmark input has no column `{name}`"))?;
+                collect_values(&column.to_data(), &mut values);
+            }
+        }
+        let bytes: usize = values.iter().map(|(_, range)| range.len()).sum();
+        if bytes == 0 || rows == 0 {
+            return Ok(None);
+        }
+        let bytes_per_second = bytes as f64 / best_read_seconds(&values);
+        let bytes_per_row = bytes as f64 / rows as f64;
+        Ok(Some(Self {
+            columns: columns.to_vec(),
+            bytes_per_row,
+            read_gb_per_s: bytes_per_second / 1e9,
+            read_us_per_row: bytes_per_row / bytes_per_second * 1e6,
+        }))
+    }
+}
+
+/// The primitive values of `data` and of its children: each buffer with the byte range
+/// of its values.
+fn collect_values(data: &ArrayData, values: &mut Vec<(Buffer, Range<usize>)>) {
+    if let (Some(width), Some(buffer)) =
+        (data.data_type().primitive_width(), data.buffers().first())
+    {
+        let range = data.offset() * width..(data.offset() + data.len()) * width;
+        if range.end <= buffer.len() {
+            values.push((buffer.clone(), range));
+        }
+    }
+    for child in data.child_data() {
+        collect_values(child, values);
+    }
+}
+
+/// The shortest of [`READ_PASSES`] passes that read every byte of `values` (s).
+fn best_read_seconds(values: &[(Buffer, Range<usize>)]) -> f64 {
+    (0..READ_PASSES)
+        .map(|_| {
+            let started = Instant::now();
+            let folded = values.iter().fold(0u64, |folded, (buffer, range)| {
+                let (words, rest) = buffer.as_slice()[range.clone()].as_chunks::<8>();
+                let words = words
+                    .iter()
+                    .fold(folded, |xor, word| xor ^ u64::from_ne_bytes(*word));
+                rest.iter().fold(words, |xor, &byte| xor ^ u64::from(byte))
+            });
+            std::hint::black_box(folded);
+            started.elapsed().as_secs_f64()
+        })
+        .fold(f64::INFINITY, f64::min)
+        .max(1e-9)
 }
 
 /// Which of ctapipe's measured figures a scenario compares with.

@@ -111,8 +111,8 @@ enum Command {
         #[arg(long)]
         markdown: bool,
     },
-    /// Measure events/s per core of the main stages on toy events held in memory, and
-    /// compare with ctapipe's measured throughput.
+    /// Measure events/s per core of the main stages on toy events held in memory, compare
+    /// with ctapipe's measured throughput, and show how long reading the input alone takes.
     Bench {
         /// Rayon worker threads (1 gives per-core figures).
         #[arg(long, default_value_t = 1)]

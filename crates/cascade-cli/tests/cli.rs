@@ -169,6 +169,17 @@ fn bench_measures_every_event_it_replays_and_compares_with_ctapipe() {
         .map(|stage| stage[0].as_str().unwrap())
         .collect();
     assert_eq!(stages, ["clean", "parameters"]);
+    // Tail cuts read every pixel of the image: 1855 f32 per LST-like telescope event.
+    let floor = &result["input_floor"];
+    assert_eq!(floor["columns"], serde_json::json!(["image"]));
+    assert_eq!(floor["bytes_per_row"].as_f64(), Some(1855.0 * 4.0));
+    let read_us = floor["read_us_per_row"].as_f64().unwrap();
+    let read_gb_per_s = floor["read_gb_per_s"].as_f64().unwrap();
+    assert!(read_us > 0.0 && read_gb_per_s > 0.0, "{floor}");
+    assert!((read_us * read_gb_per_s * 1e3 - 1855.0 * 4.0).abs() < 1e-6 * 1855.0 * 4.0);
+    let allowed = result["ratio_allowed_by_input"].as_f64().unwrap();
+    assert!((allowed - 1e6 / (read_us * ctapipe_rate)).abs() < 1e-9 * allowed);
+    assert!(stdout.contains("kB of image at"), "{stdout}");
 }
 
 #[test]
@@ -203,6 +214,13 @@ fn bench_replays_the_events_of_a_file_and_compares_with_ctapipe_on_that_file() {
         .map(|r| r["scenario"].as_str().unwrap())
         .collect();
     assert_eq!(scenarios, ["r1_to_dl1_parameters", "r0_to_dl1_parameters"]);
+    // The floor of reading the input: for the R1 waveforms, none for R0 (the gain
+    // selector reads the low gain only where it selects it).
+    assert_eq!(
+        results[0]["input_floor"]["columns"],
+        serde_json::json!(["waveform"])
+    );
+    assert!(results[1]["input_floor"].is_null());
     // The R1 scenario replays the R1 the r0_to_r1 stage made, the R0 one the file's R0.
     for input in ["R1Waveforms", "R0Waveforms"] {
         assert!(stderr.contains(&format!("prepared {input}: ")), "{stderr}");
@@ -262,6 +280,18 @@ fn bench_replays_toy_events_stored_as_ctaos_r1_stream() {
     assert_eq!(rows[0].0, "r1_to_dl1_parameters");
     assert_eq!(rows[1].0, "r1_quantized_to_dl1_parameters");
     assert!(rows[0].1 >= 6 && rows[0].1 == rows[1].1, "{rows:?}");
+    // Both read every sample of the waveforms: 1855 pixels x 30 samples, as f32 and as
+    // uint16; without ctapipe's figures, no allowed ratio.
+    let floor_bytes: Vec<Option<f64>> = results
+        .iter()
+        .map(|r| r["input_floor"]["bytes_per_row"].as_f64())
+        .collect();
+    assert_eq!(floor_bytes, [Some(222_600.0), Some(111_300.0)]);
+    assert!(
+        results
+            .iter()
+            .all(|r| r["ratio_allowed_by_input"].is_null())
+    );
 
     let file = simtel_path("lst_muons");
     let (ok, _, stderr) = cascade(&[
