@@ -15,8 +15,7 @@ use std::path::{Path, PathBuf};
 
 use cascade_pipeline::Edits;
 use cascade_testdata::{Table, simtel_path};
-use cascade_tests::{assert_dl1_pixels_close, run_pipeline};
-use parquet::file::reader::{FileReader, SerializedFileReader};
+use cascade_tests::{assert_dl1_image_close, parquet_metadata, rows_by_tel_event, run_pipeline};
 
 fn golden_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("golden/extractors.parquet")
@@ -24,19 +23,9 @@ fn golden_path() -> PathBuf {
 
 /// Configuration name -> cascade's `image_extractor` option, from the golden's metadata.
 fn golden_options() -> HashMap<String, String> {
-    let file = std::fs::File::open(golden_path()).unwrap();
-    let reader = SerializedFileReader::new(file).unwrap();
-    let metadata = reader
-        .metadata()
-        .file_metadata()
-        .key_value_metadata()
-        .unwrap();
-    metadata
-        .iter()
-        .filter_map(|kv| {
-            let name = kv.key.strip_prefix("cascade_")?;
-            Some((name.to_string(), kv.value.clone().unwrap()))
-        })
+    parquet_metadata(&golden_path())
+        .into_iter()
+        .filter_map(|(key, value)| Some((key.strip_prefix("cascade_")?.to_string(), value)))
         .collect()
 }
 
@@ -69,27 +58,18 @@ fn every_extractor_matches_ctapipe() {
         };
         run_pipeline("ctapipe_dl1.toml", &edits);
         let ours = Table::read(&output.path().join("dl1_images/part-00000.parquet"));
-        let (our_obs, our_events, our_tels) =
-            (ours.i64("obs_id"), ours.i64("event_id"), ours.i64("tel_id"));
-        let our_rows: HashMap<_, _> = (0..ours.n_rows())
-            .map(|i| ((our_obs[i], our_events[i], our_tels[i]), i))
-            .collect();
+        let our_rows = rows_by_tel_event(&ours);
         let (our_images, our_times) = (ours.list_f64("image"), ours.list_f64("peak_time"));
         for g in (0..golden.n_rows()).filter(|&g| configs[g] == *config && files[g] == *stem) {
             let key = (obs[g], events[g], tels[g]);
             let o = *our_rows.get(&key).unwrap_or_else(|| {
                 panic!("{config} {stem} {key:?}: no such telescope event from cascade")
             });
-            for (column, expected, found) in [
-                ("image", &images[g], &our_images[o]),
-                ("peak_time", &times[g], &our_times[o]),
-            ] {
-                assert_dl1_pixels_close(
-                    &format!("{config} {stem} {key:?} {column}"),
-                    expected,
-                    found,
-                );
-            }
+            assert_dl1_image_close(
+                &format!("{config} {stem} {key:?}"),
+                (&images[g], &times[g]),
+                (&our_images[o], &our_times[o]),
+            );
             checked += 1;
         }
     }

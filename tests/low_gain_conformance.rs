@@ -11,13 +11,12 @@
 //! `r0_to_r1` stage selects the gains and `calibrate` starts from its R1.
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use cascade_pipeline::Edits;
 use cascade_testdata::{Table, simtel_path};
-use cascade_tests::{assert_dl1_pixels_close, run_pipeline};
-use parquet::file::reader::{FileReader, SerializedFileReader};
+use cascade_tests::{assert_dl1_image_close, parquet_metadata, rows_by_tel_event, run_pipeline};
 
 fn golden_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("golden/low_gain.parquet")
@@ -25,30 +24,9 @@ fn golden_path() -> PathBuf {
 
 /// The `ThresholdGainSelector.threshold` ctapipe used, from the golden's metadata.
 fn golden_threshold() -> f64 {
-    let file = std::fs::File::open(golden_path()).unwrap();
-    let reader = SerializedFileReader::new(file).unwrap();
-    let metadata = reader
-        .metadata()
-        .file_metadata()
-        .key_value_metadata()
-        .unwrap();
-    let entry = metadata
-        .iter()
-        .find(|kv| kv.key == "gain_selector_threshold")
-        .unwrap();
-    entry.value.as_deref().unwrap().parse().unwrap()
-}
-
-/// (obs_id, event_id, tel_id) of every row.
-fn keys(table: &Table) -> Vec<(i64, i64, i64)> {
-    let (obs, events, tels) = (
-        table.i64("obs_id"),
-        table.i64("event_id"),
-        table.i64("tel_id"),
-    );
-    (0..table.n_rows())
-        .map(|i| (obs[i], events[i], tels[i]))
-        .collect()
+    parquet_metadata(&golden_path())["gain_selector_threshold"]
+        .parse()
+        .unwrap()
 }
 
 #[test]
@@ -62,7 +40,11 @@ fn low_gain_selection_and_dl1_match_ctapipe() {
         golden.list_f64("image"),
         golden.list_f64("peak_time"),
     );
-    let golden_keys = keys(&golden);
+    let (obs, events, tels) = (
+        golden.i64("obs_id"),
+        golden.i64("event_id"),
+        golden.i64("tel_id"),
+    );
 
     // The golden must exercise the low gain on both camera types.
     let mut low_per_camera: BTreeMap<&str, usize> = BTreeMap::new();
@@ -97,18 +79,14 @@ fn low_gain_selection_and_dl1_match_ctapipe() {
             };
             run_pipeline(pipeline, &edits);
             let ours = Table::read(&output.path().join("dl1_images/part-00000.parquet"));
-            let our_rows: HashMap<_, _> = keys(&ours)
-                .into_iter()
-                .enumerate()
-                .map(|(i, key)| (key, i))
-                .collect();
+            let our_rows = rows_by_tel_event(&ours);
             let (our_gains, our_images, our_times) = (
                 ours.list_i64("selected_gain_channel"),
                 ours.list_f64("image"),
                 ours.list_f64("peak_time"),
             );
             for g in (0..golden.n_rows()).filter(|&g| files[g] == *stem) {
-                let key = golden_keys[g];
+                let key = (obs[g], events[g], tels[g]);
                 let o = *our_rows.get(&key).unwrap_or_else(|| {
                     panic!("{pipeline} {stem} {key:?}: no such telescope event from cascade")
                 });
@@ -116,16 +94,11 @@ fn low_gain_selection_and_dl1_match_ctapipe() {
                     gains[g], our_gains[o],
                     "{pipeline} {stem} {key:?}: selected_gain_channel"
                 );
-                for (column, expected, found) in [
-                    ("image", &images[g], &our_images[o]),
-                    ("peak_time", &times[g], &our_times[o]),
-                ] {
-                    assert_dl1_pixels_close(
-                        &format!("{pipeline} {stem} {key:?} {column}"),
-                        expected,
-                        found,
-                    );
-                }
+                assert_dl1_image_close(
+                    &format!("{pipeline} {stem} {key:?}"),
+                    (&images[g], &times[g]),
+                    (&our_images[o], &our_times[o]),
+                );
                 checked += 1;
             }
         }
