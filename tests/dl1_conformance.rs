@@ -16,7 +16,7 @@ use std::path::Path;
 
 use cascade_pipeline::Edits;
 use cascade_testdata::{STEMS, Table, simtel_path};
-use cascade_tests::{close, run_pipeline};
+use cascade_tests::{assert_dl1_image_close, close, rows_by_tel_event, run_pipeline};
 
 fn run_dl1(stem: &str, output: &Path) {
     run_dl1_with(stem, output, Vec::new());
@@ -91,18 +91,6 @@ fn every_image_cleaner_matches_ctapipe_s_cleaner_class() {
     }
 }
 
-/// Row index by (event_id, tel_id).
-fn rows(table: &Table) -> HashMap<(i64, i64), usize> {
-    let events = table.i64("event_id");
-    let tels = table.i64("tel_id");
-    events
-        .into_iter()
-        .zip(tels)
-        .enumerate()
-        .map(|(i, key)| (key, i))
-        .collect()
-}
-
 #[test]
 fn r0_to_dl1_matches_ctapipe_on_every_shared_file() {
     for stem in STEMS {
@@ -112,26 +100,30 @@ fn r0_to_dl1_matches_ctapipe_on_every_shared_file() {
         let reference = Table::reference(stem, "dl1");
         let images = Table::read(&output.path().join("dl1_images/part-00000.parquet"));
         let parameters = Table::read(&output.path().join("dl1_parameters/part-00000.parquet"));
-        let (ref_rows, image_rows, parameter_rows) =
-            (rows(&reference), rows(&images), rows(&parameters));
+        let (ref_rows, image_rows, parameter_rows) = (
+            rows_by_tel_event(&reference),
+            rows_by_tel_event(&images),
+            rows_by_tel_event(&parameters),
+        );
         let mut keys: Vec<_> = ref_rows.keys().copied().collect();
         keys.sort();
         let mut ours: Vec<_> = image_rows.keys().copied().collect();
         ours.sort();
         assert_eq!(keys, ours, "{stem}: telescope events differ");
 
-        for (column, abs) in [("image", 1e-3), ("peak_time", 1e-3)] {
-            let (expected, found) = (reference.list_f64(column), images.list_f64(column));
-            for key in &keys {
-                let (e, f) = (&expected[ref_rows[key]], &found[image_rows[key]]);
-                assert_eq!(e.len(), f.len());
-                for (pixel, (&e, &f)) in e.iter().zip(f).enumerate() {
-                    assert!(
-                        close(e, f, abs, 1e-4),
-                        "{stem} {key:?} {column}[{pixel}]: ctapipe {e}, cascade {f}"
-                    );
-                }
-            }
+        let (expected_images, found_images) =
+            (reference.list_f64("image"), images.list_f64("image"));
+        let (expected_times, found_times) = (
+            reference.list_f64("peak_time"),
+            images.list_f64("peak_time"),
+        );
+        for key in &keys {
+            let (r, i) = (ref_rows[key], image_rows[key]);
+            assert_dl1_image_close(
+                &format!("{stem} {key:?}"),
+                (&expected_images[r], &expected_times[r]),
+                (&found_images[i], &found_times[i]),
+            );
         }
         let (expected, found) = (
             reference.list_bool("image_mask"),
@@ -204,7 +196,7 @@ fn r1_written_by_its_own_stage_gives_the_same_dl1() {
 
     let images = |dir: &Path| Table::read(&dir.join("dl1_images/part-00000.parquet"));
     let (expected, found) = (images(direct.path()), images(via_r1.path()));
-    let (expected_rows, found_rows) = (rows(&expected), rows(&found));
+    let (expected_rows, found_rows) = (rows_by_tel_event(&expected), rows_by_tel_event(&found));
     let mut keys: Vec<_> = expected_rows.keys().copied().collect();
     keys.sort();
     assert!(keys.len() >= 5, "{} telescope events", keys.len());
@@ -236,7 +228,11 @@ fn r1_written_by_its_own_stage_gives_the_same_dl1() {
     assert_eq!(schema.fields(), cascade_schema::Level::R1.schema().fields());
     let r1 = Table::read(&r1_path);
     assert_eq!(r1.n_rows(), keys.len());
-    let (r1_rows, waveforms, n_samples) = (rows(&r1), r1.list_f64("waveform"), r1.i64("n_samples"));
+    let (r1_rows, waveforms, n_samples) = (
+        rows_by_tel_event(&r1),
+        r1.list_f64("waveform"),
+        r1.i64("n_samples"),
+    );
     for key in &keys {
         let r = r1_rows[key];
         let n_pixels = e[expected_rows[key]].len();
